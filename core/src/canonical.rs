@@ -1,0 +1,195 @@
+//! The request as the verifier sees it, and the one place that turns it into the signed string
+//! `candidate URL ++ name ++ value ++ …`, streamed into a sink (the HMAC, or a buffer for reports).
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::form::{self, Params, Span};
+use crate::url::{self, UrlPieces};
+use crate::Error;
+
+/// What follows the URL in a webhook request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payload<'a> {
+    /// The raw request body: `application/x-www-form-urlencoded`, or — when the URL carries
+    /// `bodySHA256` — an opaque (JSON) body checked against that hash. An empty body is a GET.
+    Body(&'a [u8]),
+    /// Form parameters already split and decoded by a web framework, in any order, duplicates allowed.
+    /// A URL with `bodySHA256` cannot be verified this way ([`Error::BodyRequired`]).
+    Params(&'a [(&'a str, &'a str)]),
+}
+
+/// One webhook request: the public URL Twilio requested, what it sent, and its signature headers.
+///
+/// ```
+/// use twilio_signature::Request;
+/// let request = Request::post("https://example.com/sms", b"From=%2B15551234567&Body=Hi")
+///     .signature("3Wk0D/4vCdYE/QJtOSVkGEzZ0gM=")
+///     .settings(None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// The full URL, exactly as Twilio requested it (scheme, host, port, path and query).
+    pub url: &'a [u8],
+    /// The body or the parsed parameters.
+    pub payload: Payload<'a>,
+    /// `X-Twilio-Signature`, or `None` when the header is absent.
+    pub signature: Option<&'a [u8]>,
+    /// `X-Twilio-Webhooks-Signature-Settings`, or `None` when the header is absent.
+    pub settings: Option<&'a [u8]>,
+}
+
+impl<'a> Request<'a> {
+    /// A POST with its raw body (form or JSON).
+    pub fn post(
+        url: &'a (impl AsRef<[u8]> + ?Sized),
+        body: &'a (impl AsRef<[u8]> + ?Sized),
+    ) -> Self {
+        Self {
+            url: url.as_ref(),
+            payload: Payload::Body(body.as_ref()),
+            signature: None,
+            settings: None,
+        }
+    }
+
+    /// A GET (or any request without a body): the signature covers the URL alone.
+    pub fn get(url: &'a (impl AsRef<[u8]> + ?Sized)) -> Self {
+        Self::post(url, b"")
+    }
+
+    /// A POST whose form parameters a framework has already parsed.
+    pub fn with_params(
+        url: &'a (impl AsRef<[u8]> + ?Sized),
+        params: &'a [(&'a str, &'a str)],
+    ) -> Self {
+        Self {
+            url: url.as_ref(),
+            payload: Payload::Params(params),
+            signature: None,
+            settings: None,
+        }
+    }
+
+    /// Sets the `X-Twilio-Signature` header value.
+    #[must_use]
+    pub fn signature(mut self, signature: &'a (impl AsRef<[u8]> + ?Sized)) -> Self {
+        self.signature = Some(signature.as_ref());
+        self
+    }
+
+    /// Sets (or clears) the `X-Twilio-Webhooks-Signature-Settings` header value.
+    #[must_use]
+    pub fn settings(mut self, settings: Option<&'a [u8]>) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Replaces the URL (diagnostics try variants of it).
+    #[must_use]
+    pub(crate) fn with_url(mut self, url: &'a [u8]) -> Self {
+        self.url = url;
+        self
+    }
+}
+
+/// What a signature covers once the request's body has been indexed.
+#[derive(Clone, Copy)]
+pub(crate) struct Signed<'a> {
+    pub(crate) params: Params<'a>,
+    /// For opaque bodies: the `bodySHA256` from the URL and the body it must match.
+    pub(crate) body_hash: Option<(&'a [u8], &'a [u8])>,
+}
+
+impl<'a> Signed<'a> {
+    /// Decides form vs opaque body and indexes the parameters into `scratch`.
+    pub(crate) fn new(request: &Request<'a>, scratch: &'a mut [Span]) -> Result<Self, Error> {
+        let body_hash = url::body_sha256_param(request.url);
+        match (request.payload, body_hash) {
+            (Payload::Body(body), Some(hash)) => {
+                if body.len() > form::MAX_BODY_LEN {
+                    return Err(Error::BodyTooLarge);
+                }
+                Ok(Self {
+                    params: Params::None,
+                    body_hash: Some((hash, body)),
+                })
+            }
+            (Payload::Body(body), None) => Ok(Self {
+                params: Params::Form {
+                    body,
+                    spans: form::index_form(body, scratch)?,
+                },
+                body_hash: None,
+            }),
+            (Payload::Params(_), Some(_)) => Err(Error::BodyRequired),
+            (Payload::Params(pairs), None) => Ok(Self {
+                params: Params::Pairs {
+                    pairs,
+                    spans: form::index_pairs(pairs, scratch)?,
+                },
+                body_hash: None,
+            }),
+        }
+    }
+
+    /// Streams `url ++ params` into `sink`.
+    pub(crate) fn feed(&self, url: &UrlPieces<'_>, sink: &mut impl FnMut(&[u8])) {
+        for piece in url.pieces() {
+            sink(piece);
+        }
+        self.params.feed(sink);
+    }
+
+    /// True when there is no body hash to check, or it matches (compared in constant time).
+    pub(crate) fn body_hash_matches(&self) -> bool {
+        self.body_hash.is_none_or(|(expected, body)| {
+            bool::from(BodyHash::of(body).as_bytes().ct_eq(expected))
+        })
+    }
+}
+
+/// The lower-case hex SHA-256 of a body, as Twilio puts it in `bodySHA256`.
+///
+/// ```
+/// let hash = twilio_signature::BodyHash::of(b"{}");
+/// assert_eq!(hash.as_str(), "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BodyHash([u8; 64]);
+
+impl BodyHash {
+    /// Hashes `body`.
+    pub fn of(body: &[u8]) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digest = Sha256::digest(body);
+        let mut hex = [0u8; 64];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(digest.iter()) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0x0f)];
+        }
+        Self(hex)
+    }
+
+    /// The 64 hex characters.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The 64 hex characters as bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl core::fmt::Debug for BodyHash {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("BodyHash").field(&self.as_str()).finish()
+    }
+}
+
+impl core::fmt::Display for BodyHash {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod canonical;
+mod error;
+mod explain;
+mod form;
+mod mac;
+mod settings;
+mod signature;
+mod url;
+mod validator;
+
+pub use canonical::{BodyHash, Payload, Request};
+pub use error::Error;
+pub use explain::{Diagnosis, Explanation, Mistake, MAX_EXPLAIN_URL_LEN};
+pub use form::Span;
+pub use mac::{hmac, macs_equal, Algorithm};
+pub use settings::SignatureSettings;
+pub use signature::Signature;
+pub use url::Candidate;
+pub use validator::{
+    explain, sign, verify, KeyIdTooLong, Secret, Validator, Verified, DEFAULT_MAX_PARAMS,
+    MAX_KEY_ID_LEN,
+};

@@ -1,0 +1,366 @@
+//! Secrets, the validator, and the verdict: request in → candidates × params → MAC → constant-time match.
+
+use core::fmt;
+
+use hmac::Hmac;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+use crate::canonical::{Request, Signed};
+use crate::explain::{explain_with_keys, Explanation};
+use crate::form::Span;
+use crate::mac::{keyed_sha1, keyed_sha256, macs_equal, Algorithm, MacState, Tag};
+use crate::settings::SignatureSettings;
+use crate::signature::{ReceivedSignature, Signature};
+use crate::url::{Candidate, Candidates};
+use crate::Error;
+
+/// How many form parameters the stack scratch buffer of [`Validator::verify`] holds (8 KiB).
+/// Real Twilio webhooks have well under 100; pass a larger buffer to
+/// [`Validator::verify_with_scratch`] to accept more.
+pub const DEFAULT_MAX_PARAMS: usize = 512;
+
+/// The longest key id a [`Secret`] can carry.
+pub const MAX_KEY_ID_LEN: usize = 64;
+
+/// A key id longer than [`MAX_KEY_ID_LEN`] bytes was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyIdTooLong;
+
+impl fmt::Display for KeyIdTooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a key id is at most {MAX_KEY_ID_LEN} bytes")
+    }
+}
+
+impl core::error::Error for KeyIdTooLong {}
+
+/// A secret (Auth Token or SharedKey secret), pre-keyed for both algorithms, with an optional key id.
+///
+/// The raw secret is not kept: only HMAC's keyed states. `Debug` shows the key id, never the secret.
+#[derive(Clone)]
+pub struct Secret {
+    key_id: [u8; MAX_KEY_ID_LEN],
+    key_id_len: Option<u8>,
+    sha1: Hmac<Sha1>,
+    sha256: Hmac<Sha256>,
+}
+
+impl Secret {
+    /// A secret without a key id: tried for every request (an Auth Token).
+    pub fn new(secret: &[u8]) -> Self {
+        Self {
+            key_id: [0; MAX_KEY_ID_LEN],
+            key_id_len: None,
+            sha1: keyed_sha1(secret),
+            sha256: keyed_sha256(secret),
+        }
+    }
+
+    /// A secret with a key id (a SharedKey): when a request's settings header names a key, only secrets
+    /// with that id (or with none) are tried.
+    pub fn with_key_id(key_id: &[u8], secret: &[u8]) -> Result<Self, KeyIdTooLong> {
+        let mut this = Self::new(secret);
+        this.key_id
+            .get_mut(..key_id.len())
+            .ok_or(KeyIdTooLong)?
+            .copy_from_slice(key_id);
+        this.key_id_len = Some(key_id.len() as u8);
+        Ok(this)
+    }
+
+    /// The key id, if any.
+    pub fn key_id(&self) -> Option<&[u8]> {
+        self.key_id_len.map(|len| &self.key_id[..usize::from(len)])
+    }
+
+    fn mac(&self, algorithm: Algorithm) -> MacState {
+        match algorithm {
+            Algorithm::HmacSha1 => MacState::Sha1(self.sha1.clone()),
+            Algorithm::HmacSha256 => MacState::Sha256(self.sha256.clone()),
+        }
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key_id = self
+            .key_id()
+            .map(|id| core::str::from_utf8(id).unwrap_or("<non-UTF-8>"));
+        f.debug_struct("Secret")
+            .field("key_id", &key_id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A secret as the engine uses it: pre-keyed, or raw for one-shot calls (keyed only for the algorithm
+/// the request names).
+#[derive(Clone, Copy)]
+pub(crate) enum Key<'a> {
+    Prepared(&'a Secret),
+    Raw(&'a [u8]),
+}
+
+impl<'a> Key<'a> {
+    pub(crate) fn mac(self, algorithm: Algorithm) -> MacState {
+        match self {
+            Self::Prepared(secret) => secret.mac(algorithm),
+            Self::Raw(secret) => MacState::new(algorithm, secret),
+        }
+    }
+
+    fn key_id(self) -> Option<&'a [u8]> {
+        match self {
+            Self::Prepared(secret) => secret.key_id(),
+            Self::Raw(_) => None,
+        }
+    }
+
+    /// Whether this key may be tried for a request naming `wanted` (or no key).
+    pub(crate) fn eligible(self, wanted: Option<&[u8]>) -> bool {
+        match (wanted, self.key_id()) {
+            (Some(wanted), Some(id)) => wanted == id,
+            _ => true,
+        }
+    }
+}
+
+/// A successful verification: which secret and URL candidate matched, and a replay key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Verified {
+    /// Index of the matching secret in the validator (0 for one-shot calls).
+    pub secret_index: usize,
+    /// Which form of the URL was signed.
+    pub candidate: Candidate,
+    /// The algorithm of the signature.
+    pub algorithm: Algorithm,
+    /// 32 bytes that identify this signed request: store them (with an expiry) to refuse a replay.
+    ///
+    /// A SHA-256 over the algorithm and the MAC, which is itself the keyed digest of the matched
+    /// canonical string: a retry of the same request has the same key, any other request a different
+    /// one. The unsigned `I-Twilio-Idempotency-Token` header plays no part, since an attacker can set it.
+    pub replay_key: [u8; 32],
+}
+
+impl fmt::Debug for Verified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("secret_index", &self.secret_index)
+            .field("candidate", &self.candidate)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+fn replay_key(algorithm: Algorithm, tag: &Tag) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(b"twilio-signature/replay-key/v1\0");
+    hash.update(algorithm.name().as_bytes());
+    hash.update([0]);
+    hash.update(tag.as_bytes());
+    hash.finalize().into()
+}
+
+/// The engine: tries every eligible key on every URL candidate, stopping at the first match.
+fn verify_with_keys<'k>(
+    keys: impl Iterator<Item = Key<'k>>,
+    request: &Request<'_>,
+    scratch: &mut [Span],
+) -> Result<Verified, Error> {
+    let settings = SignatureSettings::parse(request.settings)?;
+    let received = ReceivedSignature::parse(request.signature, settings.algorithm)?;
+    let signed = Signed::new(request, scratch)?;
+    let keys = keys
+        .enumerate()
+        .filter(|(_, key)| key.eligible(settings.key_id));
+    let (secret_index, candidate, tag) =
+        find_match(keys, settings.algorithm, &received, &signed, request.url)
+            .ok_or(Error::SignatureMismatch)?;
+    if !signed.body_hash_matches() {
+        return Err(Error::BodyHashMismatch);
+    }
+    Ok(Verified {
+        secret_index,
+        candidate,
+        algorithm: settings.algorithm,
+        replay_key: replay_key(settings.algorithm, &tag),
+    })
+}
+
+/// The first (key, URL candidate) whose MAC over the canonical string equals the received signature.
+pub(crate) fn find_match<'k>(
+    keys: impl Iterator<Item = (usize, Key<'k>)>,
+    algorithm: Algorithm,
+    received: &ReceivedSignature,
+    signed: &Signed<'_>,
+    url: &[u8],
+) -> Option<(usize, Candidate, Tag)> {
+    let candidates = Candidates::new(url);
+    for (secret_index, key) in keys {
+        for (candidate, url) in candidates.iter() {
+            let mut mac = key.mac(algorithm);
+            signed.feed(&url, &mut |bytes| mac.update(bytes));
+            let tag = mac.finalize();
+            if macs_equal(tag.as_bytes(), received.as_bytes()) {
+                return Some((secret_index, candidate, tag));
+            }
+        }
+    }
+    None
+}
+
+fn sign_with_key(
+    key: Key<'_>,
+    request: &Request<'_>,
+    scratch: &mut [Span],
+) -> Result<Signature, Error> {
+    let settings = SignatureSettings::parse(request.settings)?;
+    let signed = Signed::new(request, scratch)?;
+    if !signed.body_hash_matches() {
+        return Err(Error::BodyHashMismatch);
+    }
+    let mut mac = key.mac(settings.algorithm);
+    signed.feed(&crate::url::UrlPieces::whole(request.url), &mut |bytes| {
+        mac.update(bytes);
+    });
+    Ok(Signature::encode(&mac.finalize()))
+}
+
+/// Verifies a request against one raw secret, keying HMAC only for the algorithm the request names.
+///
+/// For many requests with the same secret, a [`Validator`] is faster: it keys HMAC once.
+///
+/// ```
+/// use twilio_signature::{verify, Request};
+/// let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+/// let body = "CallSid=CA1234567890ABCDE&Caller=%2B14158675309&Digits=1234&From=%2B14158675309&To=%2B18005551212";
+/// let request = Request::post(url, body).signature("RSOYDt4T1cUTdK1PDd93/VVr8B8=");
+/// assert!(verify(b"12345", &request).is_ok());
+/// ```
+pub fn verify(secret: &[u8], request: &Request<'_>) -> Result<Verified, Error> {
+    let mut scratch = [Span::EMPTY; DEFAULT_MAX_PARAMS];
+    verify_with_keys(core::iter::once(Key::Raw(secret)), request, &mut scratch)
+}
+
+/// Computes the signature Twilio would send for `request` (its own signature is ignored; its settings
+/// header chooses the algorithm). A URL with `bodySHA256` must match the body.
+///
+/// ```
+/// use twilio_signature::{sign, Request};
+/// let request = Request::post("https://example.com/sms", b"Body=Hi&From=%2B15551234567");
+/// let signature = sign(b"auth token", &request).unwrap();
+/// assert_eq!(signature.as_str().len(), 28);
+/// ```
+pub fn sign(secret: &[u8], request: &Request<'_>) -> Result<Signature, Error> {
+    let mut scratch = [Span::EMPTY; DEFAULT_MAX_PARAMS];
+    sign_with_key(Key::Raw(secret), request, &mut scratch)
+}
+
+/// [`Validator::explain`] for one raw secret.
+pub fn explain(secret: &[u8], request: &Request<'_>) -> Explanation {
+    explain_with_keys(
+        &core::iter::once(Key::Raw(secret)),
+        request,
+        verify(secret, request),
+    )
+}
+
+// A secret is ~400 bytes inline; that is the price of a heap-free validator.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+enum Secrets<'k> {
+    One(Secret),
+    Many(&'k [Secret]),
+}
+
+/// Verifies webhook requests against one or more pre-keyed secrets.
+///
+/// Several secrets serve key rotation (primary and secondary Auth Token), several subaccounts, or
+/// SharedKeys with ids. Cheap to clone for `One`, borrows for `Many`; `Send + Sync`.
+///
+/// ```
+/// use twilio_signature::{Request, Secret, Validator};
+/// let validator = Validator::new(Secret::new(b"12345"));
+/// let request = Request::get("https://mycompany.com/myapp.php?foo=1&bar=2")
+///     .signature("RSOYDt4T1cUTdK1PDd93/VVr8B8=");
+/// // A GET covers the URL alone, so this POST signature does not match it.
+/// assert!(validator.verify(&request).is_err());
+/// ```
+#[derive(Clone)]
+pub struct Validator<'k> {
+    secrets: Secrets<'k>,
+}
+
+impl fmt::Debug for Validator<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Validator")
+            .field("secrets", &self.secrets())
+            .finish()
+    }
+}
+
+impl Validator<'static> {
+    /// A validator for one secret.
+    pub fn new(secret: Secret) -> Self {
+        Self {
+            secrets: Secrets::One(secret),
+        }
+    }
+}
+
+impl<'k> Validator<'k> {
+    /// A validator for several secrets, tried in order. [`Verified::secret_index`] says which matched.
+    pub fn with_secrets(secrets: &'k [Secret]) -> Self {
+        Self {
+            secrets: Secrets::Many(secrets),
+        }
+    }
+
+    /// The secrets, in the order they are tried.
+    pub fn secrets(&self) -> &[Secret] {
+        match &self.secrets {
+            Secrets::One(secret) => core::slice::from_ref(secret),
+            Secrets::Many(secrets) => secrets,
+        }
+    }
+
+    fn keys(&self) -> impl Iterator<Item = Key<'_>> + Clone {
+        self.secrets().iter().map(Key::Prepared)
+    }
+
+    /// Verifies a request, with room for [`DEFAULT_MAX_PARAMS`] form parameters on the stack.
+    pub fn verify(&self, request: &Request<'_>) -> Result<Verified, Error> {
+        let mut scratch = [Span::EMPTY; DEFAULT_MAX_PARAMS];
+        self.verify_with_scratch(request, &mut scratch)
+    }
+
+    /// Verifies a request, sorting parameters in `scratch`: a form with more distinct-or-not parameters
+    /// than `scratch.len()` is refused with [`Error::TooManyParams`].
+    pub fn verify_with_scratch(
+        &self,
+        request: &Request<'_>,
+        scratch: &mut [Span],
+    ) -> Result<Verified, Error> {
+        verify_with_keys(self.keys(), request, scratch)
+    }
+
+    /// Verifies `request` and, if it fails, tries what users usually get wrong (see [`Mistake`]).
+    /// Diagnostic only: the verdict is exactly [`Validator::verify`]'s.
+    ///
+    /// [`Mistake`]: crate::Mistake
+    pub fn explain(&self, request: &Request<'_>) -> Explanation {
+        explain_with_keys(&self.keys(), request, self.verify(request))
+    }
+
+    /// Signs `request` with the first secret its settings header allows (see [`sign`]).
+    pub fn sign(&self, request: &Request<'_>) -> Result<Signature, Error> {
+        let mut scratch = [Span::EMPTY; DEFAULT_MAX_PARAMS];
+        let settings = SignatureSettings::parse(request.settings)?;
+        let key = self
+            .keys()
+            .find(|key| key.eligible(settings.key_id))
+            .ok_or(Error::NoEligibleSecret)?;
+        sign_with_key(key, request, &mut scratch)
+    }
+}
