@@ -1,3 +1,4 @@
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 //! Test support shared by the integration tests: the vector files, and a naive reference implementation.
 #![allow(dead_code)]
 
