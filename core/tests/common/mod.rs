@@ -2,6 +2,8 @@
 //! Test support shared by the integration tests: the vector files, and a naive reference implementation.
 #![allow(dead_code)]
 
+pub mod reference;
+
 use std::path::PathBuf;
 
 use serde_json::Value;

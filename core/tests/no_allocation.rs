@@ -1,0 +1,126 @@
+//! verify, sign and explain allocate nothing: a counting global allocator watches this thread while they run.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use twilio_signature::{explain, sign, verify, BodyHash, Request, Secret, Validator};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static WATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if WATCHING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if WATCHING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` and returns how many allocations this thread made meanwhile.
+fn allocations_during(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    WATCHING.with(|w| w.set(true));
+    f();
+    WATCHING.with(|w| w.set(false));
+    ALLOCATIONS.load(Ordering::SeqCst) - before
+}
+
+#[test]
+fn the_counter_sees_an_allocation() {
+    let n = allocations_during(|| drop(std::hint::black_box(vec![1u8; 16])));
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn verify_sign_and_explain_allocate_nothing() {
+    let form_url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+    let form = "Digits=1234&CallSid=CA1234567890ABCDE&To=%2B18005551212&Caller=%2B14158675309&From=%2B14158675309&Body=caf%C3%A9+%F0%9F%98%80";
+    let json = r#"{"property": "value", "boolField": true}"#;
+    let json_url = format!(
+        "https://example.com/hook?bodySHA256={}",
+        BodyHash::of(json.as_bytes())
+    );
+    let json_url = json_url.as_str();
+    let pairs = [
+        ("To", "+18005551212"),
+        ("Digits", "1234"),
+        ("To", "+18005551212"),
+    ];
+    let secrets = [
+        Secret::new(b"old"),
+        Secret::with_key_id(b"k2", b"12345").expect("short id"),
+    ];
+    let validator = Validator::with_secrets(&secrets);
+    let sha256 = Some(&b"key=k2,algorithm=HMAC_SHA256"[..]);
+
+    let n = allocations_during(|| {
+        let signed = validator
+            .sign(&Request::post(form_url, form))
+            .expect("sign");
+        assert!(verify(
+            b"old",
+            &Request::post(form_url, form).signature(signed.as_bytes())
+        )
+        .is_ok());
+        let json_sig =
+            sign(b"12345", &Request::post(json_url, json).settings(sha256)).expect("sign json");
+        assert!(validator
+            .verify(
+                &Request::post(json_url, json)
+                    .signature(json_sig.as_bytes())
+                    .settings(sha256)
+            )
+            .is_ok());
+        let pair_sig = sign(b"12345", &Request::with_params(form_url, &pairs)).expect("sign pairs");
+        assert!(validator
+            .verify(&Request::with_params(form_url, &pairs).signature(pair_sig.as_bytes()))
+            .is_ok());
+        // Failures and every diagnostic path.
+        let http = "http://mycompany.com/myapp.php?foo=1&bar=2";
+        let report = validator.explain(&Request::post(http, form).signature(signed.as_bytes()));
+        assert!(report.diagnosis.is_some());
+        let report = explain(
+            b"wrong",
+            &Request::post(form_url, form).signature(signed.as_bytes()),
+        );
+        assert!(report.diagnosis.is_none());
+        assert!(verify(
+            b"12345",
+            &Request::post(json_url, "{}")
+                .signature(json_sig.as_bytes())
+                .settings(sha256)
+        )
+        .is_err());
+        assert!(verify(
+            b"12345",
+            &Request::post(form_url, "a=%FF").signature(signed.as_bytes())
+        )
+        .is_err());
+    });
+    assert_eq!(n, 0, "allocations during verify/sign/explain");
+}
