@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::fmt::Write as _;
+
 use common::reference;
 use proptest::prelude::*;
 use twilio_signature::{sign, verify, Request, Secret, Span, Validator};
@@ -41,10 +43,14 @@ fn encode(s: &str, style: u8) -> String {
         match b {
             b' ' if style % 2 == 0 => out.push('+'),
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'~' | b'/' if style % 3 != 0 => {
-                out.push(b as char)
+                out.push(b as char);
             }
-            _ if style % 5 == 0 => out.push_str(&format!("%{b:02x}")),
-            _ => out.push_str(&format!("%{b:02X}")),
+            _ if style % 5 == 0 => {
+                let _ = write!(out, "%{b:02x}");
+            }
+            _ => {
+                let _ = write!(out, "%{b:02X}");
+            }
         }
     }
     out
@@ -210,16 +216,16 @@ fn every_single_byte_change_of_an_accepted_vector_is_refused_unless_equivalent()
                 String::from_utf8_lossy(body)
             );
             if ours {
-                equivalent += 1
+                equivalent += 1;
             } else {
-                refused += 1
+                refused += 1;
             }
         };
         each_single_byte_change(v.url.as_bytes(), |url| {
-            check(url, body, signature.as_bytes())
+            check(url, body, signature.as_bytes());
         });
         each_single_byte_change(body, |body| {
-            check(v.url.as_bytes(), body, signature.as_bytes())
+            check(v.url.as_bytes(), body, signature.as_bytes());
         });
         // The signature has no equivalents: every change is refused, by the reference and by us.
         each_single_byte_change(signature.as_bytes(), |sig| {

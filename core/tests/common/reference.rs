@@ -30,11 +30,14 @@ pub fn mac(sha256: bool, secret: &[u8], message: &[u8]) -> String {
 }
 
 pub fn sha256_hex(body: &[u8]) -> String {
+    use std::fmt::Write;
     ring::digest::digest(&ring::digest::SHA256, body)
         .as_ref()
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        .fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }
 
 /// The candidate URLs, in order, duplicates dropped.
