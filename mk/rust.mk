@@ -8,6 +8,7 @@ test-rust: lint-rust test-no-std
 lint-rust:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p twilio-signature --no-deps --quiet
 
 # A #![no_std] staticlib with no global allocator: linking fails if core pulls in std or alloc.
 test-no-std:
