@@ -1,0 +1,102 @@
+"""Flask: ``@validate_twilio_request`` guards a view with the webhook signature check.
+
+::
+
+    from twilio_signature.flask import validate_twilio_request
+
+    @app.post("/sms")
+    @validate_twilio_request                       # or @validate_twilio_request(base_url=...)
+    def sms():
+        ...
+
+The token comes from ``app.config["TWILIO_AUTH_TOKEN"]`` or the environment variable of that name.
+The raw body (``request.get_data()``) is verified, so form and JSON (``bodySHA256``) webhooks both
+work and ``request.form`` stays usable in the view. A request without ``X-Twilio-Signature`` gets
+400, one with a bad signature 403. On success ``flask.g.twilio_verified`` holds the
+:class:`~twilio_signature.Verified` result.
+
+The URL is the one the server saw, built from the raw request target, unless ``base_url`` is given or
+the request comes from a trusted proxy (``trusted_proxies=[...]`` or ``trust_proxy=True``), whose
+``X-Forwarded-Proto`` and ``X-Forwarded-Host`` then replace the scheme and host.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, overload
+from urllib.parse import quote
+
+from flask import abort, current_app, g, request
+
+from twilio_signature._compat import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER
+from twilio_signature._native import SignatureError
+from twilio_signature._web import TOKEN_SETTING, Guard, status_for
+
+__all__ = ["validate_twilio_request"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _raw_target() -> str:
+    environ = request.environ
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw:
+        return str(raw)
+    target = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/%;=:@!$&'()*+,~")
+    query = environ.get("QUERY_STRING", "")
+    return f"{target}?{query}" if query else target
+
+
+def _check(guard: Guard) -> None:
+    validator = guard.validator(current_app.config.get(TOKEN_SETTING))
+    url = guard.public_url(
+        scheme=request.scheme,
+        host=request.host,
+        target=_raw_target(),
+        prefix=request.script_root,
+        remote_addr=request.remote_addr,
+        header=request.headers.get,
+    )
+    try:
+        g.twilio_verified = validator.verify(
+            url,
+            request.get_data(cache=True),
+            request.headers.get(SIGNATURE_HEADER),
+            request.headers.get(SIGNATURE_SETTINGS_HEADER),
+        )
+    except SignatureError as error:
+        abort(status_for(error), description=str(error))
+
+
+@overload
+def validate_twilio_request(view: F, /) -> F: ...
+@overload
+def validate_twilio_request(
+    *,
+    token: str | None = None,
+    base_url: str | None = None,
+    trusted_proxies: Iterable[str] | None = None,
+    trust_proxy: bool = False,
+) -> Callable[[F], F]: ...
+def validate_twilio_request(
+    view: F | None = None,
+    /,
+    *,
+    token: str | None = None,
+    base_url: str | None = None,
+    trusted_proxies: Iterable[str] | None = None,
+    trust_proxy: bool = False,
+) -> F | Callable[[F], F]:
+    """Refuse requests to the view that Twilio did not sign (400 unsigned, 403 badly signed)."""
+    guard = Guard(token=token, base_url=base_url, trusted_proxies=trusted_proxies, trust_proxy=trust_proxy)
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            _check(guard)
+            return current_app.ensure_sync(view)(*args, **kwargs)
+
+        return guarded  # type: ignore[return-value]
+
+    return decorate(view) if view is not None else decorate

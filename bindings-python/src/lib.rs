@@ -1,0 +1,542 @@
+//! `twilio_signature._native`: the pyo3 layer over the core. Everything a Python user touches is
+//! re-exported (and documented) by the pure-Python package `twilio_signature`.
+//!
+//! This layer only converts: Python objects in (`str` or `bytes`), the core's verdict out, and the
+//! core's [`Error`] mapped to a Python exception class in exactly one place ([`to_py_err`]).
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use twilio_signature::{Candidate, Error, Request, Secret, Span, Verified};
+
+create_exception!(
+    twilio_signature,
+    SignatureError,
+    PyValueError,
+    "A webhook request failed verification. Subclasses say why; every one is also a ValueError."
+);
+create_exception!(
+    twilio_signature,
+    MalformedRequestError,
+    SignatureError,
+    "The request (or the call) is not something a correct signature could ever cover."
+);
+create_exception!(
+    twilio_signature,
+    SignatureMismatchError,
+    SignatureError,
+    "The request is well formed but was not signed by any of the validator's secrets."
+);
+create_exception!(
+    twilio_signature,
+    BodyHashMismatchError,
+    SignatureMismatchError,
+    "The URL's bodySHA256 is not the SHA-256 of the body: the body was altered."
+);
+create_exception!(
+    twilio_signature,
+    MissingSignatureError,
+    MalformedRequestError,
+    "The X-Twilio-Signature header is absent."
+);
+create_exception!(
+    twilio_signature,
+    MalformedSignatureError,
+    MalformedRequestError,
+    "The signature is not 28 (HMAC-SHA1) or 44 (HMAC-SHA256) characters of canonical base64."
+);
+create_exception!(
+    twilio_signature,
+    MalformedSettingsError,
+    MalformedRequestError,
+    "The X-Twilio-Webhooks-Signature-Settings header is not a list of name=value pairs."
+);
+create_exception!(
+    twilio_signature,
+    UnsupportedAlgorithmError,
+    MalformedRequestError,
+    "The settings header names an algorithm other than HMAC_SHA1 and HMAC_SHA256."
+);
+create_exception!(
+    twilio_signature,
+    MalformedBodyError,
+    MalformedRequestError,
+    "A form body whose decoded names or values are not UTF-8."
+);
+create_exception!(
+    twilio_signature,
+    BodyTooLargeError,
+    MalformedRequestError,
+    "The body is larger than the core can index (2 GiB)."
+);
+create_exception!(
+    twilio_signature,
+    TooManyParamsError,
+    MalformedRequestError,
+    "The form has more parameters than the validator's max_params."
+);
+create_exception!(
+    twilio_signature,
+    BodyRequiredError,
+    MalformedRequestError,
+    "The URL carries bodySHA256 but parsed params were given instead of the raw body."
+);
+create_exception!(
+    twilio_signature,
+    NoEligibleSecretError,
+    MalformedRequestError,
+    "Signing: no secret has the key id that the settings header names."
+);
+
+/// The one mapping from the core's error to a Python exception.
+fn to_py_err(error: Error) -> PyErr {
+    let message = error.message();
+    match error {
+        Error::MissingSignature => MissingSignatureError::new_err(message),
+        Error::MalformedSignature => MalformedSignatureError::new_err(message),
+        Error::MalformedSettings => MalformedSettingsError::new_err(message),
+        Error::UnsupportedAlgorithm => UnsupportedAlgorithmError::new_err(message),
+        Error::MalformedBody => MalformedBodyError::new_err(message),
+        Error::BodyTooLarge => BodyTooLargeError::new_err(message),
+        Error::TooManyParams => TooManyParamsError::new_err(message),
+        Error::BodyRequired => BodyRequiredError::new_err(message),
+        Error::NoEligibleSecret => NoEligibleSecretError::new_err(message),
+        Error::SignatureMismatch => SignatureMismatchError::new_err(message),
+        Error::BodyHashMismatch => BodyHashMismatchError::new_err(message),
+        // The core's enum is non-exhaustive: a new variant still lands in the right group.
+        _ if error.is_mismatch() => SignatureMismatchError::new_err(message),
+        _ => MalformedRequestError::new_err(message),
+    }
+}
+
+/// Bodies at least this long are verified with the GIL released: below it, releasing costs more than
+/// the HMAC it would let run in parallel.
+const DETACH_THRESHOLD: usize = 16 * 1024;
+
+/// Parameters handled with a stack scratch buffer; more go to a heap buffer bounded by `max_params`.
+const STACK_PARAMS: usize = 64;
+
+/// `str` (UTF-8) or `bytes`, borrowed from the Python object; anything else is a `TypeError`.
+fn text_or_bytes<'a>(value: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a [u8]> {
+    if let Ok(bytes) = value.cast::<PyBytes>() {
+        return Ok(bytes.as_bytes());
+    }
+    if let Ok(text) = value.cast::<PyString>() {
+        return Ok(text.to_str()?.as_bytes());
+    }
+    Err(PyTypeError::new_err(format!(
+        "{what} must be str or bytes, not {}",
+        type_name(value)
+    )))
+}
+
+fn optional_text_or_bytes<'a>(
+    value: Option<&'a Bound<'_, PyAny>>,
+    what: &str,
+) -> PyResult<Option<&'a [u8]>> {
+    value.map(|value| text_or_bytes(value, what)).transpose()
+}
+
+/// A request with a raw body, and that body, from the arguments of `verify`, `is_valid` and `explain`.
+fn body_request<'a>(
+    url: &'a Bound<'_, PyAny>,
+    body: &'a Bound<'_, PyAny>,
+    signature: Option<&'a Bound<'_, PyAny>>,
+    settings: Option<&'a Bound<'_, PyAny>>,
+) -> PyResult<(Request<'a>, &'a [u8])> {
+    let body = text_or_bytes(body, "body")?;
+    let request = Request::post(text_or_bytes(url, "url")?, body)
+        .settings(optional_text_or_bytes(settings, "signature_settings")?);
+    let request = match optional_text_or_bytes(signature, "signature")? {
+        Some(signature) => request.signature(signature),
+        None => request,
+    };
+    Ok((request, body))
+}
+
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map_or_else(|_| "an unknown type".to_owned(), |name| name.to_string())
+}
+
+/// `[(name, value), ...]` of `str`: the pre-split form parameters a framework hands over.
+fn param_pairs(params: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    if params.is_instance_of::<PyString>() || params.is_instance_of::<PyBytes>() {
+        return Err(PyTypeError::new_err(
+            "params must be a sequence of (name, value) pairs of str; pass a raw body to verify() instead",
+        ));
+    }
+    let mut pairs = Vec::new();
+    for item in params.try_iter()? {
+        let item = item?;
+        let pair = item.cast::<PyTuple>().ok().filter(|t| t.len() == 2);
+        let Some(pair) = pair else {
+            return Err(PyTypeError::new_err(format!(
+                "params must hold (name, value) tuples, not {}",
+                type_name(&item)
+            )));
+        };
+        let name = pair.get_item(0)?;
+        let value = pair.get_item(1)?;
+        let (Ok(name), Ok(value)) = (name.cast::<PyString>(), value.cast::<PyString>()) else {
+            return Err(PyTypeError::new_err("param names and values must be str"));
+        };
+        pairs.push((name.to_str()?.to_owned(), value.to_str()?.to_owned()));
+    }
+    Ok(pairs)
+}
+
+fn candidate_name(candidate: Candidate) -> &'static str {
+    match candidate {
+        Candidate::AsGiven => "as_given",
+        Candidate::PortToggled => "port_toggled",
+        Candidate::WithoutUserinfo => "without_userinfo",
+        Candidate::WithoutUserinfoPortToggled => "without_userinfo_port_toggled",
+    }
+}
+
+/// A verified request: which secret and which form of the URL matched, and a replay key.
+#[pyclass(frozen, module = "twilio_signature._native", name = "Verified")]
+struct PyVerified {
+    /// Index of the matching secret, in the order given to the validator.
+    #[pyo3(get)]
+    secret_index: usize,
+    /// The key id of the matching secret (for `{key_id: secret}` validators), else None.
+    #[pyo3(get)]
+    key_id: Option<String>,
+    /// "as_given", "port_toggled", "without_userinfo" or "without_userinfo_port_toggled".
+    #[pyo3(get)]
+    candidate: &'static str,
+    /// "HMAC_SHA1" or "HMAC_SHA256".
+    #[pyo3(get)]
+    algorithm: &'static str,
+    replay: [u8; 32],
+}
+
+#[pymethods]
+impl PyVerified {
+    /// 32 bytes identifying this signed request: store them with an expiry to refuse a replay.
+    #[getter]
+    fn replay_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.replay)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Verified(secret_index={}, key_id={:?}, candidate='{}', algorithm='{}')",
+            self.secret_index, self.key_id, self.candidate, self.algorithm
+        )
+    }
+}
+
+/// Verifies Twilio webhook requests against one or more secrets. Immutable and thread-safe.
+#[pyclass(frozen, module = "twilio_signature._native", name = "Validator")]
+struct PyValidator {
+    secrets: Box<[Secret]>,
+    key_ids: Box<[Option<String>]>,
+    max_params: usize,
+}
+
+fn secret_from(value: &Bound<'_, PyAny>, key_id: Option<&str>) -> PyResult<Secret> {
+    let secret = text_or_bytes(value, "a secret")?;
+    if secret.is_empty() {
+        return Err(PyValueError::new_err("a secret must not be empty"));
+    }
+    match key_id {
+        None => Ok(Secret::new(secret)),
+        Some(id) => Secret::with_key_id(id.as_bytes(), secret)
+            .map_err(|e| PyValueError::new_err(e.to_string())),
+    }
+}
+
+impl PyValidator {
+    fn core(&self) -> twilio_signature::Validator<'_> {
+        twilio_signature::Validator::with_secrets(&self.secrets)
+    }
+
+    fn verified(&self, verified: Verified) -> PyVerified {
+        PyVerified {
+            secret_index: verified.secret_index,
+            key_id: self.key_ids.get(verified.secret_index).cloned().flatten(),
+            candidate: candidate_name(verified.candidate),
+            algorithm: verified.algorithm.name(),
+            replay: verified.replay_key,
+        }
+    }
+
+    /// Runs the core on a raw body, with the GIL released for large bodies, and a scratch buffer
+    /// no larger than the body can need (and never larger than `max_params`).
+    fn verify_body(
+        &self,
+        py: Python<'_>,
+        request: &Request<'_>,
+        body: &[u8],
+    ) -> Result<Verified, Error> {
+        // A form has at most one parameter per `&`-separated segment (a dependency-free count is fast
+        // enough next to the HMAC).
+        #[allow(clippy::naive_bytecount)]
+        let needed = body.iter().filter(|&&b| b == b'&').count() + 1;
+        let run = |scratch: &mut [Span]| self.core().verify_with_scratch(request, scratch);
+        let len = needed.min(self.max_params);
+        let go = || {
+            if len <= STACK_PARAMS {
+                run(&mut [Span::EMPTY; STACK_PARAMS][..len])
+            } else {
+                run(&mut vec![Span::EMPTY; len])
+            }
+        };
+        if body.len() >= DETACH_THRESHOLD {
+            py.detach(go)
+        } else {
+            go()
+        }
+    }
+
+    fn verify_pairs(&self, request: &Request<'_>, count: usize) -> Result<Verified, Error> {
+        let len = count.min(self.max_params);
+        let run = |scratch: &mut [Span]| self.core().verify_with_scratch(request, scratch);
+        if len <= STACK_PARAMS {
+            run(&mut [Span::EMPTY; STACK_PARAMS][..len])
+        } else {
+            run(&mut vec![Span::EMPTY; len])
+        }
+    }
+}
+
+#[pymethods]
+impl PyValidator {
+    #[new]
+    #[pyo3(signature = (secrets, *, max_params = 10_000))]
+    fn new(secrets: &Bound<'_, PyAny>, max_params: usize) -> PyResult<Self> {
+        if max_params == 0 {
+            return Err(PyValueError::new_err("max_params must be at least 1"));
+        }
+        let mut keys = Vec::new();
+        let mut ids = Vec::new();
+        if secrets.is_instance_of::<PyString>() || secrets.is_instance_of::<PyBytes>() {
+            keys.push(secret_from(secrets, None)?);
+            ids.push(None);
+        } else if let Ok(dict) = secrets.cast::<PyDict>() {
+            for (id, secret) in dict.iter() {
+                let Ok(id) = id.cast::<PyString>() else {
+                    return Err(PyTypeError::new_err(format!(
+                        "key ids must be str, not {}",
+                        type_name(&id)
+                    )));
+                };
+                let id = id.to_str()?;
+                keys.push(secret_from(&secret, Some(id))?);
+                ids.push(Some(id.to_owned()));
+            }
+        } else if secrets.is_instance_of::<PyList>() || secrets.is_instance_of::<PyTuple>() {
+            for secret in secrets.try_iter()? {
+                keys.push(secret_from(&secret?, None)?);
+                ids.push(None);
+            }
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "secrets must be a str or bytes secret, a list of them, or a dict {{key_id: secret}}, not {}",
+                type_name(secrets)
+            )));
+        }
+        if keys.is_empty() {
+            return Err(PyValueError::new_err("at least one secret is required"));
+        }
+        Ok(Self {
+            secrets: keys.into_boxed_slice(),
+            key_ids: ids.into_boxed_slice(),
+            max_params,
+        })
+    }
+
+    /// The largest number of form parameters a request may have.
+    #[getter]
+    fn max_params(&self) -> usize {
+        self.max_params
+    }
+
+    /// The key ids, one per secret (None for secrets without one). Never the secrets.
+    #[getter]
+    fn key_ids(&self) -> Vec<Option<String>> {
+        self.key_ids.to_vec()
+    }
+
+    #[pyo3(signature = (url, body, signature, signature_settings = None))]
+    fn verify(
+        &self,
+        py: Python<'_>,
+        url: &Bound<'_, PyAny>,
+        body: &Bound<'_, PyAny>,
+        signature: Option<&Bound<'_, PyAny>>,
+        signature_settings: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyVerified> {
+        let (request, body) = body_request(url, body, signature, signature_settings)?;
+        self.verify_body(py, &request, body)
+            .map(|v| self.verified(v))
+            .map_err(to_py_err)
+    }
+
+    #[pyo3(signature = (url, body, signature, signature_settings = None))]
+    fn is_valid(
+        &self,
+        py: Python<'_>,
+        url: &Bound<'_, PyAny>,
+        body: &Bound<'_, PyAny>,
+        signature: Option<&Bound<'_, PyAny>>,
+        signature_settings: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let (request, body) = body_request(url, body, signature, signature_settings)?;
+        Ok(self.verify_body(py, &request, body).is_ok())
+    }
+
+    #[pyo3(signature = (url, params, signature, signature_settings = None))]
+    fn verify_params(
+        &self,
+        url: &Bound<'_, PyAny>,
+        params: &Bound<'_, PyAny>,
+        signature: Option<&Bound<'_, PyAny>>,
+        signature_settings: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyVerified> {
+        let url = text_or_bytes(url, "url")?;
+        let owned = param_pairs(params)?;
+        let pairs: Vec<(&str, &str)> = owned
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let request = Request {
+            url,
+            payload: twilio_signature::Payload::Params(&pairs),
+            signature: optional_text_or_bytes(signature, "signature")?,
+            settings: optional_text_or_bytes(signature_settings, "signature_settings")?,
+        };
+        self.verify_pairs(&request, pairs.len())
+            .map(|v| self.verified(v))
+            .map_err(to_py_err)
+    }
+
+    #[pyo3(signature = (url, body, signature_settings = None))]
+    fn sign(
+        &self,
+        url: &Bound<'_, PyAny>,
+        body: &Bound<'_, PyAny>,
+        signature_settings: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let url = text_or_bytes(url, "url")?;
+        let body = text_or_bytes(body, "body")?;
+        let request = Request::post(url, body).settings(optional_text_or_bytes(
+            signature_settings,
+            "signature_settings",
+        )?);
+        self.core()
+            .sign(&request)
+            .map(|s| s.as_str().to_owned())
+            .map_err(to_py_err)
+    }
+
+    #[pyo3(signature = (url, params, signature_settings = None))]
+    fn sign_params(
+        &self,
+        url: &Bound<'_, PyAny>,
+        params: &Bound<'_, PyAny>,
+        signature_settings: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let url = text_or_bytes(url, "url")?;
+        let owned = param_pairs(params)?;
+        let pairs: Vec<(&str, &str)> = owned
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let request = Request::with_params(url, &pairs).settings(optional_text_or_bytes(
+            signature_settings,
+            "signature_settings",
+        )?);
+        self.core()
+            .sign(&request)
+            .map(|s| s.as_str().to_owned())
+            .map_err(to_py_err)
+    }
+
+    #[pyo3(signature = (url, body, signature, signature_settings = None))]
+    fn explain(
+        &self,
+        py: Python<'_>,
+        url: &Bound<'_, PyAny>,
+        body: &Bound<'_, PyAny>,
+        signature: Option<&Bound<'_, PyAny>>,
+        signature_settings: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let (request, body) = body_request(url, body, signature, signature_settings)?;
+        let go = || self.core().explain(&request).to_string();
+        Ok(if body.len() >= DETACH_THRESHOLD {
+            py.detach(go)
+        } else {
+            go()
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Validator(secrets={}, key_ids={:?}, max_params={})",
+            self.secrets.len(),
+            self.key_ids,
+            self.max_params
+        )
+    }
+}
+
+/// The lower-case hex SHA-256 of a body, as Twilio puts it in `bodySHA256`.
+#[pyfunction]
+fn body_sha256(body: &Bound<'_, PyAny>) -> PyResult<String> {
+    let body = text_or_bytes(body, "body")?;
+    Ok(twilio_signature::BodyHash::of(body).as_str().to_owned())
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<PyValidator>()?;
+    m.add_class::<PyVerified>()?;
+    m.add_function(wrap_pyfunction!(body_sha256, m)?)?;
+    m.add("SignatureError", py.get_type::<SignatureError>())?;
+    m.add(
+        "MalformedRequestError",
+        py.get_type::<MalformedRequestError>(),
+    )?;
+    m.add(
+        "SignatureMismatchError",
+        py.get_type::<SignatureMismatchError>(),
+    )?;
+    m.add(
+        "BodyHashMismatchError",
+        py.get_type::<BodyHashMismatchError>(),
+    )?;
+    m.add(
+        "MissingSignatureError",
+        py.get_type::<MissingSignatureError>(),
+    )?;
+    m.add(
+        "MalformedSignatureError",
+        py.get_type::<MalformedSignatureError>(),
+    )?;
+    m.add(
+        "MalformedSettingsError",
+        py.get_type::<MalformedSettingsError>(),
+    )?;
+    m.add(
+        "UnsupportedAlgorithmError",
+        py.get_type::<UnsupportedAlgorithmError>(),
+    )?;
+    m.add("MalformedBodyError", py.get_type::<MalformedBodyError>())?;
+    m.add("BodyTooLargeError", py.get_type::<BodyTooLargeError>())?;
+    m.add("TooManyParamsError", py.get_type::<TooManyParamsError>())?;
+    m.add("BodyRequiredError", py.get_type::<BodyRequiredError>())?;
+    m.add(
+        "NoEligibleSecretError",
+        py.get_type::<NoEligibleSecretError>(),
+    )?;
+    m.add("DEFAULT_MAX_PARAMS", 10_000)?;
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! Where the secrets come from: `TWILIO_AUTH_TOKEN` or `--token-file`, never the command line.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use twilio_signature::Secret;
+
+use crate::Failure;
+
+/// The environment variable holding the Auth Token (or SharedKey secret).
+pub const TOKEN_ENV: &str = "TWILIO_AUTH_TOKEN";
+
+/// One secret and where it came from (shown in reports; the secret itself never is).
+pub struct Loaded {
+    pub origin: String,
+    bytes: Vec<u8>,
+}
+
+impl Loaded {
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loaded")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `--token-file` files in order when any is given, else `TWILIO_AUTH_TOKEN`.
+pub fn load(token_files: &[PathBuf]) -> Result<Vec<Loaded>, Failure> {
+    if token_files.is_empty() {
+        let value = std::env::var_os(TOKEN_ENV).ok_or_else(|| {
+            Failure::usage(format!(
+                "no secret: set {TOKEN_ENV} or pass --token-file FILE (a file holding the Auth Token)"
+            ))
+        })?;
+        let bytes = value.into_encoded_bytes();
+        if bytes.is_empty() {
+            return Err(Failure::usage(format!("{TOKEN_ENV} is set but empty")));
+        }
+        return Ok(vec![Loaded {
+            origin: TOKEN_ENV.to_owned(),
+            bytes,
+        }]);
+    }
+    token_files
+        .iter()
+        .map(|path| read_token_file(path))
+        .collect()
+}
+
+fn read_token_file(path: &Path) -> Result<Loaded, Failure> {
+    let mut bytes = std::fs::read(path)
+        .map_err(|e| Failure::usage(format!("cannot read token file {}: {e}", path.display())))?;
+    // Files written by editors and `echo` end with a newline that is not part of the token.
+    while bytes.last().is_some_and(u8::is_ascii_whitespace) {
+        bytes.pop();
+    }
+    if bytes.is_empty() {
+        return Err(Failure::usage(format!(
+            "token file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(Loaded {
+        origin: format!("--token-file {}", path.display()),
+        bytes,
+    })
+}
+
+/// Pre-keyed secrets for a validator, each with `key_id` when one is given.
+pub fn prepare(loaded: &[Loaded], key_id: Option<&str>) -> Result<Vec<Secret>, Failure> {
+    loaded
+        .iter()
+        .map(|secret| match key_id {
+            None => Ok(Secret::new(secret.bytes())),
+            Some(id) => Secret::with_key_id(id.as_bytes(), secret.bytes())
+                .map_err(|e| Failure::usage(format!("--key-id: {e}"))),
+        })
+        .collect()
+}

@@ -1,0 +1,176 @@
+//! `explain` names the cause of each common mistake, and the fix.
+
+// Helpers outside `#[test]` functions unwrap too: a test that cannot read its inputs should fail loudly.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{path_str, temp_file, twsig, Run, Token};
+use twilio_signature::{sign, BodyHash, Request};
+
+const TOKEN: &str = "explain-test-token";
+const PUBLIC: &str = "https://example.com/sms";
+const FORM: &[u8] = b"Body=Hello&From=%2B15551234567&MessageSid=SM123&To=%2B15005550006";
+
+/// The signature Twilio sends for `url` + `body` with `settings`.
+fn twilio_signs(url: &str, body: &[u8], settings: Option<&str>) -> String {
+    let request = Request::post(url, body).settings(settings.map(str::as_bytes));
+    sign(TOKEN.as_bytes(), &request)
+        .unwrap()
+        .as_str()
+        .to_owned()
+}
+
+fn explain(url: &str, signature: &str, body_args: &[&str], stdin: &[u8], token: &str) -> Run {
+    let args = [
+        &["explain", "--url", url, "--signature", signature][..],
+        body_args,
+    ]
+    .concat();
+    twsig(&args, Token::Env(token), stdin)
+}
+
+fn assert_explains(run: &Run, cause: &str, fix: &str) {
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.starts_with("invalid: "), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(cause),
+        "want {cause:?} in:\n{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains(fix), "want {fix:?} in:\n{}", run.stdout);
+}
+
+#[test]
+fn http_vs_https_behind_a_proxy() {
+    let signature = twilio_signs(PUBLIC, FORM, None);
+    let run = explain("http://example.com/sms", &signature, &[], FORM, TOKEN);
+    assert_explains(
+        &run,
+        "other scheme (http vs https)",
+        "fix: build the URL from the public scheme",
+    );
+}
+
+#[test]
+fn http_and_the_app_port_behind_a_proxy() {
+    let signature = twilio_signs(PUBLIC, FORM, None);
+    let run = explain("http://example.com:5000/sms", &signature, &[], FORM, TOKEN);
+    assert_explains(&run, "other scheme (http vs https)", "X-Forwarded-Proto");
+    assert!(run.stdout.contains("port toggled"), "{}", run.stdout);
+}
+
+#[test]
+fn a_port_alone_is_accepted_and_reported() {
+    let signature = twilio_signs(PUBLIC, FORM, None);
+    let run = explain("https://example.com:8443/sms", &signature, &[], FORM, TOKEN);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("valid: HMAC_SHA1 signature by secret #0 over the URL with its port toggled"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn trailing_slash() {
+    let signature = twilio_signs(PUBLIC, FORM, None);
+    let run = explain("https://example.com/sms/", &signature, &[], FORM, TOKEN);
+    assert_explains(&run, "different trailing slash", "slash included or not");
+}
+
+#[test]
+fn extra_query_string() {
+    let signature = twilio_signs(PUBLIC, FORM, None);
+    let run = explain(
+        "https://example.com/sms?source=app",
+        &signature,
+        &[],
+        FORM,
+        TOKEN,
+    );
+    assert_explains(
+        &run,
+        "without the query string",
+        "do not append a query string",
+    );
+}
+
+#[test]
+fn json_webhook_whose_url_lost_its_body_sha256() {
+    let json = br#"{"type":"com.twilio.messaging.inbound-message.received"}"#;
+    let signed_url = format!("{PUBLIC}?bodySHA256={}", BodyHash::of(json));
+    let signature = twilio_signs(&signed_url, json, None);
+    let file = temp_file(json);
+    let run = explain(
+        PUBLIC,
+        &signature,
+        &["--json-file", path_str(&file)],
+        b"",
+        TOKEN,
+    );
+    assert_explains(
+        &run,
+        "lost its bodySHA256",
+        "query string included, and the raw body",
+    );
+}
+
+#[test]
+fn json_body_re_serialised() {
+    let json = br#"{"a": 1, "b": [true]}"#;
+    let signed_url = format!("{PUBLIC}?bodySHA256={}", BodyHash::of(json));
+    let signature = twilio_signs(&signed_url, json, None);
+    let file = temp_file(br#"{"a":1,"b":[true]}"#);
+    let run = explain(
+        &signed_url,
+        &signature,
+        &["--json-file", path_str(&file)],
+        b"",
+        TOKEN,
+    );
+    assert_explains(
+        &run,
+        "body does not match its bodySHA256",
+        "raw request body bytes",
+    );
+}
+
+#[test]
+fn signature_over_the_url_alone_checked_with_a_form_body() {
+    let signature = twilio_signs(PUBLIC, b"", None);
+    let run = explain(PUBLIC, &signature, &[], FORM, TOKEN);
+    assert_explains(&run, "covers the URL alone", "fix:");
+}
+
+#[test]
+fn hmac_sha256_without_the_settings_header() {
+    let settings = "key=KS0123,algorithm=HMAC_SHA256";
+    let signature = twilio_signs(PUBLIC, FORM, Some(settings));
+    assert_eq!(signature.len(), 44);
+    let run = explain(PUBLIC, &signature, &[], FORM, TOKEN);
+    assert_explains(
+        &run,
+        "X-Twilio-Webhooks-Signature-Settings header was not passed",
+        "pass the X-Twilio-Webhooks-Signature-Settings header exactly as received",
+    );
+    // With the header it is valid.
+    let run = explain(
+        PUBLIC,
+        &signature,
+        &["--signature-settings", settings],
+        FORM,
+        TOKEN,
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.contains("valid: HMAC_SHA256"), "{}", run.stdout);
+}
+
+#[test]
+fn wrong_token() {
+    let signature = twilio_signs(PUBLIC, FORM, None);
+    let run = explain(PUBLIC, &signature, &[], FORM, "another-accounts-token");
+    assert_explains(&run, "no common mistake explains it", "Auth Token");
+    assert!(!run.stdout.contains("another-accounts-token"));
+}

@@ -1,0 +1,265 @@
+//! `send` against a real HTTP server on loopback that checks the signature with the core.
+
+// Helpers outside `#[test]` functions unwrap too: a test that cannot read its inputs should fail loudly.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::thread::JoinHandle;
+
+use common::{twsig, Run, Token};
+use twilio_signature::{verify, Request};
+
+const TOKEN: &str = "send-test-token";
+
+/// What the server received and decided.
+#[derive(Debug)]
+struct Seen {
+    target: String,
+    headers: Vec<(String, String)>,
+    body: String,
+    verdict: Result<(), twilio_signature::Error>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A one-request server: verifies against `public_url` (or the URL it was reached at) and answers
+/// 200 with TwiML, or 403.
+fn serve_once(public_url: Option<&str>) -> (u16, JoinHandle<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let public_url = public_url.map(str::to_owned);
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let target = line.split(' ').nth(1).unwrap().to_owned();
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').unwrap();
+            headers.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap();
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let url = public_url.map_or_else(
+            || format!("http://127.0.0.1:{port}{target}"),
+            |base| format!("{base}{}", target.find('?').map_or("", |i| &target[i..])),
+        );
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_bytes())
+        };
+        let request = Request::post(&url, &body);
+        let request = match get("X-Twilio-Signature") {
+            Some(signature) => request.signature(signature),
+            None => request,
+        }
+        .settings(get("X-Twilio-Webhooks-Signature-Settings"));
+        let verdict = verify(TOKEN.as_bytes(), &request).map(|_| ());
+        let answer = match verdict {
+            Ok(()) => "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 22\r\n\r\n<Response></Response>\n".to_owned(),
+            Err(e) => format!(
+                "HTTP/1.1 403 Forbidden\r\nContent-Length: {}\r\n\r\n{}",
+                e.message().len(),
+                e.message()
+            ),
+        };
+        let mut stream = reader.into_inner();
+        stream.write_all(answer.as_bytes()).unwrap();
+        Seen {
+            target,
+            headers,
+            body: String::from_utf8(body).unwrap(),
+            verdict,
+        }
+    });
+    (port, handle)
+}
+
+fn send(port: u16, path: &str, extra: &[&str], token: &str) -> Run {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    twsig(
+        &[&["send", "--url", &url][..], extra].concat(),
+        Token::Env(token),
+        b"",
+    )
+}
+
+#[test]
+fn a_signed_sms_webhook_is_accepted() {
+    let (port, server) = serve_once(None);
+    let run = send(port, "/sms", &[], TOKEN);
+    let seen = server.join().unwrap();
+    assert_eq!(seen.verdict, Ok(()));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .starts_with("HTTP/1.1 200 OK\n<Response></Response>"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(seen.target, "/sms");
+    assert_eq!(
+        seen.header("Content-Type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    for field in [
+        "MessageSid=SM",
+        "AccountSid=AC",
+        "From=%2B1",
+        "To=%2B1",
+        "Body=Hello+from+twsig",
+        "NumMedia=0",
+    ] {
+        assert!(seen.body.contains(field), "{field}: {}", seen.body);
+    }
+}
+
+#[test]
+fn params_replace_the_defaults() {
+    let (port, server) = serve_once(None);
+    let run = send(
+        port,
+        "/sms?tenant=1",
+        &[
+            "--param",
+            "Body=STOP now",
+            "--param",
+            "MediaUrl0=https://x/y",
+        ],
+        TOKEN,
+    );
+    let seen = server.join().unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(seen.verdict, Ok(()));
+    assert_eq!(seen.target, "/sms?tenant=1");
+    assert!(seen.body.contains("Body=STOP+now"), "{}", seen.body);
+    assert!(!seen.body.contains("Hello"), "{}", seen.body);
+    assert!(
+        seen.body.contains("MediaUrl0=https%3A%2F%2Fx%2Fy"),
+        "{}",
+        seen.body
+    );
+}
+
+#[test]
+fn a_forged_webhook_is_refused() {
+    let (port, server) = serve_once(None);
+    let run = send(port, "/sms", &[], "not-the-apps-token");
+    let seen = server.join().unwrap();
+    assert_eq!(
+        seen.verdict,
+        Err(twilio_signature::Error::SignatureMismatch)
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.starts_with("HTTP/1.1 403 Forbidden\n"),
+        "{}",
+        run.stdout
+    );
+
+    let (port, server) = serve_once(None);
+    let run = send(
+        port,
+        "/sms",
+        &["--signature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="],
+        TOKEN,
+    );
+    assert_eq!(
+        server.join().unwrap().verdict,
+        Err(twilio_signature::Error::SignatureMismatch)
+    );
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn json_webhooks_carry_body_sha256_in_the_url() {
+    let (port, server) = serve_once(None);
+    let run = send(port, "/events", &["--json", r#"{"type":"test"}"#], TOKEN);
+    let seen = server.join().unwrap();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(seen.verdict, Ok(()));
+    assert!(
+        seen.target.starts_with("/events?bodySHA256="),
+        "{}",
+        seen.target
+    );
+    assert_eq!(seen.header("Content-Type"), Some("application/json"));
+    assert_eq!(seen.body, r#"{"type":"test"}"#);
+}
+
+#[test]
+fn shared_key_and_a_public_url_behind_a_proxy() {
+    let (port, server) = serve_once(Some("https://example.com/sms"));
+    let run = send(
+        port,
+        "/sms",
+        &["--sign-url", "https://example.com/sms", "--key-id", "KS1"],
+        TOKEN,
+    );
+    let seen = server.join().unwrap();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(seen.verdict, Ok(()));
+    assert_eq!(
+        seen.header("X-Twilio-Webhooks-Signature-Settings"),
+        Some("key=KS1,algorithm=HMAC_SHA256")
+    );
+    assert_eq!(seen.header("X-Twilio-Signature").map(str::len), Some(44));
+}
+
+#[test]
+fn only_local_servers() {
+    for url in [
+        "http://example.com/sms",
+        "http://192.0.2.1:5000/sms",
+        "https://127.0.0.1/sms",
+    ] {
+        let run = twsig(&["send", "--url", url], Token::Env(TOKEN), b"");
+        assert_eq!(run.code, 2, "{url}");
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(run.stdout.is_empty());
+    }
+    let run = twsig(
+        &["send", "--url", "http://example.com/sms"],
+        Token::Env(TOKEN),
+        b"",
+    );
+    assert!(
+        run.stderr.contains("only talks to servers on this machine"),
+        "{}",
+        run.stderr
+    );
+
+    // Nothing listening: a clear error, not a hang.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let run = send(port, "/sms", &[], TOKEN);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("cannot connect"), "{}", run.stderr);
+}
