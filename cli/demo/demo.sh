@@ -102,12 +102,12 @@ else
   skip "ffi-c/examples/verify.c and the static library ('make c-lib')"
 fi
 
-step "6. Go (bindings-go)"
-GO_EXAMPLE=$(ls -d bindings-go/examples/* bindings-go/cmd/* 2>/dev/null | head -n 1 || true)
-if [ -n "$GO_EXAMPLE" ] && command -v go >/dev/null; then
-  (cd "$GO_EXAMPLE" && run go run . ) || fail "the Go example"
+step "6. Go (bindings-go: package twiliosig over the C ABI, its runnable examples)"
+if [ -f bindings-go/example_test.go ] && [ -f target/release/libtwilio_signature.a ] && command -v go >/dev/null; then
+  (cd bindings-go && run env CGO_ENABLED=1 go test -count=1 -run '^Example' -v .) \
+    | grep -E '^(\$|--- |ok|FAIL)' || fail "the Go examples"
 else
-  skip "a runnable example under bindings-go/"
+  skip "bindings-go/example_test.go, Go on the PATH, and the static library ('make c-lib')"
 fi
 
 if [ "$FAILED" = 0 ]; then
