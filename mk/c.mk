@@ -61,3 +61,15 @@ test-c-valgrind: test-c-plain
 	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
 	$(VALGRIND) $(C_BUILD)/test_api
 	$(VALGRIND) $(C_BUILD)/test_vectors $(C_BUILD)/vectors.txt
+
+# Installs the library, header and pkg-config file under PREFIX (default /usr/local).
+PREFIX ?= /usr/local
+C_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+.PHONY: install-c
+install-c: c-lib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 644 target/release/libtwilio_signature.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 target/release/libtwilio_signature.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/twilio_signature.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(C_VERSION)|' ffi-c/twilio_signature.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/twilio_signature.pc

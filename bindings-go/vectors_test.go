@@ -1,0 +1,168 @@
+package twiliosig
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+)
+
+type vector struct {
+	ID                string  `json:"id"`
+	Algorithm         string  `json:"algorithm"`
+	SignatureSettings *string `json:"signature_settings"`
+	Secret            string  `json:"secret"`
+	URL               string  `json:"url"`
+	FormBody          *string `json:"form_body"`
+	Body              *string `json:"body"`
+	Signature         *string `json:"signature"`
+	Expect            bool    `json:"expect"`
+}
+
+func (v vector) body() []byte {
+	if v.Body != nil {
+		return []byte(*v.Body)
+	}
+	return []byte(*v.FormBody)
+}
+
+func orEmpty(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// keyID is the key= item of the settings header.
+func (v vector) keyID() string {
+	for _, item := range strings.Split(orEmpty(v.SignatureSettings), ",") {
+		name, value, _ := strings.Cut(item, "=")
+		if strings.EqualFold(strings.TrimSpace(name), "key") {
+			return strings.TrimSpace(value)
+		}
+	}
+	return ""
+}
+
+func loadVectors(t *testing.T) []vector {
+	t.Helper()
+	data, err := os.ReadFile("../tests/vectors/twilio-signatures.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Vectors []vector `json:"vectors"`
+	}
+	if err := json.Unmarshal(data, &file); err != nil {
+		t.Fatal(err)
+	}
+	if len(file.Vectors) != 200 {
+		t.Fatalf("%d vectors", len(file.Vectors))
+	}
+	return file.Vectors
+}
+
+func TestSharedVectors(t *testing.T) {
+	accepted := 0
+	for _, v := range loadVectors(t) {
+		t.Run(v.ID, func(t *testing.T) {
+			// An empty signature header is indistinguishable from an absent one in this API.
+			err := Verify([]byte(v.Secret), v.URL, v.body(), orEmpty(v.Signature), orEmpty(v.SignatureSettings))
+			if (err == nil) != v.Expect {
+				t.Fatalf("Verify = %v, expect %v", err, v.Expect)
+			}
+			if v.Signature == nil && !errors.Is(err, ErrMissingSignature) {
+				t.Fatalf("absent header: %v", err)
+			}
+			validator, err := NewValidator(Secret{Value: []byte("decoy")}, Secret{KeyID: v.keyID(), Value: []byte(v.Secret)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer validator.Close()
+			verified, err := validator.Verify(v.URL, v.body(), orEmpty(v.Signature), orEmpty(v.SignatureSettings))
+			if (err == nil) != v.Expect {
+				t.Fatalf("Validator.Verify = %v, expect %v", err, v.Expect)
+			}
+			report := validator.Explain(v.URL, v.body(), orEmpty(v.Signature), orEmpty(v.SignatureSettings))
+			if strings.HasPrefix(report, "valid:") != v.Expect {
+				t.Fatalf("Explain: %q", report)
+			}
+			if !v.Expect {
+				return
+			}
+			accepted++
+			if verified.SecretIndex != 1 {
+				t.Fatalf("secret index %d", verified.SecretIndex)
+			}
+			want := HmacSHA1
+			if v.Algorithm == "HMAC_SHA256" {
+				want = HmacSHA256
+			}
+			if verified.Algorithm != want {
+				t.Fatalf("algorithm %v", verified.Algorithm)
+			}
+			if verified.Candidate == AsGiven {
+				sig, err := Sign([]byte(v.Secret), v.URL, v.body(), orEmpty(v.SignatureSettings))
+				if err != nil || sig != *v.Signature {
+					t.Fatalf("Sign = %q, %v; want %q", sig, err, *v.Signature)
+				}
+			}
+			tampered := []byte(*v.Signature)
+			tampered[0] ^= 1
+			if err := Verify([]byte(v.Secret), v.URL, v.body(), string(tampered), orEmpty(v.SignatureSettings)); err == nil {
+				t.Fatal("tampered signature accepted")
+			}
+		})
+	}
+	if accepted != 114 {
+		t.Fatalf("%d vectors accepted, want 114", accepted)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	err := Verify([]byte("12345"), "https://example.com/", nil, "RSOYDt4T1cUTdK1PDd93/VVr8B8=", "")
+	var e *Error
+	if !errors.As(err, &e) || !errors.Is(err, ErrSignatureMismatch) || !e.IsMismatch() || e.Code() != 10 {
+		t.Fatalf("%v", err)
+	}
+	if err.Error() != "the signature does not match the request" {
+		t.Fatalf("message %q", err.Error())
+	}
+	err = Verify([]byte("12345"), "https://example.com/", nil, "short", "")
+	if !errors.Is(err, ErrMalformedSignature) || err.(*Error).IsMismatch() {
+		t.Fatalf("%v", err)
+	}
+	if _, err := NewValidator(Secret{KeyID: strings.Repeat("k", 65), Value: []byte("x")}); !errors.Is(err, ErrInvalidKeyID) {
+		t.Fatalf("long key id: %v", err)
+	}
+	if Version() != "0.1.0" {
+		t.Fatalf("version %q", Version())
+	}
+}
+
+func TestValidatorLifecycle(t *testing.T) {
+	v, err := NewValidator(Secret{Value: []byte("12345")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(strings.Repeat("a=1&", 600))
+	if err := v.SetMaxParams(500); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify("https://example.com/", body, "RSOYDt4T1cUTdK1PDd93/VVr8B8=", ""); !errors.Is(err, ErrTooManyParams) {
+		t.Fatalf("over the maximum: %v", err)
+	}
+	if err := v.SetMaxParams(0); err == nil {
+		t.Fatal("max 0 accepted")
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal("second Close")
+	}
+	if _, err := v.Verify("https://example.com/", nil, "RSOYDt4T1cUTdK1PDd93/VVr8B8=", ""); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}
