@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
+
+import django
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_settings")
+django.setup()
 
 VECTORS_DIR = Path(__file__).resolve().parents[2] / "tests" / "vectors"
 

@@ -8,7 +8,8 @@ Where twilio-python is wrong, the project's contract deliberately differs:
   signing); twilio-python never does.
 * **ports** — the port is toggled by editing the authority only, so ``user:pass@host:port`` and IPv6
   literals (``[::1]:8080``) work; twilio-python's ``netloc.split(":")`` mangles both.
-* **the URL is opaque** — the scheme is not lower-cased and a bare ``?`` (or ``#``, or ``;``) is kept:
+* **the URL is opaque** — the scheme is not lower-cased, a bare ``?`` (or ``#``, or ``;``) is kept and
+  so are CR, LF and tab characters:
   twilio-python re-serialises the URL through ``urlparse``, so it accepts signatures over a URL Twilio
   never requested (and rejects the one it did).
 * **bodySHA256** — an empty ``bodySHA256=`` is checked like any other value (twilio-python ignores a

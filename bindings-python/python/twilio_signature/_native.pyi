@@ -3,6 +3,26 @@
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, final
 
+__all__ = [
+    "DEFAULT_MAX_PARAMS",
+    "BodyHashMismatchError",
+    "BodyRequiredError",
+    "BodyTooLargeError",
+    "MalformedBodyError",
+    "MalformedRequestError",
+    "MalformedSettingsError",
+    "MalformedSignatureError",
+    "MissingSignatureError",
+    "NoEligibleSecretError",
+    "SignatureError",
+    "SignatureMismatchError",
+    "TooManyParamsError",
+    "UnsupportedAlgorithmError",
+    "Validator",
+    "Verified",
+    "body_sha256",
+]
+
 DEFAULT_MAX_PARAMS: Final[int]
 
 class SignatureError(ValueError): ...

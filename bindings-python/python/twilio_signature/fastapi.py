@@ -18,8 +18,7 @@ Starlette caches it, so ``await request.form()`` still works. Without ``X-Twilio
 answer is 400, with a bad signature 403 (an ``HTTPException``).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the annotations of `__call__` at runtime.
 from collections.abc import Iterable
 
 from starlette.exceptions import HTTPException
