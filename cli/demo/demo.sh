@@ -6,7 +6,8 @@ set -euo pipefail
 
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$ROOT"
-TWSIG=$ROOT/target/release/twsig
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+TWSIG=$TARGET/release/twsig
 PY=$ROOT/.venv/bin/python
 WORK=$(mktemp -d)
 SERVER_PID=
@@ -93,8 +94,8 @@ set +e; run "$TWSIG" explain --url "$URL" --signature "$HTTPS_SIG" --form-file "
 [ "$rc" = 1 ] || fail "twsig explain should exit 1 for the http/https mix-up"
 
 step "5. C (ffi-c/examples/verify.c, linked against libtwilio_signature.a)"
-if [ -f ffi-c/examples/verify.c ] && [ -f target/release/libtwilio_signature.a ] && [ -f include/twilio_signature.h ]; then
-  cc -std=c11 -Wall -Wextra -Werror -Iinclude ffi-c/examples/verify.c target/release/libtwilio_signature.a \
+if [ -f ffi-c/examples/verify.c ] && [ -f "$TARGET"/release/libtwilio_signature.a ] && [ -f include/twilio_signature.h ]; then
+  cc -std=c11 -Wall -Wextra -Werror -Iinclude ffi-c/examples/verify.c "$TARGET"/release/libtwilio_signature.a \
     -lpthread -ldl -lm -o "$WORK/verify_c"
   echo "   (the example checks its built-in request: the Twilio docs' example, token 12345)"
   run "$WORK/verify_c" || fail "the C example"
@@ -103,7 +104,7 @@ else
 fi
 
 step "6. Go (bindings-go: package twiliosig over the C ABI, its runnable examples)"
-if [ -f bindings-go/example_test.go ] && [ -f target/release/libtwilio_signature.a ] && command -v go >/dev/null; then
+if [ -f bindings-go/example_test.go ] && [ -f "$TARGET"/release/libtwilio_signature.a ] && command -v go >/dev/null; then
   (cd bindings-go && run env CGO_ENABLED=1 go test -count=1 -run '^Example' -v .) \
     | grep -E '^(\$|--- |ok|FAIL)' || fail "the Go examples"
 else

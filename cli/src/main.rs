@@ -276,6 +276,11 @@ struct SendArgs {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `twsig` alone: the help is the answer, but it is still not a command.
+            let _ = e.print();
+            return ExitCode::from(EXIT_USAGE);
+        }
         Err(e) if e.use_stderr() => {
             // One line: clap's first paragraph names the problem; --help has the rest.
             let rendered = e.render().to_string();

@@ -417,3 +417,20 @@ fn help_has_examples_everywhere() {
         assert!(run.stdout.contains("twsig "), "{command:?}");
     }
 }
+
+#[test]
+fn no_subcommand_is_bad_usage_with_the_help() {
+    let run = twsig(&[], Token::None, b"");
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("Usage: twsig <COMMAND>"),
+        "{}",
+        run.stderr
+    );
+    let run = twsig(&["frob"], Token::None, b"");
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr.trim(),
+        "twsig: unrecognized subcommand 'frob' (see --help)"
+    );
+}
