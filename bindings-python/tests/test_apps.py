@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -79,22 +83,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def flask_server() -> Iterator[tuple[str, str]]:
-    server = werkzeug_server("127.0.0.1", 0, flask_app(), threaded=True)
+def serve_wsgi(server: Any, token: str) -> Iterator[tuple[str, str]]:
+    """Serves until the module's tests are done: (base URL, token)."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.port}", "flask-token"
+    yield f"http://127.0.0.1:{server.server_port}", token
     server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def flask_server() -> Iterator[tuple[str, str]]:
+    yield from serve_wsgi(werkzeug_server("127.0.0.1", 0, flask_app(), threaded=True), "flask-token")
 
 
 @pytest.fixture(scope="module")
 def django_server() -> Iterator[tuple[str, str]]:
-    server = make_server("127.0.0.1", 0, WSGIHandler(), handler_class=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", "django-token"
-    server.shutdown()
+    yield from serve_wsgi(
+        make_server("127.0.0.1", 0, WSGIHandler(), handler_class=QuietHandler), "django-token"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +216,33 @@ def test_missing_token_is_a_server_error_not_a_pass(monkeypatch: pytest.MonkeyPa
 
     response = app.test_client().post("/hook", data=SMS, headers={"X-Twilio-Signature": "x" * 28})
     assert response.status_code == 500
+
+
+def test_example_flask_app_runs_as_the_demo_runs_it() -> None:
+    """``python examples/flask_app.py --port N``: signed 200 with TwiML, unsigned 400, forged 403."""
+    port = free_port()
+    example = Path(__file__).resolve().parents[1] / "examples" / "flask_app.py"
+    env = {**os.environ, "TWILIO_AUTH_TOKEN": "demo-token"}
+    process = subprocess.Popen(
+        [sys.executable, str(example), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/sms"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                unsigned = post_form(url, None, SMS)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None and time.monotonic() < deadline, "the example did not start"
+                time.sleep(0.1)
+        assert unsigned.status_code == 400
+        signed = post_form(url, Official("demo-token").compute_signature(url, SMS), SMS)
+        assert signed.status_code == 200 and "<Message>Hello +14155550100" in signed.text
+        assert post_form(url, Official("forger").compute_signature(url, SMS), SMS).status_code == 403
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
