@@ -225,40 +225,21 @@ impl Lcg {
     }
 }
 
-fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items
-        .iter()
-        .map(|&(n, v)| (n.to_owned(), v.to_owned()))
-        .collect()
-}
+/// A real inbound SMS webhook body, parameters in the order Twilio sends them. Shared with `bench/run.py`.
+pub const SMS_BODY: &str = include_str!("../sms-webhook.form");
 
-/// The parameters of a real inbound SMS webhook, in the order Twilio sends them.
+/// The decoded parameters of [`SMS_BODY`], in order.
 pub fn sms_pairs() -> Vec<(String, String)> {
-    pairs(&[
-        ("ToCountry", "US"),
-        ("ToState", "CA"),
-        ("SmsMessageSid", "SM1f0e8ae6ade43cb3c0ce4525424e404f"),
-        ("NumMedia", "0"),
-        ("ToCity", "SAN FRANCISCO"),
-        ("FromZip", "94105"),
-        ("SmsSid", "SM1f0e8ae6ade43cb3c0ce4525424e404f"),
-        ("FromState", "CA"),
-        ("SmsStatus", "received"),
-        ("FromCity", "SAN FRANCISCO"),
-        (
-            "Body",
-            "Hey, are we still on for lunch tomorrow at 12:30? 🍕",
-        ),
-        ("FromCountry", "US"),
-        ("To", "+14155550100"),
-        ("MessagingServiceSid", "MG9752274e9e519418a7406176694466fa"),
-        ("ToZip", "94107"),
-        ("NumSegments", "1"),
-        ("MessageSid", "SM1f0e8ae6ade43cb3c0ce4525424e404f"),
-        ("AccountSid", "ACd7ae2e7b6c1a5a3f4c8a7d6e0f1b2c3d"),
-        ("From", "+14155550199"),
-        ("ApiVersion", "2010-04-01"),
-    ])
+    SMS_BODY
+        .trim_end()
+        .split('&')
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let text =
+                |raw: &str| String::from_utf8_lossy(&decode_component(raw.as_bytes())).into_owned();
+            (text(name), text(value))
+        })
+        .collect()
 }
 
 /// The realistic case: a 20-parameter inbound SMS.
@@ -407,6 +388,23 @@ mod tests {
             let sig = Base64::encode_string(&Limit::new(SECRET).mac(&w.canonical));
             assert_eq!(sig, w.signature, "{}", w.name);
         }
+    }
+
+    #[test]
+    fn the_sms_webhook_has_twilios_twenty_params() {
+        let names: Vec<String> = sms_pairs().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 20);
+        for name in [
+            "ToCountry",
+            "SmsMessageSid",
+            "Body",
+            "MessagingServiceSid",
+            "AccountSid",
+            "ApiVersion",
+        ] {
+            assert!(names.iter().any(|n| n == name), "{name}");
+        }
+        assert_eq!(encode_form(&sms_pairs()), SMS_BODY.trim_end().as_bytes());
     }
 
     #[test]
