@@ -166,3 +166,33 @@ func TestValidatorLifecycle(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+func TestValidatorIsSafeForConcurrentUse(t *testing.T) {
+	v, err := NewValidator(Secret{Value: []byte("other")}, Secret{Value: []byte("12345")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	body := []byte("CallSid=CA1234567890ABCDE&Caller=%2B14158675309&Digits=1234&From=%2B14158675309&To=%2B18005551212")
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for range 200 {
+				verified, err := v.Verify("https://mycompany.com/myapp.php?foo=1&bar=2", body, "RSOYDt4T1cUTdK1PDd93/VVr8B8=", "")
+				if err == nil && verified.SecretIndex != 1 {
+					err = errors.New("wrong secret index")
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
