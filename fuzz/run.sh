@@ -26,8 +26,8 @@ for target in "${targets[@]}"; do
     echo "fuzz: $target FAILED (input saved under fuzz/artifacts/$target/, log in fuzz/$log)"
     exit 1
   fi
-  runs=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | tail -n1 || true)
-  cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -n1 || true)
+  runs=$(grep -a -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | tail -n1 || true)
+  cov=$(grep -a -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -n1 || true)
   summary+=("$(printf '%-16s %s (%s)' "$target" "${runs:-no stats}" "${cov:-}")")
 done
 echo "fuzz: every target ran without a crash"
