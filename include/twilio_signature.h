@@ -246,8 +246,8 @@ int tws_verify(const uint8_t *secret,
  * any, chooses the algorithm) and writes it NUL-terminated into `out`, its length (28 or 44) into
  * `*written_out`. A buffer of `TWS_MAX_SIGNATURE_LEN + 1` bytes is always enough; a smaller one that
  * does not fit gets `TWS_BUFFER_TOO_SMALL`, nothing in `out`, and the length in `*written_out`.
- * A URL with `bodySHA256` must match the body (`TWS_BODY_HASH_MISMATCH`). Forms: at most 512
- * parameters.
+ * A URL with `bodySHA256` must match the body (`TWS_BODY_HASH_MISMATCH`). Forms: at most
+ * `TWS_DEFAULT_MAX_PARAMS` parameters. An empty secret signs nothing (`TWS_NO_ELIGIBLE_SECRET`).
  *
  * # Safety
  * Every non-NULL input pointer must point to its length in readable bytes; `out` must be NULL or hold
@@ -368,7 +368,6 @@ int tws_validator_verify(const struct tws_validator *validator,
  * `*written_out`. Returns `TWS_OK` whether or not the request verifies: the verdict is in the text.
  * When `out_capacity` is too small, returns `TWS_BUFFER_TOO_SMALL`, writes nothing to `out` and still
  * sets `*written_out` to the length, so a call with `out_capacity` 0 (and `out` NULL) asks the size.
- * Forms of more than 512 parameters are given a verdict but no diagnosis.
  *
  * # Safety
  * As `tws_validator_verify`; `out` must be NULL or hold `out_capacity` writable bytes; `written_out`
@@ -391,7 +390,7 @@ int tws_validator_explain(const struct tws_validator *validator,
  * Computes the signature Twilio would send for a request, with the first secret the settings header
  * allows (its algorithm too), and writes it NUL-terminated into `out` (at least
  * `TWS_MAX_SIGNATURE_LEN + 1` bytes is always enough), its length into `*written_out`. Too small a
- * buffer: as `tws_validator_explain`. A form is limited to 512 parameters here.
+ * buffer: as `tws_validator_explain`. Forms: at most the handle's maximum number of parameters.
  *
  * # Safety
  * As `tws_validator_explain`.

@@ -27,7 +27,8 @@ pub enum Error {
     TooManyParams,
     /// The URL carries `bodySHA256`, but the caller passed pre-split params instead of the raw body.
     BodyRequired,
-    /// Signing: no secret of the validator has the key id the settings header names.
+    /// Signing: no secret may sign this request (the secret is empty, or none has the key id the settings
+    /// header names).
     NoEligibleSecret,
     /// No secret and URL candidate produce this signature.
     SignatureMismatch,
@@ -61,7 +62,9 @@ impl Error {
             Self::BodyRequired => {
                 "the URL carries bodySHA256: verify it with the raw request body, not with parsed params"
             }
-            Self::NoEligibleSecret => "no secret has the key id named by the signature settings",
+            Self::NoEligibleSecret => {
+                "no secret may sign this request: the secret is empty, or none has the key id named by the signature settings"
+            }
             Self::SignatureMismatch => "the signature does not match the request",
             Self::BodyHashMismatch => "the body does not match the bodySHA256 in the URL",
         }

@@ -11,7 +11,7 @@ use crate::mac::Algorithm;
 use crate::settings::SignatureSettings;
 use crate::signature::ReceivedSignature;
 use crate::url::Candidate;
-use crate::validator::{find_match, Key, Verified, DEFAULT_MAX_PARAMS};
+use crate::validator::{find_match, Key, Verified};
 use crate::Error;
 
 /// URLs longer than this are not rewritten into diagnostic variants (the verdict is still given).
@@ -205,10 +205,11 @@ pub(crate) fn explain_with_keys<'k>(
     keys: &(impl Iterator<Item = Key<'k>> + Clone),
     request: &Request<'_>,
     verdict: Result<Verified, Error>,
+    scratch: &mut [Span],
 ) -> Explanation {
     let diagnosis = match verdict {
         Ok(_) => None,
-        Err(error) => diagnose(keys, request, error),
+        Err(error) => diagnose(keys, request, error, scratch),
     };
     Explanation { verdict, diagnosis }
 }
@@ -218,7 +219,7 @@ struct Attempt<'r, 'k, K> {
     keys: &'r K,
     request: &'r Request<'r>,
     key_id: Option<&'r [u8]>,
-    scratch: [Span; DEFAULT_MAX_PARAMS],
+    scratch: &'r mut [Span],
     _keys: core::marker::PhantomData<Key<'k>>,
 }
 
@@ -243,13 +244,19 @@ impl<'k, K: Iterator<Item = Key<'k>> + Clone> Attempt<'_, 'k, K> {
     ) -> Option<Diagnosis> {
         let received = ReceivedSignature::parse(request.signature, algorithm).ok()?;
         let signed = if url_only {
-            Signed::new(&Request::get(request.url), &mut self.scratch).ok()?
+            Signed::new(&Request::get(request.url), self.scratch).ok()?
         } else {
-            Signed::new(request, &mut self.scratch).ok()?
+            Signed::new(request, self.scratch).ok()?
         };
         let key_id = self.key_id;
         let keys = self.keys.clone().enumerate().filter(|(_, key)| {
-            keys == Keys::All || (keys == Keys::Eligible) == key.eligible(key_id)
+            // Empty secrets match nothing, not even for a diagnosis.
+            !key.is_empty()
+                && match keys {
+                    Keys::All => true,
+                    Keys::Eligible => key.eligible(key_id),
+                    Keys::Ineligible => !key.eligible(key_id),
+                }
         });
         let (secret_index, candidate, _) =
             find_match(keys, algorithm, &received, &signed, request.url)?;
@@ -280,13 +287,14 @@ fn diagnose<'k>(
     keys: &(impl Iterator<Item = Key<'k>> + Clone),
     request: &Request<'_>,
     error: Error,
+    scratch: &mut [Span],
 ) -> Option<Diagnosis> {
     let settings = SignatureSettings::parse(request.settings).ok()?;
     let mut attempt = Attempt {
         keys,
         request,
         key_id: settings.key_id,
-        scratch: [Span::EMPTY; DEFAULT_MAX_PARAMS],
+        scratch,
         _keys: core::marker::PhantomData,
     };
     let alg = settings.algorithm;

@@ -38,10 +38,14 @@ impl core::error::Error for KeyIdTooLong {}
 /// A secret (Auth Token or SharedKey secret), pre-keyed for both algorithms, with an optional key id.
 ///
 /// The raw secret is not kept: only HMAC's keyed states. `Debug` shows the key id, never the secret.
+///
+/// An empty secret matches nothing: an unset `TWILIO_AUTH_TOKEN` read as `""` must not accept requests
+/// that anyone can sign with the empty key.
 #[derive(Clone)]
 pub struct Secret {
     key_id: [u8; MAX_KEY_ID_LEN],
     key_id_len: Option<u8>,
+    empty: bool,
     sha1: Hmac<Sha1>,
     sha256: Hmac<Sha256>,
 }
@@ -52,6 +56,7 @@ impl Secret {
         Self {
             key_id: [0; MAX_KEY_ID_LEN],
             key_id_len: None,
+            empty: secret.is_empty(),
             sha1: keyed_sha1(secret),
             sha256: keyed_sha256(secret),
         }
@@ -117,8 +122,18 @@ impl<'a> Key<'a> {
         }
     }
 
-    /// Whether this key may be tried for a request naming `wanted` (or no key).
+    pub(crate) fn is_empty(self) -> bool {
+        match self {
+            Self::Prepared(secret) => secret.empty,
+            Self::Raw(secret) => secret.is_empty(),
+        }
+    }
+
+    /// Whether this key may be tried for a request naming `wanted` (or no key). Empty secrets never are.
     pub(crate) fn eligible(self, wanted: Option<&[u8]>) -> bool {
+        if self.is_empty() {
+            return false;
+        }
         match (wanted, self.key_id()) {
             (Some(wanted), Some(id)) => wanted == id,
             _ => true,
@@ -216,6 +231,9 @@ fn sign_with_key(
     scratch: &mut [Span],
 ) -> Result<Signature, Error> {
     let settings = SignatureSettings::parse(request.settings)?;
+    if !key.eligible(settings.key_id) {
+        return Err(Error::NoEligibleSecret);
+    }
     let signed = Signed::new(request, scratch)?;
     if !signed.body_hash_matches() {
         return Err(Error::BodyHashMismatch);
@@ -259,10 +277,13 @@ pub fn sign(secret: &[u8], request: &Request<'_>) -> Result<Signature, Error> {
 
 /// [`Validator::explain`] for one raw secret.
 pub fn explain(secret: &[u8], request: &Request<'_>) -> Explanation {
+    let mut scratch = [Span::EMPTY; DEFAULT_MAX_PARAMS];
+    let verdict = verify_with_keys(core::iter::once(Key::Raw(secret)), request, &mut scratch);
     explain_with_keys(
         &core::iter::once(Key::Raw(secret)),
         request,
-        verify(secret, request),
+        verdict,
+        &mut scratch,
     )
 }
 
@@ -350,17 +371,34 @@ impl<'k> Validator<'k> {
     ///
     /// [`Mistake`]: crate::Mistake
     pub fn explain(&self, request: &Request<'_>) -> Explanation {
-        explain_with_keys(&self.keys(), request, self.verify(request))
+        let mut scratch = [Span::EMPTY; DEFAULT_MAX_PARAMS];
+        self.explain_with_scratch(request, &mut scratch)
+    }
+
+    /// [`Validator::explain`] with the parameters sorted in `scratch` (see
+    /// [`Validator::verify_with_scratch`]).
+    pub fn explain_with_scratch(&self, request: &Request<'_>, scratch: &mut [Span]) -> Explanation {
+        let verdict = self.verify_with_scratch(request, scratch);
+        explain_with_keys(&self.keys(), request, verdict, scratch)
     }
 
     /// Signs `request` with the first secret its settings header allows (see [`sign`]).
     pub fn sign(&self, request: &Request<'_>) -> Result<Signature, Error> {
         let mut scratch = [Span::EMPTY; DEFAULT_MAX_PARAMS];
+        self.sign_with_scratch(request, &mut scratch)
+    }
+
+    /// [`Validator::sign`] with the parameters sorted in `scratch`.
+    pub fn sign_with_scratch(
+        &self,
+        request: &Request<'_>,
+        scratch: &mut [Span],
+    ) -> Result<Signature, Error> {
         let settings = SignatureSettings::parse(request.settings)?;
         let key = self
             .keys()
             .find(|key| key.eligible(settings.key_id))
             .ok_or(Error::NoEligibleSecret)?;
-        sign_with_key(key, request, &mut scratch)
+        sign_with_key(key, request, scratch)
     }
 }

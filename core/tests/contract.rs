@@ -449,3 +449,52 @@ fn explain_names_each_common_mistake_and_never_accepts() {
         "{report}"
     );
 }
+
+#[test]
+fn an_empty_secret_matches_nothing() {
+    // HMAC accepts an empty key, so anyone can sign with it: an unset token must not accept requests.
+    let sig = signed(b"", false, "https://h/p");
+    let request = Request::get("https://h/p").signature(&sig);
+    assert_eq!(verify(b"", &request).err(), Some(Error::SignatureMismatch));
+    let secrets = [Secret::new(b""), Secret::new(b"real")];
+    let validator = Validator::with_secrets(&secrets);
+    assert_eq!(
+        validator.verify(&request).err(),
+        Some(Error::SignatureMismatch)
+    );
+    assert!(validator.explain(&request).diagnosis.is_none());
+    assert_eq!(
+        sign(b"", &Request::get("https://h/p")).err(),
+        Some(Error::NoEligibleSecret)
+    );
+    let real = validator
+        .sign(&Request::get("https://h/p"))
+        .expect("the non-empty secret signs");
+    assert_eq!(real.as_str(), signed(b"real", false, "https://h/p"));
+}
+
+#[test]
+fn sign_and_explain_take_a_caller_buffer_like_verify() {
+    use twilio_signature::Span;
+    let body: String = (0..2000)
+        .map(|i| format!("p{i}=v"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let validator = Validator::new(Secret::new(b"k"));
+    let url = "https://h/bulk";
+    assert_eq!(
+        validator.sign(&Request::post(url, &body)).err(),
+        Some(Error::TooManyParams)
+    );
+    let mut scratch = vec![Span::EMPTY; 2000];
+    let sig = validator
+        .sign_with_scratch(&Request::post(url, &body), &mut scratch)
+        .expect("fits");
+    let request = Request::post("http://h/bulk", &body).signature(sig.as_bytes());
+    let report = validator.explain_with_scratch(&request, &mut scratch);
+    assert_eq!(report.verdict.err(), Some(Error::SignatureMismatch));
+    assert_eq!(
+        report.diagnosis.map(|d| d.mistake),
+        Some(Mistake::SchemeSwapped)
+    );
+}

@@ -83,25 +83,18 @@ impl tws_validator {
         })
     }
 
-    /// The core's explanation, with the verdict of [`Self::verify`]: the core diagnoses with its own
-    /// 512-parameter stack buffer, so for larger forms only the verdict (not a diagnosis) is given.
+    /// The core's explanation, sorting parameters in the same bounded scratch as [`Self::verify`].
     pub(crate) fn explain(&self, request: &Request<'_>) -> Explanation {
-        let verdict = self.verify(request);
-        let explanation = self.core().explain(request);
-        if explanation.verdict == verdict {
-            explanation
-        } else {
-            Explanation {
-                verdict,
-                diagnosis: None,
-            }
-        }
+        self.with_scratch(request, |scratch| {
+            self.core().explain_with_scratch(request, scratch)
+        })
     }
 
-    /// Signs with the first secret the settings header allows. The core signs with its 512-parameter
-    /// stack buffer: larger forms get `TooManyParams`.
+    /// Signs with the first secret the settings header allows, in the same bounded scratch.
     pub(crate) fn sign(&self, request: &Request<'_>) -> Result<Signature, Error> {
-        self.core().sign(request)
+        self.with_scratch(request, |scratch| {
+            self.core().sign_with_scratch(request, scratch)
+        })
     }
 }
 
@@ -235,7 +228,6 @@ pub unsafe extern "C" fn tws_validator_verify(
 /// `*written_out`. Returns `TWS_OK` whether or not the request verifies: the verdict is in the text.
 /// When `out_capacity` is too small, returns `TWS_BUFFER_TOO_SMALL`, writes nothing to `out` and still
 /// sets `*written_out` to the length, so a call with `out_capacity` 0 (and `out` NULL) asks the size.
-/// Forms of more than 512 parameters are given a verdict but no diagnosis.
 ///
 /// # Safety
 /// As `tws_validator_verify`; `out` must be NULL or hold `out_capacity` writable bytes; `written_out`
@@ -273,7 +265,7 @@ pub unsafe extern "C" fn tws_validator_explain(
 /// Computes the signature Twilio would send for a request, with the first secret the settings header
 /// allows (its algorithm too), and writes it NUL-terminated into `out` (at least
 /// `TWS_MAX_SIGNATURE_LEN + 1` bytes is always enough), its length into `*written_out`. Too small a
-/// buffer: as `tws_validator_explain`. A form is limited to 512 parameters here.
+/// buffer: as `tws_validator_explain`. Forms: at most the handle's maximum number of parameters.
 ///
 /// # Safety
 /// As `tws_validator_explain`.

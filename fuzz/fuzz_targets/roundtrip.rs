@@ -31,9 +31,12 @@ fn expected_signature(
     let (algorithm, key_id) = reference::parse_settings(settings)?;
     let index = secrets
         .iter()
-        .position(|s| match (&key_id, &s.key_id) {
-            (Some(wanted), Some(id)) => wanted == id,
-            _ => true,
+        .position(|s| {
+            !s.secret.is_empty()
+                && match (&key_id, &s.key_id) {
+                    (Some(wanted), Some(id)) => wanted == id,
+                    _ => true,
+                }
         })
         .ok_or(Error::NoEligibleSecret)?;
     let payload = reference::payload_of_body(url, body)?;

@@ -356,10 +356,12 @@ pub fn verify(
     let payload = payload_of_body(url, body)?;
     let candidates = candidates(url);
     for (index, secret) in secrets.iter().enumerate() {
-        let eligible = match (&key_id, &secret.key_id) {
-            (Some(wanted), Some(id)) => wanted == id,
-            _ => true,
-        };
+        // The contract: an empty secret matches nothing (anyone can sign with the empty key).
+        let eligible = !secret.secret.is_empty()
+            && match (&key_id, &secret.key_id) {
+                (Some(wanted), Some(id)) => wanted == id,
+                _ => true,
+            };
         if !eligible {
             continue;
         }
