@@ -256,14 +256,51 @@ def python_allocations(fixture: dict[str, object]) -> dict[str, str]:
     return out
 
 
-def go_allocations() -> dict[str, str]:
-    exe = OUT / "gobench"
-    if not exe.exists():
+MALLOC_COUNT = OUT / "libmalloc_count.so"
+
+
+def _alloc_lines(argv: list[str], env: dict[str, str] | None = None, suffix: str = "allocs/op") -> dict:
+    if not Path(argv[0]).exists() or (env and not MALLOC_COUNT.exists()):
         return {}
-    res = subprocess.run([str(exe), "allocs", str(FIXTURE_JSON)], capture_output=True, text=True, check=True)
+    res = subprocess.run(argv, capture_output=True, text=True, check=True, env=env, cwd=ROOT)
     return {
-        m.group(1): f"{m.group(2)} allocs/op" for m in re.finditer(r"^ALLOCS (\S+) (\S+)$", res.stdout, re.M)
+        m.group(1): f"{m.group(2)} {suffix}" for m in re.finditer(r"^ALLOCS (.+) (\S+)$", res.stdout, re.M)
     }
+
+
+def counted_env() -> dict[str, str]:
+    """Every malloc counted (bench/c/malloc_count.c); Python objects go through malloc too."""
+    return {**os.environ, "LD_PRELOAD": str(MALLOC_COUNT), "PYTHONMALLOC": "malloc"}
+
+
+def native_allocations() -> dict[str, str]:
+    """malloc calls per verify: the C ABI, and each Python call (Python objects and Rust side alike)."""
+    found = _alloc_lines([str(OUT / "bench_c"), "allocs", str(FIXTURE_DIR)], counted_env(), "mallocs/call")
+    found = {f"C {k}": v for k, v in found.items()}
+    argv = [sys.executable, str(Path(__file__).resolve()), "--count-python-allocs"]
+    found.update(_alloc_lines(argv, counted_env(), "mallocs/call (PYTHONMALLOC=malloc)"))
+    return found
+
+
+def count_python_allocs() -> None:
+    """Runs under LD_PRELOAD=libmalloc_count.so: prints `ALLOCS <name> <mallocs per call>`."""
+    import ctypes
+
+    malloc_count = ctypes.CDLL(None).malloc_count
+    malloc_count.restype = ctypes.c_size_t
+    calls = {"python loop overhead": (lambda: True)}
+    calls.update({name: call for name, (_, call) in python_calls(write_fixture()).items()})
+    for name, call in calls.items():
+        for _ in range(10):
+            call()
+        before = malloc_count()
+        for _ in range(1000):
+            call()
+        print(f"ALLOCS {name} {(malloc_count() - before) / 1000:.2f}")
+
+
+def go_allocations() -> dict[str, str]:
+    return _alloc_lines([str(OUT / "gobench"), "allocs", str(FIXTURE_JSON)])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -286,7 +323,7 @@ def run_criterion() -> list[str]:
     if res.returncode != 0:
         sys.stderr.write(res.stdout[-4000:] + res.stderr[-4000:])
         raise SystemExit("run.py: cargo bench failed")
-    return [line for line in res.stdout.splitlines() if line.startswith("ALLOCS ")]
+    return [line for line in res.stdout.splitlines() if line.startswith(("ALLOCS ", "RACE "))]
 
 
 def criterion_medians() -> dict[tuple[str, str], float]:
@@ -354,7 +391,28 @@ def versions() -> str:
     )
 
 
-def core_section(med: dict[tuple[str, str], float], allocs: list[str]) -> tuple[str, dict]:
+def race_medians(lines: list[str]) -> dict[tuple[str, str], float]:
+    """(group, contender) -> median ns, from the bench binary's interleaved `RACE` lines."""
+    out = {}
+    for line in lines:
+        if line.startswith("RACE "):
+            _, group, name, ns = line.split()
+            out[(group, name)] = float(ns)
+    return out
+
+
+def core_section(
+    med: dict[tuple[str, str], float], crit: dict[tuple[str, str], float], allocs: list[str]
+) -> tuple[str, dict]:
+    """`med`: interleaved medians (all ratios come from these); `crit`: criterion's, as a cross-check."""
+
+    def crit_ns(key: tuple[str, str]) -> str:
+        return fmt_ns(crit[key]) if key in crit else "-"
+
+    def crit_per_param(n: int) -> str:
+        ns = crit.get(("scaling", f"params/{n}"))
+        return f"{ns / n:.0f} ns" if ns else "-"
+
     everyday = sorted({g for g, _ in med if g.startswith("verify/")}, key=_workload_order)
     rows, ratios = [], {}
     for g in everyday:
@@ -373,6 +431,8 @@ def core_section(med: dict[tuple[str, str], float], allocs: list[str]) -> tuple[
                 f"**{val / lim:.2f}x**",
                 f"{scr / lim:.2f}x",
                 f"**{one / lim:.2f}x**",
+                crit_ns((g, "validator")),
+                crit_ns((g, "limit")),
             ]
         )
     md = table(
@@ -385,6 +445,8 @@ def core_section(med: dict[tuple[str, str], float], allocs: list[str]) -> tuple[
             "validator / limit",
             "scratch / limit",
             "one-shot / limit",
+            "criterion: validator",
+            "criterion: limit",
         ],
         rows,
     )
@@ -393,9 +455,11 @@ def core_section(med: dict[tuple[str, str], float], allocs: list[str]) -> tuple[
         t, lim = med.get((g, "validator-scratch")), med.get((g, "limit"))
         if t is None or lim is None:
             continue
-        adv_rows.append([g.split("/", 1)[1], fmt_ns(t), fmt_ns(lim), f"{t / lim:.2f}x"])
+        adv_rows.append(
+            [g.split("/", 1)[1], fmt_ns(t), fmt_ns(lim), f"{t / lim:.2f}x", crit_ns((g, "validator-scratch"))]
+        )
     md += "\n\nAdversarial inputs (validator with a scratch buffer big enough to accept them):\n\n"
-    md += table(["workload", "verify", "HMAC limit", "verify / limit"], adv_rows)
+    md += table(["workload", "verify", "HMAC limit", "verify / limit", "criterion: verify"], adv_rows)
     scale = sorted(
         (
             (int(f.split("/")[1]), ns)
@@ -403,9 +467,12 @@ def core_section(med: dict[tuple[str, str], float], allocs: list[str]) -> tuple[
             if g == "scaling" and f.startswith("params/")
         )
     )
-    md += "\n\nScaling with the number of params (per-param time should stay ~flat, O(n log n)):\n\n"
+    md += (
+        "\n\nScaling with the number of params (per-param time flat, or growing like log n: O(n log n)):\n\n"
+    )
     md += table(
-        ["params", "verify", "per param"], [[f"{n:,}", fmt_ns(ns), f"{ns / n:.0f} ns"] for n, ns in scale]
+        ["params", "verify", "per param", "criterion: per param"],
+        [[f"{n:,}", fmt_ns(ns), f"{ns / n:.0f} ns", crit_per_param(n)] for n, ns in scale],
     )
     md += "\n\nHeap allocations per verify (counting global allocator in the bench binary):\n\n"
     md += "```\n" + "\n".join(allocs) + "\n```\n"
@@ -495,17 +562,22 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
     ap.add_argument("--skip-core", action="store_true", help="reuse criterion's last results")
     ap.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--count-python-allocs", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.count_python_allocs:
+        count_python_allocs()
+        return
 
     OUT.mkdir(parents=True, exist_ok=True)
     fixture = write_fixture()
-    allocs = [] if args.skip_core else run_criterion()
+    lines_file = OUT / "core-lines.txt"
     if args.skip_core:
-        allocs_file = OUT / "core-allocs.txt"
-        allocs = allocs_file.read_text().splitlines() if allocs_file.exists() else []
+        lines = lines_file.read_text().splitlines() if lines_file.exists() else []
     else:
-        (OUT / "core-allocs.txt").write_text("\n".join(allocs) + "\n")
-    core_md, core = core_section(criterion_medians(), allocs)
+        lines = run_criterion()
+        lines_file.write_text("\n".join(lines) + "\n")
+    allocs = [line for line in lines if line.startswith("ALLOCS ")]
+    core_md, core = core_section(race_medians(lines), criterion_medians(), allocs)
 
     print("cross-language: calibrating and running interleaved rounds", flush=True)
     all_ = contenders(fixture)
@@ -515,7 +587,8 @@ def main() -> None:
         for c in all_:
             c.close()
     cross_md, _ = cross_section(all_)
-    alloc_lines = {**python_allocations(fixture), **go_allocations()}
+    python_peaks = {f"{k} (tracemalloc)": v for k, v in python_allocations(fixture).items()}
+    alloc_lines = {**native_allocations(), **python_peaks, **go_allocations()}
     alloc_md = "\n".join(f"- {k}: {v}" for k, v in alloc_lines.items())
 
     analysis_file = ROOT / "bench" / "analysis.md"
@@ -545,7 +618,11 @@ the form parsing themselves.
 
 {cross_md}
 
-Allocations outside the core for this webhook:
+Allocations outside the core for this webhook: `mallocs/call` counts every `malloc`/`calloc`/`realloc`
+/aligned call per verification (an `LD_PRELOAD` counter, `bench/c/malloc_count.c`; Python run with
+`PYTHONMALLOC=malloc` so its objects count too, the bare loop's own cost listed first); tracemalloc gives
+the peak Python-heap bytes of one call and the blocks still held after 1000 calls; Go figures are
+`testing.AllocsPerRun`.
 
 {alloc_md}
 
@@ -555,7 +632,10 @@ The *hashing limit* is a pre-keyed HMAC-SHA1 (same `hmac`/`sha1` crates and vers
 cloned and run over the already-built canonical string (plus the SHA-256 of the body for the JSON
 webhook): the least work any verifier must do. `validator` is `Validator::verify` (8 KiB stack scratch),
 `validator + own scratch` is `Validator::verify_with_scratch` with a reused buffer, `one-shot` is
-`twilio_signature::verify(secret, ..)` (keys HMAC per call). Criterion medians.
+`twilio_signature::verify(secret, ..)` (keys HMAC per call). Times and ratios are medians of interleaved
+rounds run by the bench binary (`bench/src/race.rs`: the variants of a workload take turns, batch by
+batch), so both sides of a ratio see the same machine; criterion's own medians (measured one benchmark
+after another, full reports in `target/criterion/`) are shown beside them as a cross-check.
 
 {core_md}
 {analysis}"""

@@ -21,6 +21,7 @@ bench-deps: venv
 bench-c: c-lib
 	@mkdir -p $(BENCH_OUT)
 	cc $(BENCH_C_FLAGS) bench/c/bench_c.c $(C_STATIC_LIB) $(C_NATIVE_LIBS) -o $(BENCH_OUT)/bench_c
+	cc $(BENCH_C_FLAGS) -fPIC -shared bench/c/malloc_count.c -o $(BENCH_OUT)/libmalloc_count.so
 
 bench-go: c-lib
 	cd bench/go && go build -o $(BENCH_OUT)/gobench .
@@ -31,6 +32,6 @@ bench-node:
 
 test-bench-build: c-lib venv
 	$(CARGO) bench -p twilio-signature-bench --no-run
-	cc $(BENCH_C_FLAGS) -fsyntax-only bench/c/bench_c.c
+	cc $(BENCH_C_FLAGS) -fsyntax-only bench/c/bench_c.c bench/c/malloc_count.c
 	cd bench/go && test -z "$$(gofmt -l .)" && go vet ./...
 	$(VENV_BIN)/ruff check bench && $(VENV_BIN)/ruff format --check bench

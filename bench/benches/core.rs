@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use twilio_signature::{Secret, Span, Validator};
+use twilio_signature_bench::race::{race, Runner};
 use twilio_signature_bench::{adversarial, everyday, params, Limit, Workload, SECRET};
 
 /// Counts every allocation the process makes, so the verify path can be shown to make none.
@@ -77,6 +78,59 @@ fn report_allocations(workloads: &[Workload]) {
             w.name
         );
     }
+}
+
+/// Interleaved rounds (see `race`): prints `RACE <group> <contender> <median ns>` for `run.py`, whose
+/// ratios come from these lines because both sides of each ratio share the same machine conditions.
+fn report_races(everyday: &[Workload], adversarial: &[Workload]) {
+    let validator = Validator::new(Secret::new(SECRET));
+    let limit = Limit::new(SECRET);
+    let print = |group: &str, runners: &[Runner<'_>], medians: &[f64]| {
+        for (runner, ns) in runners.iter().zip(medians) {
+            println!("RACE {group} {} {ns:.1}", runner.name);
+        }
+    };
+    for (workloads, prefix, rounds) in [(everyday, "verify", 21), (adversarial, "adversarial", 7)] {
+        for w in workloads {
+            let request = w.request();
+            let mut scratch = vec![Span::EMPTY; w.params.max(1)];
+            let mut runners = Vec::new();
+            if w.params <= twilio_signature::DEFAULT_MAX_PARAMS {
+                runners.push(Runner::new("one-shot", || {
+                    assert!(twilio_signature::verify(SECRET, black_box(&request)).is_ok());
+                }));
+                runners.push(Runner::new("validator", || {
+                    assert!(validator.verify(black_box(&request)).is_ok());
+                }));
+            }
+            runners.push(Runner::new("validator-scratch", || {
+                let verdict = validator.verify_with_scratch(black_box(&request), &mut scratch);
+                assert!(verdict.is_ok());
+            }));
+            runners.push(Runner::new("limit", || {
+                black_box(limit.run(black_box(w)));
+            }));
+            let medians = race(&mut runners, rounds, Duration::from_millis(3));
+            print(&format!("{prefix}/{}", w.name), &runners, &medians);
+        }
+    }
+    let sized: Vec<Workload> = [10, 100, 1_000, 10_000, 100_000].map(params).into();
+    let mut scratches: Vec<Vec<Span>> = sized.iter().map(|w| vec![Span::EMPTY; w.params]).collect();
+    let mut runners: Vec<Runner<'_>> = sized
+        .iter()
+        .zip(scratches.iter_mut())
+        .map(|(w, scratch)| {
+            let request = w.request();
+            let validator = &validator;
+            Runner::new(format!("params/{}", w.params), move || {
+                assert!(validator
+                    .verify_with_scratch(black_box(&request), scratch)
+                    .is_ok());
+            })
+        })
+        .collect();
+    let medians = race(&mut runners, 7, Duration::from_millis(20));
+    print("scaling", &runners, &medians);
 }
 
 fn everyday_benches(c: &mut Criterion) {
@@ -153,9 +207,10 @@ fn main() {
     // `cargo test --benches` and `--list` runs should stay quiet and quick.
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--list") {
-        let mut all = everyday();
-        all.extend(adversarial());
-        report_allocations(&all);
+        let (everyday, adversarial) = (everyday(), adversarial());
+        report_allocations(&everyday);
+        report_allocations(&adversarial);
+        report_races(&everyday, &adversarial);
     }
     benches();
     Criterion::default().configure_from_args().final_summary();

@@ -1,11 +1,14 @@
 /* Times the C ABI on one webhook, in batches that bench/run.py asks for.
  *
  *   bench_c <oneshot|validator> <fixture dir holding token, url, body, signature>
+ *   LD_PRELOAD=libmalloc_count.so bench_c allocs <fixture dir>
  *
  * Prints "ready" once the fixture verifies (and a tampered copy does not), then for every line "N" on
  * standard input runs N verifications and prints the elapsed nanoseconds. Time is measured here, inside
- * the process, so start-up and pipes are not counted. */
-#define _POSIX_C_SOURCE 199309L
+ * the process, so start-up and pipes are not counted. The `allocs` form prints heap allocations per call
+ * of each entry point, counted by malloc_count.c. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,12 +63,32 @@ static int verify_once(const struct file *b) {
                       NULL, 0);
 }
 
-int main(int argc, char **argv) {
-    if (argc != 3 || (strcmp(argv[1], "oneshot") && strcmp(argv[1], "validator"))) {
-        fprintf(stderr, "usage: bench_c <oneshot|validator> <fixture dir>\n");
+/* Heap allocations per call of each entry point, averaged over many calls. */
+static int report_allocations(void) {
+    size_t (*malloc_count)(void);
+    *(void **)(&malloc_count) = dlsym(RTLD_DEFAULT, "malloc_count");
+    if (!malloc_count) {
+        fprintf(stderr, "bench_c: run allocs with LD_PRELOAD=libmalloc_count.so\n");
         return 2;
     }
-    use_validator = strcmp(argv[1], "validator") == 0;
+    const char *names[] = {"tws_verify", "tws_validator_verify"};
+    for (int v = 0; v < 2; v++) {
+        use_validator = v;
+        if (verify_once(&body) != TWS_OK) return 1;
+        size_t before = malloc_count();
+        for (int i = 0; i < 1000; i++) verify_once(&body);
+        printf("ALLOCS %s %.2f\n", names[v], (double)(malloc_count() - before) / 1000.0);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3 || (strcmp(argv[1], "oneshot") && strcmp(argv[1], "validator") && strcmp(argv[1], "allocs"))) {
+        fprintf(stderr, "usage: bench_c <oneshot|validator|allocs> <fixture dir>\n");
+        return 2;
+    }
+    int allocs_only = strcmp(argv[1], "allocs") == 0;
+    use_validator = allocs_only || strcmp(argv[1], "validator") == 0;
     if (read_file(argv[2], "token", &token) || read_file(argv[2], "url", &url) ||
         read_file(argv[2], "body", &body) || read_file(argv[2], "signature", &sig)) {
         fprintf(stderr, "bench_c: cannot read the fixture in %s\n", argv[2]);
@@ -91,6 +114,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     free(tampered.data);
+    if (allocs_only) return report_allocations();
     printf("ready\n");
     fflush(stdout);
 

@@ -6,6 +6,8 @@
 //! (plus the body's SHA-256 for a `bodySHA256` webhook). `verify / limit` is the cost of everything else:
 //! URL candidates, form decoding, sorting, the constant-time compare.
 
+pub mod race;
+
 use core::fmt::Write as _;
 
 use base64ct::{Base64, Encoding};
