@@ -22,6 +22,7 @@ import argparse
 import datetime
 import glob
 import json
+import math
 import os
 import platform
 import re
@@ -474,6 +475,12 @@ def core_section(
         ["params", "verify", "per param", "criterion: per param"],
         [[f"{n:,}", fmt_ns(ns), f"{ns / n:.0f} ns", crit_per_param(n)] for n, ns in scale],
     )
+    if len(scale) >= 2:
+        (n0, t0), (n1, t1) = scale[0], scale[-1]
+        md += (
+            f"\n\nPer-param time grew {(t1 / n1) / (t0 / n0):.1f}x from {n0:,} to {n1:,} params, "
+            f"while log2 n grew {math.log2(n1) / math.log2(n0):.1f}x."
+        )
     md += "\n\nHeap allocations per verify (counting global allocator in the bench binary):\n\n"
     md += "```\n" + "\n".join(allocs) + "\n```\n"
     return md, {"ratios": ratios, "scale": scale}
