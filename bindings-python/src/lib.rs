@@ -275,18 +275,10 @@ impl PyValidator {
         request: &Request<'_>,
         body: &[u8],
     ) -> Result<Verified, Error> {
-        // A form has at most one parameter per `&`-separated segment (a dependency-free count is fast
-        // enough next to the HMAC).
-        #[allow(clippy::naive_bytecount)]
-        let needed = body.iter().filter(|&&b| b == b'&').count() + 1;
-        let run = |scratch: &mut [Span]| self.core().verify_with_scratch(request, scratch);
-        let len = needed.min(self.max_params);
         let go = || {
-            if len <= STACK_PARAMS {
-                run(&mut [Span::EMPTY; STACK_PARAMS][..len])
-            } else {
-                run(&mut vec![Span::EMPTY; len])
-            }
+            self.with_scratch(form_params_bound(body), |scratch| {
+                self.core().verify_with_scratch(request, scratch)
+            })
         };
         if body.len() >= DETACH_THRESHOLD {
             py.detach(go)
@@ -296,12 +288,19 @@ impl PyValidator {
     }
 
     fn verify_pairs(&self, request: &Request<'_>, count: usize) -> Result<Verified, Error> {
-        let len = count.min(self.max_params);
-        let run = |scratch: &mut [Span]| self.core().verify_with_scratch(request, scratch);
+        self.with_scratch(count, |scratch| {
+            self.core().verify_with_scratch(request, scratch)
+        })
+    }
+
+    /// Runs `f` with a scratch buffer for `needed` parameters, capped at `max_params`: on the stack
+    /// for small forms, on the heap above that.
+    fn with_scratch<R>(&self, needed: usize, f: impl FnOnce(&mut [Span]) -> R) -> R {
+        let len = needed.min(self.max_params);
         if len <= STACK_PARAMS {
-            run(&mut [Span::EMPTY; STACK_PARAMS][..len])
+            f(&mut [Span::EMPTY; STACK_PARAMS][..len])
         } else {
-            run(&mut vec![Span::EMPTY; len])
+            f(&mut vec![Span::EMPTY; len])
         }
     }
 }
@@ -430,10 +429,11 @@ impl PyValidator {
             signature_settings,
             "signature_settings",
         )?);
-        self.core()
-            .sign(&request)
-            .map(|s| s.as_str().to_owned())
-            .map_err(to_py_err)
+        self.with_scratch(form_params_bound(body), |scratch| {
+            self.core().sign_with_scratch(&request, scratch)
+        })
+        .map(|s| s.as_str().to_owned())
+        .map_err(to_py_err)
     }
 
     #[pyo3(signature = (url, params, signature_settings = None))]
@@ -453,10 +453,11 @@ impl PyValidator {
             signature_settings,
             "signature_settings",
         )?);
-        self.core()
-            .sign(&request)
-            .map(|s| s.as_str().to_owned())
-            .map_err(to_py_err)
+        self.with_scratch(pairs.len(), |scratch| {
+            self.core().sign_with_scratch(&request, scratch)
+        })
+        .map(|s| s.as_str().to_owned())
+        .map_err(to_py_err)
     }
 
     #[pyo3(signature = (url, body, signature, signature_settings = None))]
@@ -469,7 +470,13 @@ impl PyValidator {
         signature_settings: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<String> {
         let (request, body) = body_request(url, body, signature, signature_settings)?;
-        let go = || self.core().explain(&request).to_string();
+        let go = || {
+            self.with_scratch(form_params_bound(body), |scratch| {
+                self.core()
+                    .explain_with_scratch(&request, scratch)
+                    .to_string()
+            })
+        };
         Ok(if body.len() >= DETACH_THRESHOLD {
             py.detach(go)
         } else {
@@ -539,4 +546,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("DEFAULT_MAX_PARAMS", 10_000)?;
     Ok(())
+}
+
+/// A form has at most one parameter per `&`-separated segment (a dependency-free count is fast enough
+/// next to the HMAC).
+#[allow(clippy::naive_bytecount)]
+fn form_params_bound(body: &[u8]) -> usize {
+    body.iter().filter(|&&b| b == b'&').count() + 1
 }

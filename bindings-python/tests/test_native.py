@@ -190,3 +190,15 @@ def test_secrets_never_show() -> None:
     assert "12345" not in repr(ts.Validator("12345"))
     assert "12345" not in repr(ts.RequestValidator("12345"))
     assert "secret-two" not in repr(ts.Validator({"k2": "secret-two"}))
+
+
+def test_sign_and_explain_honour_max_params_past_the_core_stack_buffer() -> None:
+    body = "&".join(f"p{i}=v" for i in range(2000)).encode()
+    url = "https://example.com/bulk"
+    validator = ts.Validator("k")
+    signature = validator.sign(url, body)
+    assert validator.is_valid(url, body, signature)
+    assert "other scheme" in validator.explain("http://example.com/bulk", body, signature)
+    small = ts.Validator("k", max_params=1000)
+    with pytest.raises(ts.TooManyParamsError):
+        small.sign(url, body)

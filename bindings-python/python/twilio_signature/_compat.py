@@ -175,7 +175,7 @@ class RequestValidator:
         try:
             return self._validator.sign_params(uri, pairs, _settings(name))
         except (BodyRequiredError, TooManyParamsError):
-            # A bodySHA256 URL with parsed params, or more params than the core signs at once.
+            # A bodySHA256 URL with parsed params, or more than max_params (twilio-python has no limit).
             return _twilio_python_signature(self.token, uri, pairs, name)
 
     def compute_hash(self, body: str) -> str:
