@@ -29,7 +29,7 @@
 /**
  * How many form parameters a request may have unless `tws_validator_set_max_params` says otherwise.
  * Twilio's webhooks have well under 100; the bound keeps a hostile body from costing more than
- * 16 bytes of scratch per parameter (160 KB at this default).
+ * 32 bytes of scratch per parameter (320 KB at this default).
  */
 #define TWS_DEFAULT_MAX_PARAMS 10000
 
@@ -329,7 +329,7 @@ int tws_validator_add_secret(struct tws_validator *validator,
 
 /**
  * Sets the most form parameters a request may have (default `TWS_DEFAULT_MAX_PARAMS`); a form with
- * more is refused with `TWS_TOO_MANY_PARAMS`. Scratch memory is 16 bytes per parameter, allocated per
+ * more is refused with `TWS_TOO_MANY_PARAMS`. Scratch memory is 32 bytes per parameter, allocated per
  * call for forms of more than 512 `&`-separated segments. 0 is `TWS_INVALID_PARAMETER`.
  *
  * # Safety

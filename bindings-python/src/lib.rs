@@ -263,7 +263,7 @@ impl PyValidator {
             key_id: self.key_ids.get(verified.secret_index).cloned().flatten(),
             candidate: candidate_name(verified.candidate),
             algorithm: verified.algorithm.name(),
-            replay: verified.replay_key,
+            replay: verified.replay_key(),
         }
     }
 

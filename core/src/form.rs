@@ -1,8 +1,9 @@
 //! Form bodies and pre-split pairs: decoding, UTF-8 checking, and the canonical order of parameters.
 //!
-//! Nothing is copied. A form body is indexed into [`Span`]s in a caller's buffer, the spans are sorted by
-//! their *decoded* (name, value) — decoding on the fly while comparing — and equal neighbours are dropped.
-//! Feeding a parameter to the HMAC decodes it again, through a small stack buffer.
+//! Nothing is copied. A form body is indexed into [`Span`]s in a caller's buffer in one pass that also
+//! notes which fields need decoding; the spans are sorted by their *decoded* (name, value) — first by an
+//! 16-byte decoded prefix of the name kept in the span, then, only on a tie, by decoding on the fly — and
+//! equal neighbours are dropped. Feeding a parameter to the HMAC decodes it again, run by run.
 
 use core::cmp::Ordering;
 
@@ -15,9 +16,11 @@ const ESCAPED: u32 = 1 << 31;
 /// One parameter's place in the scratch buffer that sorting works in.
 ///
 /// Opaque: callers only choose how many there are, which bounds the number of parameters a request may
-/// have (see [`crate::Validator::verify_with_scratch`]). 16 bytes each.
+/// have (see [`crate::Validator::verify_with_scratch`]). 32 bytes each.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Span {
+    /// The first 16 decoded bytes of the name, big-endian, zero-padded: most comparisons end here.
+    prefix: u128,
     name_start: u32,
     name_end: u32,
     value_start: u32,
@@ -27,6 +30,7 @@ pub struct Span {
 impl Span {
     /// An unused span, for initialising buffers: `[Span::EMPTY; 1024]`.
     pub const EMPTY: Self = Self {
+        prefix: 0,
         name_start: 0,
         name_end: 0,
         value_start: 0,
@@ -49,10 +53,28 @@ impl Span {
         Self::field(self.value_start, self.value_end)
     }
 
-    /// For pre-split pairs, a span is just the pair's index.
+    /// For pre-split pairs, a span is just the pair's index (and the name's prefix).
     fn pair_index(self) -> usize {
         self.name_start as usize
     }
+}
+
+/// The first 16 bytes of `bytes`, big-endian, zero-padded. Two names whose prefixes differ compare as
+/// their prefixes do: at the first differing byte either both have a real byte, or the shorter name is a
+/// prefix of the longer one and its zero padding is below the longer one's non-zero byte.
+fn prefix_of(bytes: impl Iterator<Item = u8>) -> u128 {
+    let mut prefix = [0u8; 16];
+    for (slot, byte) in prefix.iter_mut().zip(bytes) {
+        *slot = byte;
+    }
+    u128::from_be_bytes(prefix)
+}
+
+/// [`prefix_of`] for bytes that need no decoding, two words at a time.
+fn prefix_of_raw(raw: &[u8]) -> u128 {
+    let (high, low) = raw.split_at(raw.len().min(8));
+    let big_endian = |bytes: &[u8]| u128::from(word_of(&bytes[..bytes.len().min(8)]).swap_bytes());
+    big_endian(high) << 64 | big_endian(low)
 }
 
 /// A name or value inside a form body.
@@ -68,10 +90,8 @@ impl Field {
         &body[self.start..self.end]
     }
 
-    fn encode(start: usize, end: usize, raw: &[u8]) -> (u32, u32) {
-        let escaped = raw.iter().any(|&b| b == b'%' || b == b'+');
-        // Offsets fit in 31 bits: `index_form` refuses larger bodies first.
-        (start as u32, end as u32 | if escaped { ESCAPED } else { 0 })
+    fn decoded(self, body: &[u8]) -> Decoded<'_> {
+        Decoded::new(self.raw(body))
     }
 }
 
@@ -97,6 +117,45 @@ const fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
+/// The value of each hex digit; 0xFF for any other byte.
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [0xFF; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = match hex_value(i as u8) {
+            Some(value) => value,
+            None => 0xFF,
+        };
+        i += 1;
+    }
+    table
+};
+
+/// Decodes the `+` or `%` at `raw[at]`: the byte it stands for and how many raw bytes it takes. Free of
+/// data-dependent branches, since in text the kinds of escape follow each other unpredictably.
+fn decode_escape(raw: &[u8], at: usize) -> (u8, usize) {
+    let digit = |i: usize| HEX_VALUES[usize::from(raw.get(at + i).copied().unwrap_or(0))];
+    let (hi, lo) = (digit(1), digit(2));
+    let is_escape = (hi | lo) < 16;
+    let is_plus = raw[at] == b'+';
+    let byte = if is_plus {
+        b' '
+    } else if is_escape {
+        hi << 4 | lo
+    } else {
+        b'%'
+    };
+    (byte, if !is_plus && is_escape { 3 } else { 1 })
+}
+
+/// The byte `%XX` at the start of `rest` (the bytes after a `%`) stands for, if it is an escape.
+fn escape_at(rest: &[u8]) -> Option<u8> {
+    match rest {
+        [hi, lo, ..] => Some(hex_value(*hi)? << 4 | hex_value(*lo)?),
+        _ => None,
+    }
+}
+
 impl Iterator for Decoded<'_> {
     type Item = u8;
 
@@ -106,11 +165,9 @@ impl Iterator for Decoded<'_> {
         match first {
             b'+' => Some(b' '),
             b'%' => {
-                if let [hi, lo, tail @ ..] = rest {
-                    if let (Some(hi), Some(lo)) = (hex_value(*hi), hex_value(*lo)) {
-                        self.raw = tail;
-                        return Some(hi << 4 | lo);
-                    }
+                if let Some(byte) = escape_at(rest) {
+                    self.raw = &rest[2..];
+                    return Some(byte);
                 }
                 Some(b'%')
             }
@@ -123,67 +180,158 @@ impl Iterator for Decoded<'_> {
     }
 }
 
-const CHUNK: usize = 128;
+/// How many decoded bytes [`decode_pieces`] gathers before handing them over.
+const PIECE: usize = 128;
 
-/// Calls `sink` with the decoded bytes of `raw`, in chunks.
-fn feed_decoded(raw: &[u8], escaped: bool, sink: &mut impl FnMut(&[u8])) {
-    if !escaped {
-        sink(raw);
-        return;
-    }
-    let mut buf = [0u8; CHUNK];
+/// Decodes `raw` into a stack buffer and hands the decoded bytes to `take` in pieces: `take(piece, last)`
+/// returns how many bytes of the piece it used — the rest are handed over again, in front of the next
+/// piece — or `None` to stop, and then this returns false.
+fn decode_pieces(raw: &[u8], take: &mut impl FnMut(&[u8], bool) -> Option<usize>) -> bool {
+    let mut buf = [0u8; PIECE];
     let mut len = 0;
-    for byte in Decoded::new(raw) {
+    let mut at = 0;
+    while at < raw.len() {
+        if len == PIECE {
+            let Some(used) = take(&buf[..len], false) else {
+                return false;
+            };
+            buf.copy_within(used.min(len)..len, 0);
+            len -= used.min(len);
+        }
+        let (byte, step) = match raw[at] {
+            b'%' | b'+' => decode_escape(raw, at),
+            plain => (plain, 1),
+        };
         buf[len] = byte;
         len += 1;
-        if len == CHUNK {
-            sink(&buf);
-            len = 0;
-        }
+        at += step;
     }
-    sink(&buf[..len]);
+    take(&buf[..len], true).is_some()
 }
 
-/// Whether the decoded bytes of `raw` are UTF-8, checked chunk by chunk with a carry for a character
-/// split across chunks.
-fn decodes_to_utf8(raw: &[u8], escaped: bool) -> bool {
-    if !escaped {
-        return core::str::from_utf8(raw).is_ok();
+/// Calls `sink` with the decoded bytes of `raw`.
+fn feed_decoded(raw: &[u8], escaped: bool, sink: &mut impl FnMut(&[u8])) {
+    if escaped {
+        decode_pieces(raw, &mut |piece, _| {
+            sink(piece);
+            Some(piece.len())
+        });
+    } else {
+        sink(raw);
     }
-    let mut decoded = Decoded::new(raw);
-    let mut buf = [0u8; CHUNK];
-    let mut len = 0;
-    loop {
-        for byte in decoded.by_ref() {
-            buf[len] = byte;
-            len += 1;
-            if len == CHUNK {
-                break;
-            }
-        }
-        let at_end = len < CHUNK;
-        match core::str::from_utf8(&buf[..len]) {
-            Ok(_) => len = 0,
-            // An incomplete character at the end of a full chunk continues in the next one.
-            Err(e) if e.error_len().is_none() && !at_end => {
-                let valid = e.valid_up_to();
-                buf.copy_within(valid..len, 0);
-                len -= valid;
-            }
-            Err(_) => return false,
-        }
-        if at_end {
-            return true;
-        }
-    }
+}
+
+/// Whether the decoded bytes of `raw` are UTF-8, piece by piece: a character cut at the end of a piece
+/// is handed over again at the front of the next.
+fn decodes_to_utf8(raw: &[u8]) -> bool {
+    decode_pieces(raw, &mut |piece, last| match core::str::from_utf8(piece) {
+        Ok(_) => Some(piece.len()),
+        Err(e) if e.error_len().is_none() && !last => Some(e.valid_up_to()),
+        Err(_) => None,
+    })
 }
 
 fn cmp_fields(body: &[u8], a: Field, b: Field) -> Ordering {
     if a.escaped || b.escaped {
-        Decoded::new(a.raw(body)).cmp(Decoded::new(b.raw(body)))
+        a.decoded(body).cmp(b.decoded(body))
     } else {
-        a.raw(body).cmp(b.raw(body))
+        cmp_bytes(a.raw(body), b.raw(body))
     }
+}
+
+fn cmp_spans(body: &[u8], a: &Span, b: &Span) -> Ordering {
+    a.prefix
+        .cmp(&b.prefix)
+        .then_with(|| cmp_fields(body, a.name(), b.name()))
+        .then_with(|| cmp_fields(body, a.value(), b.value()))
+}
+
+/// What the indexing pass noted about one name or value.
+#[derive(Clone, Copy, Default)]
+struct Marks {
+    /// Contains `%` or `+`: must be decoded.
+    escaped: bool,
+    /// Contains a `%XX` escape of a byte above 0x7F: its decoded bytes need their own UTF-8 check.
+    high: bool,
+}
+
+/// A name or value found by the indexing pass, before it becomes half of a [`Span`].
+#[derive(Clone, Copy)]
+struct Found {
+    start: usize,
+    end: usize,
+    marks: Marks,
+}
+
+impl Found {
+    fn end_offset(self) -> u32 {
+        // Offsets fit in 31 bits: `index_form` refuses larger bodies first.
+        self.end as u32 | if self.marks.escaped { ESCAPED } else { 0 }
+    }
+
+    fn field(self) -> Field {
+        Field {
+            start: self.start,
+            end: self.end,
+            escaped: self.marks.escaped,
+        }
+    }
+
+    /// Whether the decoded field is UTF-8. When the whole raw body is UTF-8, only `%XX` escapes of high
+    /// bytes can break that (ASCII bytes swapped for ASCII bytes leave every character whole).
+    fn decodes_to_utf8(self, body: &[u8], body_is_utf8: bool) -> bool {
+        if body_is_utf8 && !self.marks.high {
+            return true;
+        }
+        let raw = &body[self.start..self.end];
+        if self.marks.escaped {
+            decodes_to_utf8(raw)
+        } else {
+            core::str::from_utf8(raw).is_ok()
+        }
+    }
+}
+
+/// The bytes of `chunk` (at most 8) as a little-endian word, zero-padded.
+fn word_of(chunk: &[u8]) -> u64 {
+    match <[u8; 8]>::try_from(chunk) {
+        Ok(word) => u64::from_le_bytes(word),
+        Err(_) => chunk
+            .iter()
+            .rev()
+            .fold(0, |word, &b| word << 8 | u64::from(b)),
+    }
+}
+
+/// A mask with the high bit of each byte of `word` that is one of `set` (word-at-a-time, exact: no
+/// carries cross bytes).
+fn bytes_in(word: u64, set: &[u8]) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let zero_bytes = |x: u64| !(((x & LOW7) + LOW7) | x | LOW7);
+    set.iter().fold(0, |mask, &byte| {
+        mask | zero_bytes(word ^ (ONES * u64::from(byte)))
+    })
+}
+
+/// Lexicographic order of two byte strings, a word at a time (names are short, and a call to `memcmp`
+/// costs more than comparing them).
+fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    let mut at = 0;
+    while let (Some(x), Some(y)) = (a.get(at..at + 8), b.get(at..at + 8)) {
+        let (x, y) = (word_of(x).swap_bytes(), word_of(y).swap_bytes());
+        if x != y {
+            return x.cmp(&y);
+        }
+        at += 8;
+    }
+    let (a, b) = (&a[at..], &b[at..]);
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// Indexes a form body into `scratch`, then sorts and de-duplicates it. Returns the spans in canonical
@@ -192,45 +340,88 @@ pub(crate) fn index_form<'s>(body: &[u8], scratch: &'s mut [Span]) -> Result<&'s
     if body.len() > MAX_BODY_LEN {
         return Err(Error::BodyTooLarge);
     }
+    let body_is_utf8 = core::str::from_utf8(body).is_ok();
     let mut count = 0;
-    let mut start = 0;
-    while start <= body.len() {
-        let end = body[start..]
-            .iter()
-            .position(|&b| b == b'&')
-            .map_or(body.len(), |i| start + i);
-        if end > start {
-            let segment = &body[start..end];
-            let (name_end, value_start) = segment
-                .iter()
-                .position(|&b| b == b'=')
-                .map_or((end, end), |i| (start + i, start + i + 1));
-            let (name_start, name_end) = Field::encode(start, name_end, &body[start..name_end]);
-            let (value_start, value_end) = Field::encode(value_start, end, &body[value_start..end]);
-            let span = Span {
-                name_start,
-                name_end,
-                value_start,
-                value_end,
-            };
-            if !decodes_to_utf8(span.name().raw(body), span.name().escaped)
-                || !decodes_to_utf8(span.value().raw(body), span.value().escaped)
-            {
-                return Err(Error::MalformedBody);
-            }
-            *scratch.get_mut(count).ok_or(Error::TooManyParams)? = span;
-            count += 1;
+    let mut push = |name: Found, value: Found| -> Result<(), Error> {
+        if name.start == value.end {
+            return Ok(()); // an empty segment (`&&`)
         }
-        start = end + 1;
+        if !name.decodes_to_utf8(body, body_is_utf8) || !value.decodes_to_utf8(body, body_is_utf8) {
+            return Err(Error::MalformedBody);
+        }
+        let prefix = if name.marks.escaped {
+            prefix_of(name.field().decoded(body))
+        } else {
+            prefix_of_raw(name.field().raw(body))
+        };
+        *scratch.get_mut(count).ok_or(Error::TooManyParams)? = Span {
+            prefix,
+            name_start: name.start as u32,
+            name_end: name.end_offset(),
+            value_start: value.start as u32,
+            value_end: value.end_offset(),
+        };
+        count += 1;
+        Ok(())
+    };
+
+    // One pass: `&` ends a segment, its first `=` ends the name, `%` and `+` mark the current field.
+    let fresh = |at: usize| Found {
+        start: at,
+        end: at,
+        marks: Marks::default(),
+    };
+    let (mut name, mut value) = (fresh(0), None::<Found>);
+    // Of the `%` and `+` in a field only the first matters, and of the `%`s only until one escapes a
+    // high byte: once a field's marks are settled only `&` and `=` are looked at.
+    for (word_index, chunk) in body.chunks(8).enumerate() {
+        let word = word_of(chunk);
+        let (bounds, percents, pluses) = (
+            bytes_in(word, b"&="),
+            bytes_in(word, b"%"),
+            bytes_in(word, b"+"),
+        );
+        let mut unseen = u64::MAX; // the bits of bytes not handled yet
+        loop {
+            let in_value = value.is_some();
+            let current = value.as_mut().unwrap_or(&mut name);
+            let wanted = match current.marks {
+                Marks { escaped: false, .. } => bounds | percents | pluses,
+                Marks { high: false, .. } => bounds | percents,
+                Marks { high: true, .. } => bounds,
+            } & unseen;
+            if wanted == 0 {
+                break;
+            }
+            let bit = wanted.trailing_zeros();
+            unseen = u64::MAX.checked_shl(bit + 1).unwrap_or(0);
+            let at = word_index * 8 + bit as usize / 8;
+            match body[at] {
+                b'&' => {
+                    current.end = at;
+                    push(name, value.unwrap_or(fresh(at)))?;
+                    (name, value) = (fresh(at + 1), None);
+                }
+                b'=' if !in_value => {
+                    name.end = at;
+                    value = Some(fresh(at + 1));
+                }
+                b'=' => {}
+                b'+' => current.marks.escaped = true,
+                _ => {
+                    current.marks.escaped = true;
+                    current.marks.high |= escape_at(&body[at + 1..]).is_some_and(|b| b >= 0x80);
+                }
+            }
+        }
     }
+    let current = value.as_mut().unwrap_or(&mut name);
+    current.end = body.len();
+    push(name, value.unwrap_or(fresh(body.len())))?;
+
     let spans = &mut scratch[..count];
-    spans.sort_unstable_by(|a, b| {
-        cmp_fields(body, a.name(), b.name()).then_with(|| cmp_fields(body, a.value(), b.value()))
-    });
-    Ok(dedup(spans, |a, b| {
-        cmp_fields(body, a.name(), b.name()).is_eq()
-            && cmp_fields(body, a.value(), b.value()).is_eq()
-    }))
+    spans.sort_unstable_by(|a, b| cmp_spans(body, a, b));
+    Ok(dedup(spans, |a, b| cmp_spans(body, a, b).is_eq()))
 }
 
 /// Indexes pre-split pairs into `scratch`, then sorts and de-duplicates them.
@@ -242,20 +433,24 @@ pub(crate) fn index_pairs<'s>(
         return Err(Error::TooManyParams);
     }
     let spans = &mut scratch[..pairs.len()];
-    for (index, span) in spans.iter_mut().enumerate() {
+    for (index, (span, (name, _))) in spans.iter_mut().zip(pairs).enumerate() {
         *span = Span {
+            prefix: prefix_of_raw(name.as_bytes()),
             name_start: index as u32,
             ..Span::EMPTY
         };
     }
     let pair = |s: &Span| pairs[s.pair_index()];
-    spans.sort_unstable_by(|a, b| {
-        let (a, b) = (pair(a), pair(b));
-        a.0.as_bytes()
-            .cmp(b.0.as_bytes())
-            .then_with(|| a.1.as_bytes().cmp(b.1.as_bytes()))
-    });
-    Ok(dedup(spans, |a, b| pair(a) == pair(b)))
+    let cmp = |a: &Span, b: &Span| {
+        a.prefix.cmp(&b.prefix).then_with(|| {
+            let (a, b) = (pair(a), pair(b));
+            a.0.as_bytes()
+                .cmp(b.0.as_bytes())
+                .then_with(|| a.1.as_bytes().cmp(b.1.as_bytes()))
+        })
+    };
+    spans.sort_unstable_by(cmp);
+    Ok(dedup(spans, |a, b| cmp(a, b).is_eq()))
 }
 
 /// Keeps the first of each run of equal neighbours; returns the kept prefix.
@@ -370,6 +565,80 @@ mod tests {
             assert!(canonical(&body).is_ok(), "pad {pad}");
             let broken = std::format!("a={}%F0%9F%98", "x".repeat(pad));
             assert_eq!(canonical(&broken), Err(Error::MalformedBody), "pad {pad}");
+        }
+    }
+
+    #[test]
+    fn utf8_is_judged_on_decoded_bytes_whatever_the_raw_body_is() {
+        // Raw body not UTF-8, decoded field is: `%C3` then a raw continuation byte make `é`.
+        let body = b"a=%C3\xA9";
+        let mut scratch = [Span::EMPTY; 4];
+        assert!(index_form(body, &mut scratch).is_ok());
+        // Raw body UTF-8, decoded field is not: an escaped continuation after a whole `é`.
+        assert_eq!(canonical("a=\u{e9}%A9"), Err(Error::MalformedBody));
+        assert_eq!(canonical("%FF%FF=1&b=2"), Err(Error::MalformedBody));
+        // Low escapes and `+` around raw multi-byte characters leave them whole.
+        assert_eq!(
+            canonical("a=\u{e9}%20\u{1F600}+x").unwrap(),
+            "a\u{e9} \u{1F600} x"
+        );
+        // A raw stray byte is refused even when the field has escapes.
+        assert_eq!(
+            index_form(b"a=%41\xff", &mut scratch),
+            Err(Error::MalformedBody)
+        );
+    }
+
+    #[test]
+    fn names_sharing_long_prefixes_and_nul_bytes_sort_by_all_their_bytes() {
+        let names = [
+            "abcdefghB",
+            "abcdefghA",
+            "abcdefgh",
+            "ab",
+            "ab%00",
+            "ab%00%00",
+            "a",
+            "",
+            "abcdefgh%00",
+            "abcdefg%C3%BF",
+            "%61bcdefghC",
+            "b",
+        ];
+        let body = names.join("=v&") + "=v";
+        let mut expected: Vec<Vec<u8>> = names.iter().map(|n| decode(n)).collect();
+        expected.sort();
+        let mut scratch = [Span::EMPTY; 16];
+        let spans = index_form(body.as_bytes(), &mut scratch).unwrap();
+        let got: Vec<Vec<u8>> = spans
+            .iter()
+            .map(|s| s.name().decoded(body.as_bytes()).collect())
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn word_at_a_time_helpers_agree_with_byte_loops() {
+        let alphabet = [0u8, 1, b'%', b'&', b'+', b'=', b'a', 0x7F, 0x80, 0xA6, 0xFF];
+        let mut seed = 1u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as usize
+        };
+        for _ in 0..20_000 {
+            let mut bytes = [0u8; 20];
+            for b in &mut bytes {
+                *b = alphabet[next() % alphabet.len()];
+            }
+            let (la, lb) = (next() % 21, next() % 21);
+            let (a, b) = (&bytes[..la], &bytes[20 - lb..]);
+            assert_eq!(cmp_bytes(a, b), a.cmp(b), "{a:?} {b:?}");
+            let chunk = &bytes[..next() % 9];
+            let mask = bytes_in(word_of(chunk), b"&=%+");
+            for i in 0..8 {
+                let special = chunk.get(i).is_some_and(|b| b"&=%+".contains(b));
+                assert_eq!(mask >> (8 * i + 7) & 1 == 1, special, "{chunk:?} byte {i}");
+            }
         }
     }
 

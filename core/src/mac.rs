@@ -117,7 +117,7 @@ impl MacState {
 }
 
 /// A finished MAC: 20 or 32 bytes.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Tag {
     bytes: [u8; 32],
     len: usize,

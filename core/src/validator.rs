@@ -6,13 +6,13 @@ use hmac::Hmac;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use crate::canonical::{Request, Signed};
+use crate::canonical::{Payload, Request, Signed};
 use crate::explain::{explain_with_keys, Explanation};
 use crate::form::Span;
 use crate::mac::{keyed_sha1, keyed_sha256, macs_equal, Algorithm, MacState, Tag};
 use crate::settings::SignatureSettings;
 use crate::signature::{ReceivedSignature, Signature};
-use crate::url::{Candidate, Candidates};
+use crate::url::{Candidate, Candidates, UrlPieces};
 use crate::Error;
 
 /// How many form parameters the stack scratch buffer of [`Validator::verify`] holds (8 KiB).
@@ -150,12 +150,24 @@ pub struct Verified {
     pub candidate: Candidate,
     /// The algorithm of the signature.
     pub algorithm: Algorithm,
+    mac: Tag,
+}
+
+impl Verified {
     /// 32 bytes that identify this signed request: store them (with an expiry) to refuse a replay.
     ///
     /// A SHA-256 over the algorithm and the MAC, which is itself the keyed digest of the matched
     /// canonical string: a retry of the same request has the same key, any other request a different
     /// one. The unsigned `I-Twilio-Idempotency-Token` header plays no part, since an attacker can set it.
-    pub replay_key: [u8; 32],
+    /// Computed when asked for, so callers who do not use it do not pay for it.
+    pub fn replay_key(&self) -> [u8; 32] {
+        // Domain, algorithm and MAC fit in one SHA-256 block (at most 13 + 1 + 32 bytes + padding).
+        let mut hash = Sha256::new();
+        hash.update(b"tws-replay/1\0");
+        hash.update([self.algorithm as u8]);
+        hash.update(self.mac.as_bytes());
+        hash.finalize().into()
+    }
 }
 
 impl fmt::Debug for Verified {
@@ -166,15 +178,6 @@ impl fmt::Debug for Verified {
             .field("algorithm", &self.algorithm)
             .finish_non_exhaustive()
     }
-}
-
-fn replay_key(algorithm: Algorithm, tag: &Tag) -> [u8; 32] {
-    let mut hash = Sha256::new();
-    hash.update(b"twilio-signature/replay-key/v1\0");
-    hash.update(algorithm.name().as_bytes());
-    hash.update([0]);
-    hash.update(tag.as_bytes());
-    hash.finalize().into()
 }
 
 /// The engine: tries every eligible key on every URL candidate, stopping at the first match.
@@ -199,7 +202,7 @@ fn verify_with_keys<'k>(
         secret_index,
         candidate,
         algorithm: settings.algorithm,
-        replay_key: replay_key(settings.algorithm, &tag),
+        mac: tag,
     })
 }
 
@@ -211,13 +214,27 @@ pub(crate) fn find_match<'k>(
     signed: &Signed<'_>,
     url: &[u8],
 ) -> Option<(usize, Candidate, Tag)> {
-    let candidates = Candidates::new(url);
+    // Nearly every request matches the URL as given, so the other candidates are only worked out
+    // once that has failed.
+    let mut candidates = None;
     for (secret_index, key) in keys {
-        for (candidate, url) in candidates.iter() {
+        let matches = |url: &UrlPieces<'_>| {
             let mut mac = key.mac(algorithm);
-            signed.feed(&url, &mut |bytes| mac.update(bytes));
+            signed.feed(url, &mut |bytes| mac.update(bytes));
             let tag = mac.finalize();
+            // The verdict: the only branch on the compare's result.
             if macs_equal(tag.as_bytes(), received.as_bytes()) {
+                Some(tag)
+            } else {
+                None
+            }
+        };
+        if let Some(tag) = matches(&UrlPieces::whole(url)) {
+            return Some((secret_index, Candidate::AsGiven, tag));
+        }
+        let others = candidates.get_or_insert_with(|| Candidates::new(url));
+        for (candidate, url) in others.iter().skip(1) {
+            if let Some(tag) = matches(&url) {
                 return Some((secret_index, candidate, tag));
             }
         }
@@ -239,7 +256,7 @@ fn sign_with_key(
         return Err(Error::BodyHashMismatch);
     }
     let mut mac = key.mac(settings.algorithm);
-    signed.feed(&crate::url::UrlPieces::whole(request.url), &mut |bytes| {
+    signed.feed(&UrlPieces::whole(request.url), &mut |bytes| {
         mac.update(bytes);
     });
     Ok(Signature::encode(&mac.finalize()))
@@ -257,8 +274,18 @@ fn sign_with_key(
 /// assert!(verify(b"12345", &request).is_ok());
 /// ```
 pub fn verify(secret: &[u8], request: &Request<'_>) -> Result<Verified, Error> {
-    let mut scratch = [Span::EMPTY; DEFAULT_MAX_PARAMS];
-    verify_with_keys(core::iter::once(Key::Raw(secret)), request, &mut scratch)
+    with_stack_scratch(request, |scratch| {
+        verify_with_scratch(secret, request, scratch)
+    })
+}
+
+/// [`verify`] with the parameters sorted in `scratch` (see [`Validator::verify_with_scratch`]).
+pub fn verify_with_scratch(
+    secret: &[u8],
+    request: &Request<'_>,
+    scratch: &mut [Span],
+) -> Result<Verified, Error> {
+    verify_with_keys(core::iter::once(Key::Raw(secret)), request, scratch)
 }
 
 /// Computes the signature Twilio would send for `request` (its own signature is ignored; its settings
@@ -271,20 +298,42 @@ pub fn verify(secret: &[u8], request: &Request<'_>) -> Result<Verified, Error> {
 /// assert_eq!(signature.as_str().len(), 28);
 /// ```
 pub fn sign(secret: &[u8], request: &Request<'_>) -> Result<Signature, Error> {
-    let mut scratch = [Span::EMPTY; DEFAULT_MAX_PARAMS];
-    sign_with_key(Key::Raw(secret), request, &mut scratch)
+    with_stack_scratch(request, |scratch| {
+        sign_with_key(Key::Raw(secret), request, scratch)
+    })
 }
 
 /// [`Validator::explain`] for one raw secret.
 pub fn explain(secret: &[u8], request: &Request<'_>) -> Explanation {
-    let mut scratch = [Span::EMPTY; DEFAULT_MAX_PARAMS];
-    let verdict = verify_with_keys(core::iter::once(Key::Raw(secret)), request, &mut scratch);
-    explain_with_keys(
-        &core::iter::once(Key::Raw(secret)),
-        request,
-        verdict,
-        &mut scratch,
-    )
+    with_stack_scratch(request, |scratch| {
+        let verdict = verify_with_keys(core::iter::once(Key::Raw(secret)), request, scratch);
+        explain_with_keys(
+            &core::iter::once(Key::Raw(secret)),
+            request,
+            verdict,
+            scratch,
+        )
+    })
+}
+
+/// The stack buffer tried first: enough for any real webhook, and cheap to zero (1.5 KiB).
+const SMALL_SCRATCH: usize = 64;
+
+/// Runs `f` with a zeroed stack scratch buffer: [`SMALL_SCRATCH`] spans when the request cannot have
+/// more parameters than that (a form has at most one more than it has `&`s), else
+/// [`DEFAULT_MAX_PARAMS`].
+fn with_stack_scratch<R>(request: &Request<'_>, f: impl FnOnce(&mut [Span]) -> R) -> R {
+    let most = match request.payload {
+        // LLVM vectorises this count; a crate for it is not worth a dependency.
+        #[allow(clippy::naive_bytecount)]
+        Payload::Body(body) => body.iter().filter(|&&b| b == b'&').count() + 1,
+        Payload::Params(pairs) => pairs.len(),
+    };
+    if most <= SMALL_SCRATCH {
+        f(&mut [Span::EMPTY; SMALL_SCRATCH])
+    } else {
+        f(&mut [Span::EMPTY; DEFAULT_MAX_PARAMS])
+    }
 }
 
 // A secret is ~400 bytes inline; that is the price of a heap-free validator.
@@ -352,8 +401,9 @@ impl<'k> Validator<'k> {
 
     /// Verifies a request, with room for [`DEFAULT_MAX_PARAMS`] form parameters on the stack.
     pub fn verify(&self, request: &Request<'_>) -> Result<Verified, Error> {
-        let mut scratch = [Span::EMPTY; DEFAULT_MAX_PARAMS];
-        self.verify_with_scratch(request, &mut scratch)
+        with_stack_scratch(request, |scratch| {
+            self.verify_with_scratch(request, scratch)
+        })
     }
 
     /// Verifies a request, sorting parameters in `scratch`: a form with more distinct-or-not parameters
@@ -371,8 +421,9 @@ impl<'k> Validator<'k> {
     ///
     /// [`Mistake`]: crate::Mistake
     pub fn explain(&self, request: &Request<'_>) -> Explanation {
-        let mut scratch = [Span::EMPTY; DEFAULT_MAX_PARAMS];
-        self.explain_with_scratch(request, &mut scratch)
+        with_stack_scratch(request, |scratch| {
+            self.explain_with_scratch(request, scratch)
+        })
     }
 
     /// [`Validator::explain`] with the parameters sorted in `scratch` (see
@@ -384,8 +435,7 @@ impl<'k> Validator<'k> {
 
     /// Signs `request` with the first secret its settings header allows (see [`sign`]).
     pub fn sign(&self, request: &Request<'_>) -> Result<Signature, Error> {
-        let mut scratch = [Span::EMPTY; DEFAULT_MAX_PARAMS];
-        self.sign_with_scratch(request, &mut scratch)
+        with_stack_scratch(request, |scratch| self.sign_with_scratch(request, scratch))
     }
 
     /// [`Validator::sign`] with the parameters sorted in `scratch`.

@@ -350,7 +350,7 @@ fn the_replay_key_identifies_the_signed_request() {
     let key = |url: &str, body: &str| {
         validator
             .verify(&Request::post(url, body).signature(&sig))
-            .map(|v| v.replay_key)
+            .map(|v| v.replay_key())
     };
     let first = key("https://h/p", body).expect("valid");
     assert_eq!(
@@ -367,7 +367,7 @@ fn the_replay_key_identifies_the_signed_request() {
     let other = validator
         .verify(&Request::post("https://h/p", "a=1&b=3").signature(&other_sig))
         .expect("valid");
-    assert_ne!(other.replay_key, first);
+    assert_ne!(other.replay_key(), first);
 }
 
 #[test]

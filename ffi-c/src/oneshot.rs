@@ -1,13 +1,15 @@
 //! One-shot calls with a single secret: `tws_verify`, `tws_sign`, `tws_explain`.
 //!
-//! Each builds a one-secret validator for the call; a service verifying many requests with the same
-//! secret saves the keying by keeping a `tws_validator`.
+//! Each keys HMAC for the call (verify only for the algorithm the request names); a service verifying
+//! many requests with the same secret saves the keying by keeping a `tws_validator`. Nothing is
+//! allocated unless a form has more than the core's stack buffer holds.
 
 use core::ffi::c_int;
 
 use crate::boundary::{guard, input, write_text};
 use crate::request::RawRequest;
-use crate::validator::tws_validator;
+use crate::validator::{with_scratch, TWS_DEFAULT_MAX_PARAMS};
+use tws_core::{Secret, Validator};
 
 /// Verifies one webhook request against one secret (the Auth Token, or the SharedKey secret when the
 /// settings header names HMAC_SHA256). Returns `TWS_OK` (0) when Twilio signed it, otherwise the
@@ -43,7 +45,9 @@ pub unsafe extern "C" fn tws_verify(
     guard(|| {
         // SAFETY: per the contract.
         let (secret, request) = unsafe { (input(secret, secret_len)?, raw.borrow()?) };
-        tws_validator::one(secret).verify(&request)?;
+        with_scratch(TWS_DEFAULT_MAX_PARAMS, &request, |scratch| {
+            tws_core::verify_with_scratch(secret, &request, scratch)
+        })?;
         Ok(())
     })
 }
@@ -81,7 +85,10 @@ pub unsafe extern "C" fn tws_sign(
     guard(|| {
         // SAFETY: per the contract.
         let (secret, request) = unsafe { (input(secret, secret_len)?, raw.borrow()?) };
-        let signature = tws_validator::one(secret).sign(&request)?;
+        let validator = Validator::new(Secret::new(secret));
+        let signature = with_scratch(TWS_DEFAULT_MAX_PARAMS, &request, |scratch| {
+            validator.sign_with_scratch(&request, scratch)
+        })?;
         // SAFETY: per the contract.
         unsafe {
             write_text(
@@ -129,7 +136,12 @@ pub unsafe extern "C" fn tws_explain(
     guard(|| {
         // SAFETY: per the contract.
         let (secret, request) = unsafe { (input(secret, secret_len)?, raw.borrow()?) };
-        let text = tws_validator::one(secret).explain(&request).to_string();
+        let validator = Validator::new(Secret::new(secret));
+        let text = with_scratch(TWS_DEFAULT_MAX_PARAMS, &request, |scratch| {
+            validator
+                .explain_with_scratch(&request, scratch)
+                .to_string()
+        });
         // SAFETY: per the contract.
         unsafe { write_text(text.as_bytes(), out, out_capacity, written_out) }
     })

@@ -17,7 +17,7 @@ use crate::verified::tws_verified;
 
 /// How many form parameters a request may have unless `tws_validator_set_max_params` says otherwise.
 /// Twilio's webhooks have well under 100; the bound keeps a hostile body from costing more than
-/// 16 bytes of scratch per parameter (160 KB at this default).
+/// 32 bytes of scratch per parameter (320 KB at this default).
 pub const TWS_DEFAULT_MAX_PARAMS: usize = 10_000;
 
 /// A validator: one or more secrets, tried in the order they were added.
@@ -48,53 +48,54 @@ impl tws_validator {
         }
     }
 
-    /// A validator for the one-shot calls.
-    pub(crate) fn one(secret: &[u8]) -> Self {
-        Self {
-            secrets: vec![Secret::new(secret)],
-            max_params: TWS_DEFAULT_MAX_PARAMS,
-        }
-    }
-
     fn core(&self) -> Validator<'_> {
         Validator::with_secrets(&self.secrets)
     }
 
-    /// Runs `f` with a scratch buffer large enough for `request`'s form, but no larger than
-    /// `max_params`: a body of n `&`-separated segments has at most n parameters, so a form with more
-    /// than `max_params` parameters still overflows it and is refused with `TooManyParams`.
-    fn with_scratch<R>(&self, request: &Request<'_>, f: impl FnOnce(&mut [Span]) -> R) -> R {
-        let segments = match request.payload {
-            Payload::Body(body) => body.split(|&b| b == b'&').count(),
-            Payload::Params(pairs) => pairs.len(),
-        };
-        let len = segments.min(self.max_params);
-        if len <= DEFAULT_MAX_PARAMS {
-            let mut scratch = [Span::EMPTY; DEFAULT_MAX_PARAMS];
-            f(&mut scratch[..len])
-        } else {
-            f(&mut vec![Span::EMPTY; len])
-        }
-    }
-
     pub(crate) fn verify(&self, request: &Request<'_>) -> Result<Verified, Error> {
-        self.with_scratch(request, |scratch| {
+        with_scratch(self.max_params, request, |scratch| {
             self.core().verify_with_scratch(request, scratch)
         })
     }
 
     /// The core's explanation, sorting parameters in the same bounded scratch as [`Self::verify`].
     pub(crate) fn explain(&self, request: &Request<'_>) -> Explanation {
-        self.with_scratch(request, |scratch| {
+        with_scratch(self.max_params, request, |scratch| {
             self.core().explain_with_scratch(request, scratch)
         })
     }
 
     /// Signs with the first secret the settings header allows, in the same bounded scratch.
     pub(crate) fn sign(&self, request: &Request<'_>) -> Result<Signature, Error> {
-        self.with_scratch(request, |scratch| {
+        with_scratch(self.max_params, request, |scratch| {
             self.core().sign_with_scratch(request, scratch)
         })
+    }
+}
+
+/// Runs `f` with a scratch buffer large enough for `request`'s form, but no larger than `max_params`: a
+/// body with n `&`s has at most n + 1 parameters, so a form with more than `max_params` parameters still
+/// overflows it and is refused with `TooManyParams`. Buffers of up to `DEFAULT_MAX_PARAMS` spans live on
+/// the stack (a small one for the usual webhook, since each is zeroed per call); larger ones on the heap.
+pub(crate) fn with_scratch<R>(
+    max_params: usize,
+    request: &Request<'_>,
+    f: impl FnOnce(&mut [Span]) -> R,
+) -> R {
+    const SMALL: usize = 64;
+    let most = match request.payload {
+        // LLVM vectorises this count.
+        #[allow(clippy::naive_bytecount)]
+        Payload::Body(body) => body.iter().filter(|&&b| b == b'&').count() + 1,
+        Payload::Params(pairs) => pairs.len(),
+    };
+    let len = most.min(max_params);
+    if len <= SMALL {
+        f(&mut [Span::EMPTY; SMALL][..len])
+    } else if len <= DEFAULT_MAX_PARAMS {
+        f(&mut [Span::EMPTY; DEFAULT_MAX_PARAMS][..len])
+    } else {
+        f(&mut vec![Span::EMPTY; len])
     }
 }
 
@@ -151,7 +152,7 @@ pub unsafe extern "C" fn tws_validator_add_secret(
 }
 
 /// Sets the most form parameters a request may have (default `TWS_DEFAULT_MAX_PARAMS`); a form with
-/// more is refused with `TWS_TOO_MANY_PARAMS`. Scratch memory is 16 bytes per parameter, allocated per
+/// more is refused with `TWS_TOO_MANY_PARAMS`. Scratch memory is 32 bytes per parameter, allocated per
 /// call for forms of more than 512 `&`-separated segments. 0 is `TWS_INVALID_PARAMETER`.
 ///
 /// # Safety

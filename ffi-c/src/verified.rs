@@ -57,7 +57,7 @@ impl From<Verified> for tws_verified {
                 Algorithm::HmacSha1 => tws_algorithm::TWS_ALGORITHM_HMAC_SHA1,
                 Algorithm::HmacSha256 => tws_algorithm::TWS_ALGORITHM_HMAC_SHA256,
             },
-            replay_key: verified.replay_key,
+            replay_key: verified.replay_key(),
         }
     }
 }
