@@ -162,14 +162,17 @@ fn type_name(value: &Bound<'_, PyAny>) -> String {
         .map_or_else(|_| "an unknown type".to_owned(), |name| name.to_string())
 }
 
-/// `[(name, value), ...]` of `str`: the pre-split form parameters a framework hands over.
-fn param_pairs(params: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+/// `[(name, value), ...]` of `str`: the pre-split form parameters a framework hands over. The strings
+/// are kept as Python objects; [`borrow_pairs`] lends their UTF-8 without copying it.
+fn param_pairs<'py>(
+    params: &Bound<'py, PyAny>,
+) -> PyResult<Vec<(Bound<'py, PyString>, Bound<'py, PyString>)>> {
     if params.is_instance_of::<PyString>() || params.is_instance_of::<PyBytes>() {
         return Err(PyTypeError::new_err(
             "params must be a sequence of (name, value) pairs of str; pass a raw body to verify() instead",
         ));
     }
-    let mut pairs = Vec::new();
+    let mut pairs = Vec::with_capacity(params.len().unwrap_or(0));
     for item in params.try_iter()? {
         let item = item?;
         let pair = item.cast::<PyTuple>().ok().filter(|t| t.len() == 2);
@@ -181,12 +184,23 @@ fn param_pairs(params: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
         };
         let name = pair.get_item(0)?;
         let value = pair.get_item(1)?;
-        let (Ok(name), Ok(value)) = (name.cast::<PyString>(), value.cast::<PyString>()) else {
+        let (Ok(name), Ok(value)) = (name.cast_into::<PyString>(), value.cast_into::<PyString>())
+        else {
             return Err(PyTypeError::new_err("param names and values must be str"));
         };
-        pairs.push((name.to_str()?.to_owned(), value.to_str()?.to_owned()));
+        pairs.push((name, value));
     }
     Ok(pairs)
+}
+
+/// The UTF-8 of each pair (cached inside the `str` objects, which outlive the borrow).
+fn borrow_pairs<'a>(
+    pairs: &'a [(Bound<'_, PyString>, Bound<'_, PyString>)],
+) -> PyResult<Vec<(&'a str, &'a str)>> {
+    pairs
+        .iter()
+        .map(|(name, value)| Ok((name.to_str()?, value.to_str()?)))
+        .collect()
 }
 
 fn candidate_name(candidate: Candidate) -> &'static str {
@@ -401,10 +415,7 @@ impl PyValidator {
     ) -> PyResult<PyVerified> {
         let url = text_or_bytes(url, "url")?;
         let owned = param_pairs(params)?;
-        let pairs: Vec<(&str, &str)> = owned
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let pairs = borrow_pairs(&owned)?;
         let request = Request {
             url,
             payload: twilio_signature::Payload::Params(&pairs),
@@ -445,10 +456,7 @@ impl PyValidator {
     ) -> PyResult<String> {
         let url = text_or_bytes(url, "url")?;
         let owned = param_pairs(params)?;
-        let pairs: Vec<(&str, &str)> = owned
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let pairs = borrow_pairs(&owned)?;
         let request = Request::with_params(url, &pairs).settings(optional_text_or_bytes(
             signature_settings,
             "signature_settings",
