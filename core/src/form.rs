@@ -117,37 +117,6 @@ const fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
-/// The value of each hex digit; 0xFF for any other byte.
-const HEX_VALUES: [u8; 256] = {
-    let mut table = [0xFF; 256];
-    let mut i = 0;
-    while i < 256 {
-        table[i] = match hex_value(i as u8) {
-            Some(value) => value,
-            None => 0xFF,
-        };
-        i += 1;
-    }
-    table
-};
-
-/// Decodes the `+` or `%` at `raw[at]`: the byte it stands for and how many raw bytes it takes. Free of
-/// data-dependent branches, since in text the kinds of escape follow each other unpredictably.
-fn decode_escape(raw: &[u8], at: usize) -> (u8, usize) {
-    let digit = |i: usize| HEX_VALUES[usize::from(raw.get(at + i).copied().unwrap_or(0))];
-    let (hi, lo) = (digit(1), digit(2));
-    let is_escape = (hi | lo) < 16;
-    let is_plus = raw[at] == b'+';
-    let byte = if is_plus {
-        b' '
-    } else if is_escape {
-        hi << 4 | lo
-    } else {
-        b'%'
-    };
-    (byte, if !is_plus && is_escape { 3 } else { 1 })
-}
-
 /// The byte `%XX` at the start of `rest` (the bytes after a `%`) stands for, if it is an escape.
 fn escape_at(rest: &[u8]) -> Option<u8> {
     match rest {
@@ -189,22 +158,16 @@ const PIECE: usize = 128;
 fn decode_pieces(raw: &[u8], take: &mut impl FnMut(&[u8], bool) -> Option<usize>) -> bool {
     let mut buf = [0u8; PIECE];
     let mut len = 0;
-    let mut at = 0;
-    while at < raw.len() {
+    for byte in Decoded::new(raw) {
         if len == PIECE {
-            let Some(used) = take(&buf[..len], false) else {
+            let Some(used) = take(&buf, false) else {
                 return false;
             };
             buf.copy_within(used.min(len)..len, 0);
             len -= used.min(len);
         }
-        let (byte, step) = match raw[at] {
-            b'%' | b'+' => decode_escape(raw, at),
-            plain => (plain, 1),
-        };
         buf[len] = byte;
         len += 1;
-        at += step;
     }
     take(&buf[..len], true).is_some()
 }
@@ -233,10 +196,41 @@ fn decodes_to_utf8(raw: &[u8]) -> bool {
 
 fn cmp_fields(body: &[u8], a: Field, b: Field) -> Ordering {
     if a.escaped || b.escaped {
-        a.decoded(body).cmp(b.decoded(body))
+        cmp_escaped(a.raw(body), b.raw(body))
     } else {
         cmp_bytes(a.raw(body), b.raw(body))
     }
+}
+
+/// The order of two fields' decoded bytes. Their common raw prefix decodes the same way in both except
+/// for an escape that the first difference cuts: one that starts at a `%` one or two bytes before it
+/// (hex digits are never `%`, so a `%` always starts a piece of its own). Decoding starts at that `%`,
+/// or at the difference: long shared prefixes (many names alike, fully escaped) are skipped a word at a
+/// time instead of decoded.
+fn cmp_escaped(a: &[u8], b: &[u8]) -> Ordering {
+    let differ = common_prefix_len(a, b);
+    // The piece of text holding the first difference starts there, or at a `%` just before it.
+    let start = (differ.saturating_sub(2)..differ)
+        .find(|&i| a[i] == b'%')
+        .unwrap_or(differ);
+    Decoded::new(&a[start..]).cmp(Decoded::new(&b[start..]))
+}
+
+/// How many leading bytes `a` and `b` share, a word at a time.
+fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
+    let mut at = 0;
+    while let (Some(x), Some(y)) = (a.get(at..at + 8), b.get(at..at + 8)) {
+        let diff = word_of(x) ^ word_of(y);
+        if diff != 0 {
+            return at + diff.trailing_zeros() as usize / 8;
+        }
+        at += 8;
+    }
+    at + a[at..]
+        .iter()
+        .zip(&b[at..])
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 fn cmp_spans(body: &[u8], a: &Span, b: &Span) -> Ordering {
@@ -639,6 +633,39 @@ mod tests {
                 let special = chunk.get(i).is_some_and(|b| b"&=%+".contains(b));
                 assert_eq!(mask >> (8 * i + 7) & 1 == 1, special, "{chunk:?} byte {i}");
             }
+        }
+    }
+
+    #[test]
+    fn escaped_fields_compare_as_their_decoded_bytes_whatever_they_share() {
+        let alphabet: [&[u8]; 9] = [b"%", b"4", b"1", b"%41", b"A", b"+", b" ", b"%2", b"z"];
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as usize
+        };
+        for _ in 0..50_000 {
+            let shared: Vec<u8> = (0..next() % 6)
+                .flat_map(|_| alphabet[next() % 9].to_vec())
+                .collect();
+            let mut tail = || -> Vec<u8> {
+                (0..next() % 4)
+                    .flat_map(|_| alphabet[next() % 9].to_vec())
+                    .collect()
+            };
+            let (a, b) = (
+                [&shared[..], &tail()].concat(),
+                [&shared[..], &tail()].concat(),
+            );
+            let expected = decode(std::str::from_utf8(&a).unwrap())
+                .cmp(&decode(std::str::from_utf8(&b).unwrap()));
+            assert_eq!(
+                cmp_escaped(&a, &b),
+                expected,
+                "{:?} {:?}",
+                std::str::from_utf8(&a),
+                std::str::from_utf8(&b)
+            );
         }
     }
 
