@@ -24,7 +24,7 @@ bench-c: c-lib
 	cc $(BENCH_C_FLAGS) -fPIC -shared bench/c/malloc_count.c -o $(BENCH_OUT)/libmalloc_count.so
 
 bench-go: c-lib
-	cd bench/go && go build -o $(BENCH_OUT)/gobench .
+	cd bench/go && $(GO_CGO_ENV) go build -o $(BENCH_OUT)/gobench .
 
 # The pinned twilio-node, exactly as locked.
 bench-node:

@@ -6,6 +6,10 @@ CBINDGEN_VERSION := 0.29.4
 CBINDGEN := $(TOOLS)/bin/cbindgen
 C_BUILD := $(ROOT)/target/c-tests
 C_STATIC_LIB := $(ROOT)/target/release/libtwilio_signature.a
+# Go's build cache does not hash libraries named in `#cgo LDFLAGS`, so after the library changes a cgo
+# build could link the old one. CGO_CFLAGS is part of the cache key: a define carrying the library's
+# hash (computed when the recipe runs) makes Go rebuild exactly when the library changed.
+GO_CGO_ENV = CGO_ENABLED=1 CGO_CFLAGS="-O2 -g -DTWS_LIB_SHA256=$$(sha256sum $(C_STATIC_LIB) | cut -c1-16)"
 # Rust's std needs these from the system when linked statically (see ffi-c/README.md).
 C_NATIVE_LIBS := -lpthread -ldl -lm
 C_FLAGS := -std=c11 -Wall -Wextra -Werror -pedantic -g -I$(ROOT)/include
