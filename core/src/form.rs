@@ -1,9 +1,9 @@
 //! Form bodies and pre-split pairs: decoding, UTF-8 checking, and the canonical order of parameters.
 //!
 //! Nothing is copied. A form body is indexed into [`Span`]s in a caller's buffer in one pass that also
-//! notes which fields need decoding; the spans are sorted by their *decoded* (name, value) — first by an
+//! notes which fields need decoding; the spans are sorted by their *decoded* (name, value) — first by a
 //! 16-byte decoded prefix of the name kept in the span, then, only on a tie, by decoding on the fly — and
-//! equal neighbours are dropped. Feeding a parameter to the HMAC decodes it again, run by run.
+//! equal neighbours are dropped. Feeding a parameter to the HMAC decodes it again, into a stack buffer.
 
 use core::cmp::Ordering;
 
