@@ -635,9 +635,9 @@ the peak Python-heap bytes of one call and the blocks still held after 1000 call
 
 ## Core (Rust, criterion): verify vs the hashing limit
 
-The *hashing limit* is a pre-keyed HMAC-SHA1 (same `hmac`/`sha1` crates and versions as the core)
-cloned and run over the already-built canonical string (plus the SHA-256 of the body for the JSON
-webhook): the least work any verifier must do. `validator` is `Validator::verify` (stack scratch: 64 spans, or 512),
+The *hashing limit* is a pre-keyed HMAC-SHA1 (same `hmac`/`sha1` crates and versions as the core) cloned
+and run over the already-built canonical string (plus the SHA-256 of the body for the JSON webhook): the
+least work any verifier must do. `validator` is `Validator::verify` (stack scratch of 64 spans, or 512),
 `validator + own scratch` is `Validator::verify_with_scratch` with a reused buffer, `one-shot` is
 `twilio_signature::verify(secret, ..)` (keys HMAC per call). Times and ratios are medians of interleaved
 rounds run by the bench binary (`bench/src/race.rs`: the variants of a workload take turns, batch by
