@@ -162,7 +162,8 @@ fn type_name(value: &Bound<'_, PyAny>) -> String {
         .map_or_else(|_| "an unknown type".to_owned(), |name| name.to_string())
 }
 
-/// `[(name, value), ...]` of `str`: the pre-split form parameters a framework hands over. The strings
+/// `[(name, value), ...]` (or a plain `dict`) of `str`: the pre-split form parameters a framework hands
+/// over. The strings
 /// are kept as Python objects; [`borrow_pairs`] lends their UTF-8 without copying it.
 fn param_pairs<'py>(
     params: &Bound<'py, PyAny>,
@@ -171,6 +172,21 @@ fn param_pairs<'py>(
         return Err(PyTypeError::new_err(
             "params must be a sequence of (name, value) pairs of str; pass a raw body to verify() instead",
         ));
+    }
+    let str_pair = |name: Bound<'py, PyAny>, value: Bound<'py, PyAny>| match (
+        name.cast_into::<PyString>(),
+        value.cast_into::<PyString>(),
+    ) {
+        (Ok(name), Ok(value)) => Ok((name, value)),
+        _ => Err(PyTypeError::new_err("param names and values must be str")),
+    };
+    // A plain dict (exactly: a MultiDict is a dict subclass with lists inside) is read in place, with
+    // no tuple per item.
+    if let Ok(dict) = params.cast_exact::<PyDict>() {
+        return dict
+            .iter()
+            .map(|(name, value)| str_pair(name, value))
+            .collect();
     }
     let mut pairs = Vec::with_capacity(params.len().unwrap_or(0));
     for item in params.try_iter()? {
@@ -182,13 +198,7 @@ fn param_pairs<'py>(
                 type_name(&item)
             )));
         };
-        let name = pair.get_item(0)?;
-        let value = pair.get_item(1)?;
-        let (Ok(name), Ok(value)) = (name.cast_into::<PyString>(), value.cast_into::<PyString>())
-        else {
-            return Err(PyTypeError::new_err("param names and values must be str"));
-        };
-        pairs.push((name, value));
+        pairs.push(str_pair(pair.get_item(0)?, pair.get_item(1)?)?);
     }
     Ok(pairs)
 }

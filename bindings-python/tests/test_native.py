@@ -110,6 +110,16 @@ def test_bad_constructor_arguments(args: tuple[Any, ...], message: str) -> None:
         ts.Validator("x", max_params=0)
 
 
+def test_params_as_a_plain_dict_or_as_pairs_give_the_same_answer() -> None:
+    validator = ts.Validator("12345")
+    pairs = [(name, value) for name, value in (p.split("=") for p in BODY.replace("%2B", "+").split("&"))]
+    from_dict = validator.verify_params(URL, dict(pairs), SIGNATURE)
+    assert from_dict.replay_key == validator.verify_params(URL, pairs, SIGNATURE).replay_key
+    assert validator.sign_params(URL, dict(pairs)) == SIGNATURE
+    with pytest.raises(ts.SignatureMismatchError):
+        validator.verify_params(URL, {**dict(pairs), "Digits": "1235"}, SIGNATURE)
+
+
 @pytest.mark.parametrize(
     "call",
     [
@@ -121,6 +131,8 @@ def test_bad_constructor_arguments(args: tuple[Any, ...], message: str) -> None:
         lambda v: v.verify_params(URL, "a=1", SIGNATURE),
         lambda v: v.verify_params(URL, [("a", 1)], SIGNATURE),
         lambda v: v.verify_params(URL, [("a",)], SIGNATURE),
+        lambda v: v.verify_params(URL, {"a": 1}, SIGNATURE),
+        lambda v: v.verify_params(URL, {1: "a"}, SIGNATURE),
         lambda v: v.sign(URL, {"a": "1"}),
         lambda v: ts.RequestValidator(b"12345"),  # type: ignore[arg-type]
         lambda v: ts.RequestValidator("12345").validate(b"https://e.com", {}, SIGNATURE),

@@ -151,6 +151,8 @@ class RequestValidator:
                 return [param_dict[param_name]]
 
     def _pairs(self, params: Any) -> list[tuple[str, str]]:
+        if not params:
+            return []
         if type(params) is dict:
             return list(params.items())
         if isinstance(params, (str, bytes)) or not isinstance(params, (Mapping, Iterable)):
@@ -171,7 +173,7 @@ class RequestValidator:
             raise ValueError(f"Unsupported webhook signature algorithm: {algorithm}")
         if not isinstance(uri, str):
             raise TypeError(f"uri must be str, not {type(uri).__name__}")
-        pairs = self._pairs(params) if params else []
+        pairs = self._pairs(params)
         try:
             return self._validator.sign_params(uri, pairs, _settings(name))
         except (BodyRequiredError, TooManyParamsError):
@@ -214,13 +216,14 @@ class RequestValidator:
                 logger.warning("a str body was given for a URL without bodySHA256: invalid")
                 return False
             return self._validator.is_valid(uri, params, signature, settings)
-        pairs = self._pairs(params) if params else []
         if _has_body_sha256(uri):
-            return self._validate_unchecked_body(uri, pairs, signature, name)
+            return self._validate_unchecked_body(uri, self._pairs(params), signature, name)
+        # A plain dict goes to the extension as it is (read in place); anything else as pairs.
+        native = params if type(params) is dict else self._pairs(params)
         try:
-            self._validator.verify_params(uri, pairs, signature, settings)
+            self._validator.verify_params(uri, native, signature, settings)
         except TooManyParamsError:
-            return self._validate_unchecked_body(uri, pairs, signature, name)
+            return self._validate_unchecked_body(uri, self._pairs(params), signature, name)
         except SignatureError:
             return False
         return True

@@ -95,11 +95,12 @@ class Validator:
     def verify_params(
         self,
         url: str | bytes,
-        params: Iterable[tuple[str, str]],
+        params: Iterable[tuple[str, str]] | dict[str, str],
         signature: str | bytes | None,
         signature_settings: str | bytes | None = None,
     ) -> Verified:
-        """Verify a request whose form parameters a framework already parsed."""
+        """Verify a request whose form parameters a framework already parsed: (name, value) pairs, or a
+        plain dict."""
     def sign(
         self,
         url: str | bytes,
@@ -110,10 +111,10 @@ class Validator:
     def sign_params(
         self,
         url: str | bytes,
-        params: Iterable[tuple[str, str]],
+        params: Iterable[tuple[str, str]] | dict[str, str],
         signature_settings: str | bytes | None = None,
     ) -> str:
-        """The X-Twilio-Signature for this URL and parsed form parameters."""
+        """The X-Twilio-Signature for this URL and parsed form parameters (pairs, or a plain dict)."""
     def explain(
         self,
         url: str | bytes,
