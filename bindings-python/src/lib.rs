@@ -300,7 +300,7 @@ impl PyValidator {
         body: &[u8],
     ) -> Result<Verified, Error> {
         let go = || {
-            self.with_scratch(form_params_bound(body), |scratch| {
+            self.with_scratch(request.max_params(), |scratch| {
                 self.core().verify_with_scratch(request, scratch)
             })
         };
@@ -311,8 +311,8 @@ impl PyValidator {
         }
     }
 
-    fn verify_pairs(&self, request: &Request<'_>, count: usize) -> Result<Verified, Error> {
-        self.with_scratch(count, |scratch| {
+    fn verify_pairs(&self, request: &Request<'_>) -> Result<Verified, Error> {
+        self.with_scratch(request.max_params(), |scratch| {
             self.core().verify_with_scratch(request, scratch)
         })
     }
@@ -432,7 +432,7 @@ impl PyValidator {
             signature: optional_text_or_bytes(signature, "signature")?,
             settings: optional_text_or_bytes(signature_settings, "signature_settings")?,
         };
-        self.verify_pairs(&request, pairs.len())
+        self.verify_pairs(&request)
             .map(|v| self.verified(v))
             .map_err(to_py_err)
     }
@@ -450,7 +450,7 @@ impl PyValidator {
             signature_settings,
             "signature_settings",
         )?);
-        self.with_scratch(form_params_bound(body), |scratch| {
+        self.with_scratch(request.max_params(), |scratch| {
             self.core().sign_with_scratch(&request, scratch)
         })
         .map(|s| s.as_str().to_owned())
@@ -471,7 +471,7 @@ impl PyValidator {
             signature_settings,
             "signature_settings",
         )?);
-        self.with_scratch(pairs.len(), |scratch| {
+        self.with_scratch(request.max_params(), |scratch| {
             self.core().sign_with_scratch(&request, scratch)
         })
         .map(|s| s.as_str().to_owned())
@@ -489,7 +489,7 @@ impl PyValidator {
     ) -> PyResult<String> {
         let (request, body) = body_request(url, body, signature, signature_settings)?;
         let go = || {
-            self.with_scratch(form_params_bound(body), |scratch| {
+            self.with_scratch(request.max_params(), |scratch| {
                 self.core()
                     .explain_with_scratch(&request, scratch)
                     .to_string()
@@ -564,11 +564,4 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("DEFAULT_MAX_PARAMS", 10_000)?;
     Ok(())
-}
-
-/// A form has at most one parameter per `&`-separated segment (a dependency-free count is fast enough
-/// next to the HMAC).
-#[allow(clippy::naive_bytecount)]
-fn form_params_bound(body: &[u8]) -> usize {
-    body.iter().filter(|&&b| b == b'&').count() + 1
 }

@@ -85,6 +85,19 @@ impl<'a> Request<'a> {
         self
     }
 
+    /// The most form parameters this request can have: one more than its body has `&`s, or the number
+    /// of pre-split pairs. Size a scratch buffer for [`Validator::verify_with_scratch`] with it.
+    ///
+    /// [`Validator::verify_with_scratch`]: crate::Validator::verify_with_scratch
+    pub fn max_params(&self) -> usize {
+        match self.payload {
+            // LLVM vectorises this count; a crate for it is not worth a dependency.
+            #[allow(clippy::naive_bytecount)]
+            Payload::Body(body) => body.iter().filter(|&&b| b == b'&').count() + 1,
+            Payload::Params(pairs) => pairs.len(),
+        }
+    }
+
     /// Replaces the URL (diagnostics try variants of it).
     #[must_use]
     pub(crate) fn with_url(mut self, url: &'a [u8]) -> Self {

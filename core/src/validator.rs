@@ -6,7 +6,7 @@ use hmac::Hmac;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use crate::canonical::{Payload, Request, Signed};
+use crate::canonical::{Request, Signed};
 use crate::explain::{explain_with_keys, Explanation};
 use crate::form::Span;
 use crate::mac::{keyed_sha1, keyed_sha256, macs_equal, Algorithm, MacState, Tag};
@@ -323,13 +323,7 @@ const SMALL_SCRATCH: usize = 64;
 /// more parameters than that (a form has at most one more than it has `&`s), else
 /// [`DEFAULT_MAX_PARAMS`].
 fn with_stack_scratch<R>(request: &Request<'_>, f: impl FnOnce(&mut [Span]) -> R) -> R {
-    let most = match request.payload {
-        // LLVM vectorises this count; a crate for it is not worth a dependency.
-        #[allow(clippy::naive_bytecount)]
-        Payload::Body(body) => body.iter().filter(|&&b| b == b'&').count() + 1,
-        Payload::Params(pairs) => pairs.len(),
-    };
-    if most <= SMALL_SCRATCH {
+    if request.max_params() <= SMALL_SCRATCH {
         f(&mut [Span::EMPTY; SMALL_SCRATCH])
     } else {
         f(&mut [Span::EMPTY; DEFAULT_MAX_PARAMS])

@@ -6,8 +6,7 @@
 use core::ffi::c_int;
 
 use tws_core::{
-    Error, Explanation, Payload, Request, Secret, Signature, Span, Validator, Verified,
-    DEFAULT_MAX_PARAMS,
+    Error, Explanation, Request, Secret, Signature, Span, Validator, Verified, DEFAULT_MAX_PARAMS,
 };
 
 use crate::boundary::{guard, input, optional_input, output, write, write_text};
@@ -83,13 +82,7 @@ pub(crate) fn with_scratch<R>(
     f: impl FnOnce(&mut [Span]) -> R,
 ) -> R {
     const SMALL: usize = 64;
-    let most = match request.payload {
-        // LLVM vectorises this count.
-        #[allow(clippy::naive_bytecount)]
-        Payload::Body(body) => body.iter().filter(|&&b| b == b'&').count() + 1,
-        Payload::Params(pairs) => pairs.len(),
-    };
-    let len = most.min(max_params);
+    let len = request.max_params().min(max_params);
     if len <= SMALL {
         f(&mut [Span::EMPTY; SMALL][..len])
     } else if len <= DEFAULT_MAX_PARAMS {
