@@ -27,7 +27,7 @@ pub enum Error {
     TooManyParams,
     /// The URL carries `bodySHA256`, but the caller passed pre-split params instead of the raw body.
     BodyRequired,
-    /// Signing: no secret may sign this request (the secret is empty, or none has the key id the settings
+    /// Signing: no secret may sign this request (the secret is empty or whitespace, or none has the key id the settings
     /// header names).
     NoEligibleSecret,
     /// No secret and URL candidate produce this signature.
@@ -63,7 +63,7 @@ impl Error {
                 "the URL carries bodySHA256: verify it with the raw request body, not with parsed params"
             }
             Self::NoEligibleSecret => {
-                "no secret may sign this request: the secret is empty, or none has the key id named by the signature settings"
+                "no secret may sign this request: the secret is empty or whitespace, or none has the key id named by the signature settings"
             }
             Self::SignatureMismatch => "the signature does not match the request",
             Self::BodyHashMismatch => "the body does not match the bodySHA256 in the URL",

@@ -39,8 +39,9 @@ impl core::error::Error for KeyIdTooLong {}
 ///
 /// The raw secret is not kept: only HMAC's keyed states. `Debug` shows the key id, never the secret.
 ///
-/// An empty secret matches nothing: an unset `TWILIO_AUTH_TOKEN` read as `""` must not accept requests
-/// that anyone can sign with the empty key.
+/// A secret that is empty after trimming ASCII whitespace matches nothing (see [`Secret::is_usable`]):
+/// an unset `TWILIO_AUTH_TOKEN` read as `""` or `"\n"` must not accept requests that anyone can sign
+/// with that key. Bindings refuse such a secret up front; the core fails closed if one gets through.
 #[derive(Clone)]
 pub struct Secret {
     key_id: [u8; MAX_KEY_ID_LEN],
@@ -56,7 +57,7 @@ impl Secret {
         Self {
             key_id: [0; MAX_KEY_ID_LEN],
             key_id_len: None,
-            empty: secret.is_empty(),
+            empty: !Self::is_usable(secret),
             sha1: keyed_sha1(secret),
             sha256: keyed_sha256(secret),
         }
@@ -72,6 +73,23 @@ impl Secret {
             .copy_from_slice(key_id);
         this.key_id_len = Some(key_id.len() as u8);
         Ok(this)
+    }
+
+    /// Whether `secret` can be a secret at all: it is not empty after trimming ASCII whitespace.
+    ///
+    /// This is the one rule every binding applies when a validator is built (and the reason a
+    /// [`Secret`] made from such bytes matches nothing): an empty or whitespace-only token is always a
+    /// configuration mistake (an unset variable, a file holding only a newline), and anyone could sign
+    /// with it.
+    ///
+    /// ```
+    /// use twilio_signature::Secret;
+    /// assert!(Secret::is_usable(b"12345"));
+    /// assert!(!Secret::is_usable(b""));
+    /// assert!(!Secret::is_usable(b" \n\t"));
+    /// ```
+    pub const fn is_usable(secret: &[u8]) -> bool {
+        !secret.trim_ascii().is_empty()
     }
 
     /// The key id, if any.
@@ -125,7 +143,7 @@ impl<'a> Key<'a> {
     pub(crate) fn is_empty(self) -> bool {
         match self {
             Self::Prepared(secret) => secret.empty,
-            Self::Raw(secret) => secret.is_empty(),
+            Self::Raw(secret) => !Secret::is_usable(secret),
         }
     }
 

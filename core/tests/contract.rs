@@ -474,6 +474,33 @@ fn an_empty_secret_matches_nothing() {
 }
 
 #[test]
+fn a_whitespace_only_secret_matches_nothing() {
+    // A token file holding only a newline, or a variable set to " ", is as unset as an empty one.
+    for blank in [&b" "[..], b"\n", b"\r\n", b"\t \x0c"] {
+        assert!(!Secret::is_usable(blank));
+        let sig = signed(blank, false, "https://h/p");
+        let request = Request::get("https://h/p").signature(&sig);
+        assert_eq!(
+            verify(blank, &request).err(),
+            Some(Error::SignatureMismatch)
+        );
+        let validator = Validator::new(Secret::new(blank));
+        assert_eq!(
+            validator.verify(&request).err(),
+            Some(Error::SignatureMismatch)
+        );
+        assert_eq!(
+            sign(blank, &Request::get("https://h/p")).err(),
+            Some(Error::NoEligibleSecret)
+        );
+    }
+    // Whitespace around a real secret is part of it (Twilio's tokens have none, but we do not guess).
+    assert!(Secret::is_usable(b" x "));
+    let sig = signed(b" x ", false, "https://h/p");
+    assert!(verify(b" x ", &Request::get("https://h/p").signature(&sig)).is_ok());
+}
+
+#[test]
 fn sign_and_explain_take_a_caller_buffer_like_verify() {
     use twilio_signature::Span;
     let body: String = (0..2000)

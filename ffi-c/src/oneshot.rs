@@ -57,7 +57,7 @@ pub unsafe extern "C" fn tws_verify(
 /// `*written_out`. A buffer of `TWS_MAX_SIGNATURE_LEN + 1` bytes is always enough; a smaller one that
 /// does not fit gets `TWS_BUFFER_TOO_SMALL`, nothing in `out`, and the length in `*written_out`.
 /// A URL with `bodySHA256` must match the body (`TWS_BODY_HASH_MISMATCH`). Forms: at most
-/// `TWS_DEFAULT_MAX_PARAMS` parameters. An empty secret signs nothing (`TWS_NO_ELIGIBLE_SECRET`).
+/// `TWS_DEFAULT_MAX_PARAMS` parameters. An empty or whitespace-only secret signs nothing (`TWS_NO_ELIGIBLE_SECRET`).
 ///
 /// # Safety
 /// Every non-NULL input pointer must point to its length in readable bytes; `out` must be NULL or hold
