@@ -277,7 +277,7 @@ fn secret_from(value: &Bound<'_, PyAny>, key_id: Option<&str>) -> PyResult<Secre
 }
 
 impl PyValidator {
-    fn core(&self) -> twilio_signature::Validator<'_> {
+    fn core(&self) -> twilio_signature::Validator<&[Secret]> {
         twilio_signature::Validator::with_secrets(&self.secrets)
     }
 

@@ -348,18 +348,15 @@ fn with_stack_scratch<R>(request: &Request<'_>, f: impl FnOnce(&mut [Span]) -> R
     }
 }
 
-// A secret is ~400 bytes inline; that is the price of a heap-free validator.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone)]
-enum Secrets<'k> {
-    One(Secret),
-    Many(&'k [Secret]),
-}
-
 /// Verifies webhook requests against one or more pre-keyed secrets.
 ///
 /// Several secrets serve key rotation (primary and secondary Auth Token), several subaccounts, or
-/// SharedKeys with ids. Cheap to clone for `One`, borrows for `Many`; `Send + Sync`.
+/// SharedKeys with ids. The validator is generic over where its secrets live, `S`: anything that is
+/// `AsRef<[Secret]>`. [`Validator::new`] holds one secret inline (`[Secret; 1]`, the default);
+/// [`Validator::with_secrets`] takes a borrowed slice or array (`&[Secret]`), an array by value, a
+/// `Vec<Secret>` or an `Arc<[Secret]>`. Owned storage makes a `'static + Send + Sync` validator that
+/// can be built from runtime configuration and shared in an `Arc` (web app state, a tower layer). The
+/// storage is only read: verifying, signing and explaining never allocate whatever `S` is.
 ///
 /// ```
 /// use twilio_signature::{Request, Secret, Validator};
@@ -370,11 +367,11 @@ enum Secrets<'k> {
 /// assert!(validator.verify(&request).is_err());
 /// ```
 #[derive(Clone)]
-pub struct Validator<'k> {
-    secrets: Secrets<'k>,
+pub struct Validator<S = [Secret; 1]> {
+    secrets: S,
 }
 
-impl fmt::Debug for Validator<'_> {
+impl<S: AsRef<[Secret]>> fmt::Debug for Validator<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Validator")
             .field("secrets", &self.secrets())
@@ -382,29 +379,37 @@ impl fmt::Debug for Validator<'_> {
     }
 }
 
-impl Validator<'static> {
+impl Validator {
     /// A validator for one secret.
     pub fn new(secret: Secret) -> Self {
-        Self {
-            secrets: Secrets::One(secret),
-        }
+        Self { secrets: [secret] }
     }
 }
 
-impl<'k> Validator<'k> {
+impl<S: AsRef<[Secret]>> Validator<S> {
     /// A validator for several secrets, tried in order. [`Verified::secret_index`] says which matched.
-    pub fn with_secrets(secrets: &'k [Secret]) -> Self {
-        Self {
-            secrets: Secrets::Many(secrets),
-        }
+    ///
+    /// Borrowed (`&secrets`) or owned: a validator that owns its secrets is `'static` and can be
+    /// shared across threads.
+    ///
+    /// ```
+    /// # extern crate alloc;
+    /// use alloc::{sync::Arc, vec::Vec};
+    /// use twilio_signature::{Secret, Validator};
+    /// // Read from configuration at start-up: primary and secondary Auth Token during rotation.
+    /// let tokens = ["primary token", "secondary token"];
+    /// let secrets: Vec<Secret> = tokens.iter().map(|t| Secret::new(t.as_bytes())).collect();
+    /// let shared = Arc::new(Validator::with_secrets(secrets));
+    /// fn app_state<T: Send + Sync + 'static>(_: T) {}
+    /// app_state(shared);
+    /// ```
+    pub fn with_secrets(secrets: S) -> Self {
+        Self { secrets }
     }
 
     /// The secrets, in the order they are tried.
     pub fn secrets(&self) -> &[Secret] {
-        match &self.secrets {
-            Secrets::One(secret) => core::slice::from_ref(secret),
-            Secrets::Many(secrets) => secrets,
-        }
+        self.secrets.as_ref()
     }
 
     fn keys(&self) -> impl Iterator<Item = Key<'_>> + Clone {

@@ -136,6 +136,44 @@ fn with_a_key_id_only_secrets_with_that_id_or_none_are_tried() {
 }
 
 #[test]
+fn a_validator_can_own_its_secrets_and_be_shared_across_threads() {
+    // Secrets read from configuration at start-up: the validator outlives the function that read them.
+    fn from_config(tokens: &[&str]) -> std::sync::Arc<Validator<Vec<Secret>>> {
+        let secrets = tokens.iter().map(|t| Secret::new(t.as_bytes())).collect();
+        std::sync::Arc::new(Validator::with_secrets(secrets))
+    }
+    fn shareable<T: Clone + Send + Sync + 'static>(value: T) -> T {
+        value
+    }
+    let validator = shareable(from_config(&["primary", "secondary"]));
+    let sig = signed(b"secondary", false, "https://h/p");
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let validator = std::sync::Arc::clone(&validator);
+            let sig = sig.clone();
+            std::thread::spawn(move || {
+                validator
+                    .verify(&Request::get("https://h/p").signature(&sig))
+                    .map(|v| v.secret_index)
+            })
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().expect("thread"), Ok(1));
+    }
+    // Every storage gives the same verdict: owned array, borrowed slice, shared slice.
+    let array = [Secret::new(b"primary"), Secret::new(b"secondary")];
+    let request = Request::get("https://h/p").signature(&sig);
+    let owned = Validator::with_secrets(array.clone()).verify(&request);
+    let borrowed = Validator::with_secrets(&array[..]).verify(&request);
+    let shared: std::sync::Arc<[Secret]> = array.into();
+    let shared = shareable(Validator::with_secrets(shared)).verify(&request);
+    assert_eq!(owned.map(|v| v.secret_index), Ok(1));
+    assert_eq!(owned, borrowed);
+    assert_eq!(owned, shared);
+}
+
+#[test]
 fn without_a_key_id_every_secret_is_tried_and_the_match_reported() {
     let secrets = [
         Secret::new(b"primary"),

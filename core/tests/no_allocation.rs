@@ -124,3 +124,28 @@ fn verify_sign_and_explain_allocate_nothing() {
     });
     assert_eq!(n, 0, "allocations during verify/sign/explain");
 }
+
+#[test]
+fn a_validator_that_owns_its_secrets_allocates_nothing_either() {
+    let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+    let body = "Digits=1234&CallSid=CA1234567890ABCDE&To=%2B18005551212";
+    let secrets: Vec<Secret> = ["old", "12345"]
+        .iter()
+        .map(|t| Secret::new(t.as_bytes()))
+        .collect();
+    let validator = std::sync::Arc::new(Validator::with_secrets(secrets));
+    let signature = sign(b"12345", &Request::post(url, body)).expect("sign");
+
+    let n = allocations_during(|| {
+        let request = Request::post(url, body).signature(signature.as_bytes());
+        assert_eq!(validator.verify(&request).map(|v| v.secret_index), Ok(1));
+        assert!(validator.sign(&Request::post(url, body)).is_ok());
+        let http = "http://mycompany.com/myapp.php?foo=1&bar=2";
+        let report = validator.explain(&Request::post(http, body).signature(signature.as_bytes()));
+        assert!(report.diagnosis.is_some());
+    });
+    assert_eq!(
+        n, 0,
+        "allocations during verify/sign/explain with owned secrets"
+    );
+}

@@ -47,7 +47,7 @@ impl tws_validator {
         }
     }
 
-    fn core(&self) -> Validator<'_> {
+    fn core(&self) -> Validator<&[Secret]> {
         Validator::with_secrets(&self.secrets)
     }
 

@@ -131,7 +131,7 @@ impl Model {
         scratch_for(&self.body)
     }
 
-    fn validator(&self) -> Validator<'static> {
+    fn validator(&self) -> Validator {
         Validator::new(Secret::new(&self.secret))
     }
 }
