@@ -173,6 +173,11 @@ typedef enum tws_status {
    * The verifier reported an error this version of the C ABI does not know.
    */
   TWS_UNKNOWN_ERROR = 105,
+  /**
+   * `tws_validator_add_secret`: the secret is empty after trimming ASCII whitespace (an unset
+   * environment variable read as `""` or `"\n"`), so it would match nothing and was not added.
+   */
+  TWS_UNUSABLE_SECRET = 106,
 } tws_status;
 
 /**
@@ -247,7 +252,7 @@ int tws_verify(const uint8_t *secret,
  * `*written_out`. A buffer of `TWS_MAX_SIGNATURE_LEN + 1` bytes is always enough; a smaller one that
  * does not fit gets `TWS_BUFFER_TOO_SMALL`, nothing in `out`, and the length in `*written_out`.
  * A URL with `bodySHA256` must match the body (`TWS_BODY_HASH_MISMATCH`). Forms: at most
- * `TWS_DEFAULT_MAX_PARAMS` parameters. An empty secret signs nothing (`TWS_NO_ELIGIBLE_SECRET`).
+ * `TWS_DEFAULT_MAX_PARAMS` parameters. An empty or whitespace-only secret signs nothing (`TWS_NO_ELIGIBLE_SECRET`).
  *
  * # Safety
  * Every non-NULL input pointer must point to its length in readable bytes; `out` must be NULL or hold
@@ -316,6 +321,8 @@ int tws_validator_new(struct tws_validator **validator_out);
  * Adds a secret (Auth Token or SharedKey secret) to the validator. `key_id` (at most
  * `TWS_MAX_KEY_ID_LEN` bytes) is the SharedKey id, or NULL with length 0 for none: a request whose
  * settings header names a key is checked only against secrets with that id or without one.
+ * A secret that is empty after trimming ASCII whitespace is refused with `TWS_UNUSABLE_SECRET` (and
+ * not added): it would match nothing.
  *
  * # Safety
  * `validator` must be NULL or a live handle not used by another thread during the call; non-NULL

@@ -53,11 +53,14 @@ pub enum tws_status {
     TWS_INVALID_PARAMETER = 104,
     /// The verifier reported an error this version of the C ABI does not know.
     TWS_UNKNOWN_ERROR = 105,
+    /// `tws_validator_add_secret`: the secret is empty after trimming ASCII whitespace (an unset
+    /// environment variable read as `""` or `"\n"`), so it would match nothing and was not added.
+    TWS_UNUSABLE_SECRET = 106,
 }
 
 impl tws_status {
     /// Every status, for lookups by number.
-    pub(crate) const ALL: [Self; 18] = [
+    pub(crate) const ALL: [Self; 19] = [
         Self::TWS_OK,
         Self::TWS_MISSING_SIGNATURE,
         Self::TWS_MALFORMED_SIGNATURE,
@@ -76,6 +79,7 @@ impl tws_status {
         Self::TWS_INVALID_KEY_ID,
         Self::TWS_INVALID_PARAMETER,
         Self::TWS_UNKNOWN_ERROR,
+        Self::TWS_UNUSABLE_SECRET,
     ];
 
     pub(crate) fn from_code(code: c_int) -> Option<Self> {
@@ -107,6 +111,9 @@ impl tws_status {
                 c"an argument is out of range (a length above PTRDIFF_MAX, or a maximum of 0)"
             }
             Self::TWS_UNKNOWN_ERROR => c"the verifier refused the request for an unknown reason",
+            Self::TWS_UNUSABLE_SECRET => {
+                c"the secret is empty or only whitespace (is the Auth Token variable set?)"
+            }
         }
     }
 }

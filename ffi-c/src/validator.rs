@@ -111,6 +111,8 @@ pub unsafe extern "C" fn tws_validator_new(validator_out: *mut *mut tws_validato
 /// Adds a secret (Auth Token or SharedKey secret) to the validator. `key_id` (at most
 /// `TWS_MAX_KEY_ID_LEN` bytes) is the SharedKey id, or NULL with length 0 for none: a request whose
 /// settings header names a key is checked only against secrets with that id or without one.
+/// A secret that is empty after trimming ASCII whitespace is refused with `TWS_UNUSABLE_SECRET` (and
+/// not added): it would match nothing.
 ///
 /// # Safety
 /// `validator` must be NULL or a live handle not used by another thread during the call; non-NULL
@@ -132,6 +134,9 @@ pub unsafe extern "C" fn tws_validator_add_secret(
                 input(secret, secret_len)?,
             )
         };
+        if !Secret::is_usable(secret) {
+            return Err(tws_status::TWS_UNUSABLE_SECRET);
+        }
         let secret = match key_id {
             Some(id) => {
                 Secret::with_key_id(id, secret).map_err(|_| tws_status::TWS_INVALID_KEY_ID)?

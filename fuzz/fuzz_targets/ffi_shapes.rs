@@ -21,6 +21,7 @@ const NULL_PARAMETER: i32 = 100;
 const PANIC: i32 = 101;
 const BUFFER_TOO_SMALL: i32 = 102;
 const INVALID_KEY_ID: i32 = 103;
+const UNUSABLE_SECRET: i32 = 106;
 
 /// How a buffer is handed over.
 #[derive(Debug, Arbitrary)]
@@ -309,6 +310,7 @@ fuzz_target!(|input: Input| {
     // SAFETY: `handle` is live; the secret's pointer holds its length.
     let added = unsafe { tws_validator_add_secret(handle, ptr::null(), 0, secret.ptr, secret.len) };
     match required(&secret) {
+        Ok(bytes) if !Secret::is_usable(&bytes) => assert_eq!(added, UNUSABLE_SECRET),
         Ok(bytes) => {
             assert_eq!(added, OK);
             secrets.push(Secret::new(&bytes));
@@ -324,6 +326,7 @@ fuzz_target!(|input: Input| {
         };
         match id.map_or(Ok(None), |p| p.seen) {
             Err(()) => assert_eq!(added, NULL_PARAMETER),
+            Ok(_) if !Secret::is_usable(value) => assert_eq!(added, UNUSABLE_SECRET),
             Ok(None) => {
                 assert_eq!(added, OK);
                 secrets.push(Secret::new(value));

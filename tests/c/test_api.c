@@ -27,6 +27,7 @@ static void status_messages(void) {
         TWS_NO_ELIGIBLE_SECRET,  TWS_SIGNATURE_MISMATCH, TWS_BODY_HASH_MISMATCH,
         TWS_NULL_PARAMETER,      TWS_PANIC,              TWS_BUFFER_TOO_SMALL,
         TWS_INVALID_KEY_ID,      TWS_INVALID_PARAMETER,  TWS_UNKNOWN_ERROR,
+        TWS_UNUSABLE_SECRET,
     };
     const size_t n = sizeof codes / sizeof codes[0];
     const char *unknown = tws_status_message(-1);
@@ -310,8 +311,47 @@ static void handle(void) {
     tws_validator_free(v);
 }
 
+/* A secret that is empty after trimming ASCII whitespace (an unset variable read as "" or "\n") is
+ * refused when added, whatever the key id, and the one-shot call with it never accepts anything. */
+static void unusable_secrets(void) {
+    static const char *const unusable[] = {"", " ", "\n", " \t\r\n\f "};
+    /* HMAC-SHA1 of the documented request under each of those keys (Python's hmac module): what an
+     * attacker who guesses the variable is unset would send. */
+    static const char *const forged[] = {"aXngMTP07D4c4hkO+r0Kb5Oe528=", "zeVbNqbzhKI5GUNw7pFDr1aNulA=",
+                                         "LDpYfdFlDuW5vlsYeuAfF8TxhJY=", "pfsKr7x+zF6kl9tn59hkVp58nFM="};
+    tws_validator *v = NULL;
+    CHECK(tws_validator_new(&v) == TWS_OK && v != NULL, "new");
+    if (v == NULL) return;
+    for (size_t i = 0; i < sizeof unusable / sizeof unusable[0]; i++) {
+        const uint8_t *s = (const uint8_t *)unusable[i];
+        size_t len = strlen(unusable[i]);
+        CHECK(tws_validator_add_secret(v, NULL, 0, s, len) == TWS_UNUSABLE_SECRET, "secret #%zu", i);
+        CHECK(tws_validator_add_secret(v, BYTES("wk_01"), s, len) == TWS_UNUSABLE_SECRET,
+              "keyed secret #%zu", i);
+        /* Nothing signs with it, and a request signed with it still fails closed. */
+        char sig[TWS_MAX_SIGNATURE_LEN + 1];
+        size_t sig_len = 0;
+        int signed_rc = tws_sign(s, len, BYTES(URL), BYTES(BODY), NULL, 0, (uint8_t *)sig, sizeof sig,
+                                 &sig_len);
+        CHECK(signed_rc != TWS_OK, "sign with unusable secret #%zu: %d", i, signed_rc);
+        int rc = tws_verify(s, len, BYTES(URL), BYTES(BODY), (const uint8_t *)forged[i],
+                            strlen(forged[i]), NULL, 0);
+        CHECK(rc == TWS_SIGNATURE_MISMATCH, "one-shot verify with unusable secret #%zu: %d", i, rc);
+    }
+    CHECK(tws_validator_add_secret(v, NULL, 0, NULL, 0) == TWS_UNUSABLE_SECRET, "NULL, 0");
+    CHECK(tws_validator_add_secret(v, NULL, 0, BYTES(" 12345\n")) == TWS_OK,
+          "whitespace around a real token is part of it, not a reason to refuse");
+    CHECK(strstr(tws_status_message(TWS_UNUSABLE_SECRET), "empty") != NULL, "message says why");
+    /* Nothing was added but the padded token, which is not "12345": still a mismatch. */
+    CHECK(tws_validator_verify(v, BYTES(URL), BYTES(BODY), BYTES(SIGNATURE), NULL, 0, NULL) ==
+              TWS_SIGNATURE_MISMATCH,
+          "refused secrets were not added");
+    tws_validator_free(v);
+}
+
 int main(void) {
     status_messages();
+    unusable_secrets();
     version();
     one_shot();
     signing();
