@@ -162,11 +162,17 @@ fn type_name(value: &Bound<'_, PyAny>) -> String {
         .map_or_else(|_| "an unknown type".to_owned(), |name| name.to_string())
 }
 
+/// Room reserved up front for pairs from an iterable: its `__len__` is only a hint (an object may
+/// claim 2**62 items), so it never sizes more than this; the vector grows with the items that arrive.
+const PAIRS_HINT_CAP: usize = 1024;
+
 /// `[(name, value), ...]` (or a plain `dict`) of `str`: the pre-split form parameters a framework hands
-/// over. The strings
-/// are kept as Python objects; [`borrow_pairs`] lends their UTF-8 without copying it.
+/// over. More than `limit` pairs is [`Error::TooManyParams`], found while iterating (an endless
+/// iterable is refused, not drained). The strings are kept as Python objects; [`borrow_pairs`] lends
+/// their UTF-8 without copying it.
 fn param_pairs<'py>(
     params: &Bound<'py, PyAny>,
+    limit: usize,
 ) -> PyResult<Vec<(Bound<'py, PyString>, Bound<'py, PyString>)>> {
     if params.is_instance_of::<PyString>() || params.is_instance_of::<PyBytes>() {
         return Err(PyTypeError::new_err(
@@ -183,14 +189,22 @@ fn param_pairs<'py>(
     // A plain dict (exactly: a MultiDict is a dict subclass with lists inside) is read in place, with
     // no tuple per item.
     if let Ok(dict) = params.cast_exact::<PyDict>() {
+        if dict.len() > limit {
+            return Err(to_py_err(Error::TooManyParams));
+        }
         return dict
             .iter()
             .map(|(name, value)| str_pair(name, value))
             .collect();
     }
-    let mut pairs = Vec::with_capacity(params.len().unwrap_or(0));
+    // A lying `__len__` raises (negative, or past isize) or is merely wrong; either way it is a hint.
+    let hint = params.len().unwrap_or(0);
+    let mut pairs = Vec::with_capacity(hint.min(limit).min(PAIRS_HINT_CAP));
     for item in params.try_iter()? {
         let item = item?;
+        if pairs.len() == limit {
+            return Err(to_py_err(Error::TooManyParams));
+        }
         let pair = item.cast::<PyTuple>().ok().filter(|t| t.len() == 2);
         let Some(pair) = pair else {
             return Err(PyTypeError::new_err(format!(
@@ -248,11 +262,16 @@ impl PyVerified {
         PyBytes::new(py, &self.replay)
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "Verified(secret_index={}, key_id={:?}, candidate='{}', algorithm='{}')",
-            self.secret_index, self.key_id, self.candidate, self.algorithm
-        )
+    /// Python values, as a dataclass would show them: `key_id='KS1'` or `key_id=None`.
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let key_id = match &self.key_id {
+            Some(id) => PyString::new(py, id).repr()?.to_str()?.to_owned(),
+            None => "None".to_owned(),
+        };
+        Ok(format!(
+            "Verified(secret_index={}, key_id={key_id}, candidate='{}', algorithm='{}')",
+            self.secret_index, self.candidate, self.algorithm
+        ))
     }
 }
 
@@ -264,10 +283,25 @@ struct PyValidator {
     max_params: usize,
 }
 
+/// The bytes of one secret. A `str` that is not valid UTF-8 (a lone surrogate, as `os.environ` yields
+/// for undecodable bytes) is refused with a fresh `ValueError`: the `UnicodeEncodeError` it replaces
+/// would carry the whole secret in its `object` attribute, so it is dropped, not chained.
+fn secret_bytes<'a>(value: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
+    if let Ok(text) = value.cast::<PyString>() {
+        return text.to_str().map(str::as_bytes).map_err(|_| {
+            PyValueError::new_err("a secret must be encodable as UTF-8 (it has a lone surrogate)")
+        });
+    }
+    text_or_bytes(value, "a secret")
+}
+
 fn secret_from(value: &Bound<'_, PyAny>, key_id: Option<&str>) -> PyResult<Secret> {
-    let secret = text_or_bytes(value, "a secret")?;
-    if secret.is_empty() {
-        return Err(PyValueError::new_err("a secret must not be empty"));
+    let secret = secret_bytes(value)?;
+    // The core's one rule: empty after trimming ASCII whitespace is no secret.
+    if !Secret::is_usable(secret) {
+        return Err(PyValueError::new_err(
+            "a secret must not be empty or only whitespace (is TWILIO_AUTH_TOKEN set?)",
+        ));
     }
     match key_id {
         None => Ok(Secret::new(secret)),
@@ -424,7 +458,7 @@ impl PyValidator {
         signature_settings: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyVerified> {
         let url = text_or_bytes(url, "url")?;
-        let owned = param_pairs(params)?;
+        let owned = param_pairs(params, self.max_params)?;
         let pairs = borrow_pairs(&owned)?;
         let request = Request {
             url,
@@ -465,7 +499,7 @@ impl PyValidator {
         signature_settings: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<String> {
         let url = text_or_bytes(url, "url")?;
-        let owned = param_pairs(params)?;
+        let owned = param_pairs(params, self.max_params)?;
         let pairs = borrow_pairs(&owned)?;
         let request = Request::with_params(url, &pairs).settings(optional_text_or_bytes(
             signature_settings,

@@ -29,6 +29,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import sys
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -37,7 +38,6 @@ from urllib.parse import ParseResult, urlparse
 from twilio_signature._native import (
     BodyRequiredError,
     SignatureError,
-    TooManyParamsError,
     Validator,
     body_sha256,
 )
@@ -133,8 +133,16 @@ class RequestValidator:
     def __init__(self, token: str) -> None:
         if not isinstance(token, str):
             raise TypeError(f"token must be str, not {type(token).__name__}")
-        self.token = token.encode("utf-8")
-        self._validator = Validator(self.token)
+        try:
+            encoded: bytes | None = token.encode("utf-8")
+        except UnicodeEncodeError:  # its `object` is the whole token: dropped, not chained
+            encoded = None
+        if encoded is None:
+            raise ValueError("the token must be encodable as UTF-8 (it has a lone surrogate)")
+        self.token = encoded
+        # No parameter limit (twilio-python has none): the scratch is sized from the distinct pairs
+        # actually given, so the native path answers every size and no size picks another path.
+        self._validator = Validator(self.token, max_params=sys.maxsize)
 
     def __repr__(self) -> str:
         return "RequestValidator(token=<redacted>)"
@@ -160,7 +168,11 @@ class RequestValidator:
                 "params must be a dict, MultiDict or QueryDict of form parameters "
                 f"(or a str JSON body for a URL with bodySHA256), not {type(params).__name__}"
             )
-        return [(name, value) for name in set(params) for value in self.get_values(params, name)]
+        # Distinct pairs only: the signature covers each distinct (name, value) once (twilio-python
+        # groups values in a set), so duplicates change nothing but the work.
+        return list(
+            dict.fromkeys((name, value) for name in set(params) for value in self.get_values(params, name))
+        )
 
     def compute_signature(self, uri: str, params: Any, algorithm: str | None = None) -> str:
         """The signature of ``uri`` (exactly as given) with ``params``.
@@ -176,8 +188,8 @@ class RequestValidator:
         pairs = self._pairs(params)
         try:
             return self._validator.sign_params(uri, pairs, _settings(name))
-        except (BodyRequiredError, TooManyParamsError):
-            # A bodySHA256 URL with parsed params, or more than max_params (twilio-python has no limit).
+        except BodyRequiredError:
+            # A bodySHA256 URL with parsed params: the contract refuses to sign it, twilio-python does.
             return _twilio_python_signature(self.token, uri, pairs, name)
 
     def compute_hash(self, body: str) -> str:
@@ -222,8 +234,6 @@ class RequestValidator:
         native = params if type(params) is dict else self._pairs(params)
         try:
             self._validator.verify_params(uri, native, signature, settings)
-        except TooManyParamsError:
-            return self._validate_unchecked_body(uri, self._pairs(params), signature, name)
         except SignatureError:
             return False
         return True

@@ -1,59 +1,167 @@
-"""What the Flask, Django and FastAPI helpers share: the token, the public URL, the HTTP status."""
+"""What the Flask, Django and FastAPI helpers share: the token, the public URL, the body limit, the
+order of the checks, the refusal log line and the HTTP status.
+
+Every helper runs the same steps (DESIGN.md §4), each in its own framework's idiom:
+
+1. no usable token -> :class:`MissingTokenError` (500), logged;
+2. no ``X-Twilio-Signature`` -> 400, before the body is read;
+3. a ``Host`` (or believed ``X-Forwarded-Host``) with ``/ ? # @ \\``, whitespace or a control
+   character -> 400;
+4. a declared ``Content-Length`` over ``max_body_bytes`` -> 413 unread; a streamed body is read to at
+   most ``max_body_bytes + 1`` bytes -> 413 past the limit;
+5. verify: 403 on a bad signature (400 only for the missing header).
+
+Each refusal is one WARNING line on ``twilio_signature.<framework>``:
+``twilio webhook refused: <status> <reason>; url=<url>; <diagnosis>``.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from urllib.parse import urlencode, urlsplit
 
-from twilio_signature._native import MissingSignatureError, SignatureError, Validator
+from twilio_signature._native import MissingSignatureError, SignatureError, Validator, Verified
 
 TOKEN_SETTING = "TWILIO_AUTH_TOKEN"
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+"""The body limit of every helper unless ``max_body_bytes`` says otherwise: 1 MiB."""
+
+_HOST_FORBIDDEN = frozenset("/?#@\\\x7f")
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class MissingTokenError(RuntimeError):
-    """No Auth Token is configured: the app would otherwise accept nothing (or everything)."""
+    """No usable Auth Token is configured: the app would otherwise accept nothing (or everything)."""
+
+
+class Refusal(Exception):
+    """A refused request: the helper turns it into its framework's response with ``status``."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def bad_host(host: str) -> bool:
+    """Whether ``host`` could move the verified URL: empty, or any of ``/ ? # @ \\``, whitespace or a
+    control character (0x00-0x20, 0x7f)."""
+    return not host or any(c <= " " or c in _HOST_FORBIDDEN for c in host)
+
+
+def parse_networks(entries: Iterable[str] | None) -> tuple[IpNetwork, ...]:
+    """``trusted_proxies`` as networks: ``"10.0.0.0/8"``, ``"::1/128"``, or a bare address (one host).
+    A string is one entry, not a list of characters; a malformed entry is a ``ValueError`` now rather
+    than a proxy silently never trusted."""
+    if entries is None:
+        return ()
+    if isinstance(entries, str):
+        entries = [entries]
+    return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries)
+
+
+def _address(remote_addr: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not remote_addr:
+        return None
+    try:
+        address = ipaddress.ip_address(remote_addr.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None  # a Unix socket path or the like: no proxy address to trust
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def last_value(lines: Sequence[str]) -> str | None:
+    """The entry the nearest proxy added to a forwarding header: the last item of the last line."""
+    if not lines:
+        return None
+    return lines[-1].rsplit(",", 1)[-1].strip() or None
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped, so a hostile header cannot forge log lines."""
+    if all(" " <= c != "\x7f" for c in text):
+        return text
+    return "".join(c if " " <= c != "\x7f" else f"\\x{ord(c):02x}" for c in text)
+
+
+def _diagnosis(explanation: str) -> str:
+    """The lines of ``Validator.explain`` after its verdict line, as one line."""
+    lines = [line.strip() for line in explanation.splitlines() if line.strip()]
+    rest = lines[1:] if lines and lines[0].startswith("invalid:") else lines
+    return " ".join(rest) or "no common mistake explains it: check the token and the URL Twilio calls"
 
 
 class Guard:
     """The options of one decorator, middleware or dependency, and the validators it built.
 
+    :param framework: names the logger, ``twilio_signature.<framework>``.
     :param token: the Auth Token; by default the framework setting or environment variable
         ``TWILIO_AUTH_TOKEN``, read at request time.
-    :param base_url: the public origin Twilio calls (``https://example.com``, or with a path prefix):
+    :param base_url: the public origin Twilio calls (``https://example.com``, or with a mount prefix):
         replaces the scheme, host and mount point the server sees.
-    :param trusted_proxies: addresses of reverse proxies whose ``X-Forwarded-Proto`` and
-        ``X-Forwarded-Host`` headers are believed. Ignored for requests from any other address.
+    :param trusted_proxies: networks (``"10.0.0.0/8"``, ``"::1"``) of reverse proxies whose
+        ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` are believed (the last value: the nearest
+        proxy's). Ignored for requests from any other address.
     :param trust_proxy: believe those headers from any address (the app is reachable only through
         the proxy).
+    :param max_body_bytes: the largest body read (default 1 MiB); larger ones get 413.
     """
 
     def __init__(
         self,
+        framework: str,
         *,
         token: str | None = None,
         base_url: str | None = None,
         trusted_proxies: Iterable[str] | None = None,
         trust_proxy: bool = False,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
+        if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 0:
+            raise ValueError("max_body_bytes must be a non-negative int")
+        self.logger = logging.getLogger(f"twilio_signature.{framework}")
         self.token = token
-        self.base_url = base_url.rstrip("/") if base_url else None
-        self.trusted_proxies = frozenset(trusted_proxies or ())
+        self.base_url = _check_base_url(base_url)
+        self._base_path = urlsplit(self.base_url).path if self.base_url else ""
+        self._route_warned = False
+        self.trusted_proxies = parse_networks(trusted_proxies)
         self.trust_proxy = trust_proxy
+        self.max_body_bytes = max_body_bytes
         self._validators: dict[str, Validator] = {}
         self._lock = threading.Lock()
 
+    # -- step 1: the token -------------------------------------------------------------------------
+
     def validator(self, configured: str | None) -> Validator:
+        """The validator for the configured token; :class:`MissingTokenError` (logged) without one."""
         token = self.token or configured or os.environ.get(TOKEN_SETTING)
-        if not token:
-            raise MissingTokenError(
-                f"set {TOKEN_SETTING} (app config or environment) to verify Twilio webhooks"
-            )
-        validator = self._validators.get(token)
-        if validator is None:
-            with self._lock:
-                validator = self._validators.setdefault(token, Validator(token))
-        return validator
+        validator = self._validators.get(token) if token else None
+        if validator is not None:
+            return validator
+        problem = None
+        if not isinstance(token, str) or not token:
+            problem = f"{TOKEN_SETTING} is not set"
+        else:
+            try:
+                validator = Validator(token)
+            except ValueError as error:  # whitespace only, or not encodable; never carries the token
+                problem = f"{TOKEN_SETTING} is not usable ({error})"
+        if validator is None or token is None:
+            message = f"{problem}: set it (app config or environment) to verify Twilio webhooks"
+            self.logger.error("twilio webhook refused: 500 %s", message)
+            # Raised outside the except block: no __context__ that could hold the token.
+            raise MissingTokenError(message) from None
+        with self._lock:
+            return self._validators.setdefault(token, validator)
+
+    # -- steps 2 and 3: the signature header and the URL ---------------------------------------------
 
     def public_url(
         self,
@@ -63,25 +171,155 @@ class Guard:
         target: str,
         prefix: str,
         remote_addr: str | None,
-        header: Callable[[str], str | None],
+        header: Callable[[str], Sequence[str]],
     ) -> str:
-        """The URL Twilio requested: ``target`` is the raw request target (path and query, as sent)
-        and ``prefix`` the mount point it is relative to (stripped when ``base_url`` is set);
-        ``header`` looks up a request header."""
+        """The URL Twilio requested, after the signature-header and host checks (:class:`Refusal`).
+
+        ``target`` is the raw request target (path and query, as sent) and ``prefix`` the mount point it
+        is relative to (stripped when ``base_url`` is set); ``header`` returns every line of a request
+        header.
+        """
+        believed = self.trust_proxy or self._trusted(remote_addr)
+        if believed:
+            scheme = last_value(header("X-Forwarded-Proto")) or scheme
+            forwarded_host = last_value(header("X-Forwarded-Host"))
+        else:
+            forwarded_host = None
         if self.base_url is not None:
             path = target[len(prefix) :] if prefix and target.startswith(prefix) else target
-            return self.base_url + path
-        if self.trust_proxy or (remote_addr is not None and remote_addr in self.trusted_proxies):
-            scheme = _last(header("X-Forwarded-Proto")) or scheme
-            host = _last(header("X-Forwarded-Host")) or host
-        return f"{scheme}://{host}{target}"
+            url = self.base_url + path
+            self._warn_route_in_base_url(path)
+        else:
+            url = f"{scheme}://{forwarded_host or host}{target}"
+        if not header("X-Twilio-Signature"):
+            raise self.refuse(
+                400,
+                "the X-Twilio-Signature header is missing",
+                url,
+                "the request was not sent by Twilio (or a proxy dropped the header)",
+            )
+        for name, value in (("Host", host), ("X-Forwarded-Host", forwarded_host)):
+            if value is not None and bad_host(value):
+                raise self.refuse(
+                    400,
+                    f"the {name} header {printable(repr(value))} is not a host",
+                    url,
+                    "a host with / ? # @ \\, whitespace or control characters could move the URL",
+                )
+        return url
+
+    def _trusted(self, remote_addr: str | None) -> bool:
+        if not self.trusted_proxies:
+            return False
+        address = _address(remote_addr)
+        return address is not None and any(address in network for network in self.trusted_proxies)
+
+    def _warn_route_in_base_url(self, path: str) -> None:
+        """Logs once when ``base_url``'s path looks like the route itself (``https://example.com/sms``
+        while serving ``/sms``: the URL verified becomes ``.../sms/sms``)."""
+        if self._route_warned or not self._base_path.strip("/"):
+            return
+        base_last = self._base_path.rstrip("/").rsplit("/", 1)[-1]
+        route_first = path.split("?", 1)[0].lstrip("/").split("/", 1)[0]
+        if base_last and base_last == route_first:
+            self._route_warned = True
+            self.logger.warning(
+                "base_url %r has a path that looks like a route: the URL verified is base_url + the "
+                "request path (%s%s); give base_url the public origin and mount prefix only",
+                self.base_url,
+                self.base_url,
+                printable(path),
+            )
+
+    # -- step 4: the body limit ----------------------------------------------------------------------
+
+    def check_declared_length(self, content_length: str | None, url: str) -> int | None:
+        """The declared ``Content-Length`` (None if absent); :class:`Refusal` 400 if malformed, 413 if
+        over the limit — before any byte is read."""
+        if content_length is None or content_length == "":
+            return None
+        if not content_length.isdigit() or not content_length.isascii():
+            raise self.refuse(400, "the Content-Length header is not a number", url, "")
+        length = int(content_length)
+        if length > self.max_body_bytes:
+            raise self.too_large(url)
+        return length
+
+    def too_large(self, url: str) -> Refusal:
+        return self.refuse(
+            413,
+            f"the body is larger than max_body_bytes ({self.max_body_bytes})",
+            url,
+            "Twilio's webhooks are small; raise max_body_bytes if yours really are larger",
+        )
+
+    def read_limited(self, read: Callable[[int], bytes], url: str) -> bytes:
+        """Reads a stream to its end, refusing (413) once more than ``max_body_bytes`` arrive: at most
+        ``max_body_bytes + 1`` bytes are ever read."""
+        chunks = []
+        size = 0
+        while True:
+            chunk = read(min(65536, self.max_body_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise self.too_large(url)
+        return b"".join(chunks)
+
+    # -- step 5: verify --------------------------------------------------------------------------------
+
+    def verify(
+        self, validator: Validator, url: str, body: bytes, signature: str | None, settings: str | None
+    ) -> Verified:
+        """The verified request, or :class:`Refusal` (logged with the ``explain`` diagnosis)."""
+        try:
+            return validator.verify(url, body, signature, settings)
+        except SignatureError as error:
+            diagnosis = _diagnosis(validator.explain(url, body, signature, settings))
+            raise self.refuse(status_for(error), str(error), url, diagnosis) from None
+
+    def verify_params(
+        self,
+        validator: Validator,
+        url: str,
+        pairs: list[tuple[str, str]],
+        signature: str | None,
+        settings: str | None,
+    ) -> Verified:
+        """:meth:`verify` for a form the framework already parsed (the signature covers the decoded
+        pairs, so re-encoding them for the diagnosis gives the same pairs)."""
+        try:
+            return validator.verify_params(url, pairs, signature, settings)
+        except SignatureError as error:
+            diagnosis = _diagnosis(validator.explain(url, urlencode(pairs), signature, settings))
+            raise self.refuse(status_for(error), str(error), url, diagnosis) from None
+
+    def refuse(self, status: int, reason: str, url: str, diagnosis: str) -> Refusal:
+        """Logs one refusal (never the token, never the expected signature) and returns it to raise."""
+        self.logger.warning(
+            "twilio webhook refused: %d %s; url=%s; %s",
+            status,
+            reason.rstrip("."),
+            printable(url),
+            printable(diagnosis),
+        )
+        return Refusal(status, reason)
 
 
-def _last(value: str | None) -> str | None:
-    """The entry the nearest proxy added to a comma-separated forwarding header."""
-    if not value:
+def _check_base_url(base_url: str | None) -> str | None:
+    if not base_url:
         return None
-    return value.rsplit(",", 1)[-1].strip() or None
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(
+            "base_url must be the public origin (and mount prefix) Twilio calls, such as "
+            "'https://example.com' or 'https://example.com/app', with no query or fragment"
+        )
+    if bad_host(parts.netloc.rsplit("@", 1)[-1]) or "?" in base_url or "#" in base_url:
+        raise ValueError("base_url has a malformed host")
+    return base_url.rstrip("/")
 
 
 def status_for(error: SignatureError) -> int:

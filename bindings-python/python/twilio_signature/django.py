@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from io import BytesIO
 from typing import Any, TypeVar, cast, overload
 
 from django.conf import settings
@@ -33,8 +34,7 @@ from django.utils.encoding import escape_uri_path
 from django.views.decorators.csrf import csrf_exempt
 
 from twilio_signature._compat import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER
-from twilio_signature._native import SignatureError
-from twilio_signature._web import TOKEN_SETTING, Guard, status_for
+from twilio_signature._web import DEFAULT_MAX_BODY_BYTES, TOKEN_SETTING, Guard, Refusal, bad_host
 
 __all__ = ["TwilioSignatureMiddleware", "validate_twilio_request"]
 
@@ -50,26 +50,59 @@ def _raw_target(request: HttpRequest) -> str:
     return f"{path}?{query}" if query else path
 
 
-def check(guard: Guard, request: HttpRequest) -> HttpResponse | None:
-    """Verifies ``request``: None when Twilio signed it, else the 400/403 response to send."""
-    validator = guard.validator(getattr(settings, TOKEN_SETTING, None))
-    url = guard.public_url(
-        scheme=request.scheme or "http",
-        host=request.get_host(),
-        target=_raw_target(request),
-        prefix=request.META.get("SCRIPT_NAME", ""),
-        remote_addr=request.META.get("REMOTE_ADDR"),
-        header=request.headers.get,
-    )
-    try:
-        verified = validator.verify(
+def _header(request: HttpRequest) -> Callable[[str], list[str]]:
+    def lines(name: str) -> list[str]:
+        value = request.headers.get(name)
+        return [] if value is None else [value]
+
+    return lines
+
+
+def _read_body(guard: Guard, request: HttpRequest, url: str) -> bytes:
+    meta = request.META
+    if guard.check_declared_length(meta.get("CONTENT_LENGTH"), url) is not None:
+        return bytes(request.body)  # Django reads exactly the declared length, already checked
+    if "chunked" not in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return bytes(request.body)  # no body
+    if not meta.get("wsgi.input_terminated"):
+        # Django reads bodies by Content-Length only, so it would see this one as empty.
+        raise guard.refuse(
+            411,
+            "a chunked body on a server that does not de-chunk it (wsgi.input_terminated)",
             url,
-            request.body,
+            "Twilio sends Content-Length; serve the app with a server that de-chunks (gunicorn, Werkzeug)",
+        )
+    body = guard.read_limited(meta["wsgi.input"].read, url)
+    # Hand Django the de-chunked body (it never reads one without Content-Length itself).
+    request._body = body
+    request._stream = BytesIO(body)
+    return body
+
+
+def check(guard: Guard, request: HttpRequest) -> HttpResponse | None:
+    """Verifies ``request``: None when Twilio signed it (``request.twilio_verified`` is then set),
+    else the 400/403/411/413 response to send. :class:`MissingTokenError` without a usable token."""
+    validator = guard.validator(getattr(settings, TOKEN_SETTING, None))
+    raw_host = request.META.get("HTTP_HOST")
+    try:
+        url = guard.public_url(
+            scheme=request.scheme or "http",
+            # A malformed Host is refused by us (with a log line) before Django's get_host sees it.
+            host=raw_host if raw_host is not None and bad_host(raw_host) else request.get_host(),
+            target=_raw_target(request),
+            prefix=request.META.get("SCRIPT_NAME", ""),
+            remote_addr=request.META.get("REMOTE_ADDR"),
+            header=_header(request),
+        )
+        verified = guard.verify(
+            validator,
+            url,
+            _read_body(guard, request, url),
             request.headers.get(SIGNATURE_HEADER),
             request.headers.get(SIGNATURE_SETTINGS_HEADER),
         )
-    except SignatureError as error:
-        return HttpResponse(str(error), status=status_for(error), content_type="text/plain")
+    except Refusal as refusal:
+        return HttpResponse(refusal.reason, status=refusal.status, content_type="text/plain")
     request.twilio_verified = verified
     return None
 
@@ -83,6 +116,7 @@ def validate_twilio_request(
     base_url: str | None = None,
     trusted_proxies: Iterable[str] | None = None,
     trust_proxy: bool = False,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> Callable[[F], F]: ...
 def validate_twilio_request(
     view: F | None = None,
@@ -92,15 +126,27 @@ def validate_twilio_request(
     base_url: str | None = None,
     trusted_proxies: Iterable[str] | None = None,
     trust_proxy: bool = False,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> F | Callable[[F], F]:
-    """Refuse requests to the view that Twilio did not sign (400 unsigned, 403 badly signed)."""
-    guard = Guard(token=token, base_url=base_url, trusted_proxies=trusted_proxies, trust_proxy=trust_proxy)
+    """Refuse requests to the view that Twilio did not sign (400 unsigned or a bad Host, 403 badly
+    signed, 413 a body over ``max_body_bytes``, 500 without a usable token)."""
+    guard = Guard(
+        "django",
+        token=token,
+        base_url=base_url,
+        trusted_proxies=trusted_proxies,
+        trust_proxy=trust_proxy,
+        max_body_bytes=max_body_bytes,
+    )
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             refused = check(guard, request)
-            return refused if refused is not None else view(request, *args, **kwargs)
+            if refused is not None:
+                return refused
+            # Verified (request.twilio_verified is set): the one place the view is called.
+            return view(request, *args, **kwargs)
 
         return cast(F, csrf_exempt(guarded))
 
@@ -114,9 +160,11 @@ class TwilioSignatureMiddleware:
         self.get_response = get_response
         self.paths = tuple(getattr(settings, "TWILIO_WEBHOOK_PATHS", ()))
         self.guard = Guard(
+            "django",
             base_url=getattr(settings, "TWILIO_BASE_URL", None),
             trusted_proxies=getattr(settings, "TWILIO_TRUSTED_PROXIES", None),
             trust_proxy=getattr(settings, "TWILIO_TRUST_PROXY", False),
+            max_body_bytes=getattr(settings, "TWILIO_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         )
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
@@ -124,6 +172,7 @@ class TwilioSignatureMiddleware:
             refused = check(self.guard, request)
             if refused is not None:
                 return refused
+            # Verified (request.twilio_verified is set); the view is called below.
             # Twilio cannot send a CSRF token; the signature is this request's protection.
             request._dont_enforce_csrf_checks = True
         return self.get_response(request)

@@ -2,7 +2,8 @@
 
 ::
 
-    from fastapi import Depends, FastAPI
+    from typing import Annotated
+    from fastapi import Depends, FastAPI, Form
     from twilio_signature import Verified
     from twilio_signature.fastapi import TwilioSignature
 
@@ -10,25 +11,45 @@
     twilio = TwilioSignature()                      # or TwilioSignature(base_url=..., trusted_proxies=[...])
 
     @app.post("/sms")
-    async def sms(verified: Verified = Depends(twilio)): ...
+    async def sms(verified: Annotated[Verified, Depends(twilio)]): ...
+
+    @app.post("/voice")                             # Form() fields work beside it
+    async def voice(From: Annotated[str, Form()], verified: Annotated[Verified, Depends(twilio)]): ...
 
 Plain Starlette: ``await twilio(request)`` inside the endpoint. The token is the ``token`` argument or
-the environment variable ``TWILIO_AUTH_TOKEN``. The raw body is verified (form and JSON webhooks);
-Starlette caches it, so ``await request.form()`` still works. Without ``X-Twilio-Signature`` the
-answer is 400, with a bad signature 403 (an ``HTTPException``).
+the environment variable ``TWILIO_AUTH_TOKEN``.
+
+The raw body is verified (form and JSON ``bodySHA256`` webhooks) and kept on the request, so
+``await request.body()`` and ``await request.form()`` still work in the handler. When FastAPI has
+already parsed the form for ``Form()`` parameters (it does so before any dependency runs), the parsed
+pairs are verified instead: the signature covers the decoded parameters.
+
+Refusals are ``HTTPException``: 400 without ``X-Twilio-Signature`` (the body unread) or with a bad
+``Host``, 413 for a body over ``max_body_bytes`` (default 1 MiB), 403 for a bad signature; no usable
+token raises :class:`~twilio_signature.MissingTokenError` (500). A route with ``Form()`` or body
+parameters has its body read by FastAPI *before* the dependency runs, so to bound the memory of those
+reads add :class:`TwilioBodyLimit` as middleware too.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the annotations of `__call__` at runtime.
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
 
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from twilio_signature._compat import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER
-from twilio_signature._native import SignatureError, Verified
-from twilio_signature._web import Guard, status_for
+from twilio_signature._native import Verified
+from twilio_signature._web import DEFAULT_MAX_BODY_BYTES, Guard, Refusal
 
-__all__ = ["TwilioSignature"]
+__all__ = ["TwilioBodyLimit", "TwilioSignature"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def _raw_target(request: Request) -> str:
@@ -38,8 +59,35 @@ def _raw_target(request: Request) -> str:
     return f"{path}?{query}" if query else path
 
 
+class _FormAlreadyParsed(Exception):
+    pass
+
+
+async def _read_body(guard: Guard, request: Request, url: str) -> bytes:
+    """At most ``max_body_bytes + 1`` bytes of the body, kept on the request for the handler."""
+    guard.check_declared_length(request.headers.get("content-length"), url)
+    chunks = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > guard.max_body_bytes:
+                raise guard.too_large(url)
+            chunks.append(chunk)
+    except RuntimeError:  # "Stream consumed": FastAPI parsed the form for Form() parameters
+        raise _FormAlreadyParsed from None
+    body = b"".join(chunks)
+    # Starlette's own cache of the body: request.body(), .json() and .form() read it from here.
+    request._body = body
+    return body
+
+
 class TwilioSignature:
-    """A FastAPI dependency (or Starlette helper) returning the :class:`~twilio_signature.Verified`."""
+    """A FastAPI dependency (or Starlette helper) returning the :class:`~twilio_signature.Verified`.
+
+    Options as the Flask and Django helpers: ``token``, ``base_url``, ``trusted_proxies`` (networks,
+    ``"10.0.0.0/8"``), ``trust_proxy`` and ``max_body_bytes`` (default 1 MiB).
+    """
 
     def __init__(
         self,
@@ -48,29 +96,105 @@ class TwilioSignature:
         base_url: str | None = None,
         trusted_proxies: Iterable[str] | None = None,
         trust_proxy: bool = False,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.guard = Guard(
-            token=token, base_url=base_url, trusted_proxies=trusted_proxies, trust_proxy=trust_proxy
+            "fastapi",
+            token=token,
+            base_url=base_url,
+            trusted_proxies=trusted_proxies,
+            trust_proxy=trust_proxy,
+            max_body_bytes=max_body_bytes,
         )
 
     async def __call__(self, request: Request) -> Verified:
-        validator = self.guard.validator(None)
+        guard = self.guard
+        validator = guard.validator(None)
         client = request.client
-        url = self.guard.public_url(
-            scheme=request.url.scheme,
-            host=request.headers.get("host") or request.url.netloc,
-            target=_raw_target(request),
-            prefix=request.scope.get("root_path", ""),
-            remote_addr=client.host if client else None,
-            header=request.headers.get,
-        )
-        body = await request.body()
+        hosts = request.headers.getlist("host")
         try:
-            return validator.verify(
-                url,
-                body,
-                request.headers.get(SIGNATURE_HEADER),
-                request.headers.get(SIGNATURE_SETTINGS_HEADER),
+            url = guard.public_url(
+                scheme=request.url.scheme,
+                # Several Host lines are refused too ("a,b" is not a host).
+                host=",".join(hosts) if hosts else request.url.netloc,
+                target=_raw_target(request),
+                prefix=request.scope.get("root_path", ""),
+                remote_addr=client.host if client else None,
+                header=request.headers.getlist,
             )
-        except SignatureError as error:
-            raise HTTPException(status_code=status_for(error), detail=str(error)) from None
+            signature = request.headers.get(SIGNATURE_HEADER)
+            settings = request.headers.get(SIGNATURE_SETTINGS_HEADER)
+            try:
+                body = await _read_body(guard, request, url)
+            except _FormAlreadyParsed:
+                form = await request.form()  # Starlette's cached parse
+                pairs = [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
+                if any(isinstance(value, UploadFile) for _, value in form.multi_items()):
+                    raise guard.refuse(
+                        403, "a file upload is not a Twilio webhook", url, "Twilio posts url-encoded forms"
+                    ) from None
+                return guard.verify_params(validator, url, pairs, signature, settings)
+            return guard.verify(validator, url, body, signature, settings)
+        except Refusal as refusal:
+            raise HTTPException(status_code=refusal.status, detail=refusal.reason) from None
+
+
+class TwilioBodyLimit:
+    """ASGI middleware bounding the bodies of requests that carry ``X-Twilio-Signature``: a declared
+    ``Content-Length`` over ``max_body_bytes`` gets 413 unread, and a streamed body is cut off with 413
+    once it passes the limit, before FastAPI parses it for ``Form()`` or body parameters.
+
+    ::
+
+        app.add_middleware(TwilioBodyLimit, max_body_bytes=1 << 20)
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.guard = Guard("fastapi", max_body_bytes=max_body_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name.lower(): value for name, value in scope.get("headers", ())}
+        if b"x-twilio-signature" not in headers:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        url = _raw_target(request)
+        try:
+            self.guard.check_declared_length(headers.get(b"content-length", b"").decode("latin-1"), url)
+        except Refusal as refusal:
+            await _plain(send, refusal.status, refusal.reason)
+            return
+        limit = self.guard.max_body_bytes
+        size = 0
+
+        async def bounded() -> Message:
+            nonlocal size
+            message = await receive()
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > limit:
+                    # FastAPI re-raises an HTTPException from body parsing; its handler answers 413.
+                    refusal = self.guard.too_large(url)
+                    raise HTTPException(status_code=refusal.status, detail=refusal.reason)
+            return message
+
+        await self.app(scope, bounded, send)
+
+
+async def _plain(send: Send, status: int, text: str) -> None:
+    body = text.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

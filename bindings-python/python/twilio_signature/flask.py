@@ -28,10 +28,11 @@ from typing import Any, TypeVar, overload
 from urllib.parse import quote
 
 from flask import abort, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from twilio_signature._compat import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER
-from twilio_signature._native import SignatureError
-from twilio_signature._web import TOKEN_SETTING, Guard, status_for
+from twilio_signature._native import Verified
+from twilio_signature._web import DEFAULT_MAX_BODY_BYTES, TOKEN_SETTING, Guard, Refusal
 
 __all__ = ["validate_twilio_request"]
 
@@ -48,25 +49,40 @@ def _raw_target() -> str:
     return f"{target}?{query}" if query else target
 
 
-def _check(guard: Guard) -> None:
+def _check(guard: Guard) -> Verified:
+    """The checks of ``_web`` in order; a refusal aborts with its status."""
     validator = guard.validator(current_app.config.get(TOKEN_SETTING))
-    url = guard.public_url(
-        scheme=request.scheme,
-        host=request.host,
-        target=_raw_target(),
-        prefix=request.script_root,
-        remote_addr=request.remote_addr,
-        header=request.headers.get,
-    )
+    environ = request.environ
+    raw_host = environ.get("HTTP_HOST")
     try:
-        g.twilio_verified = validator.verify(
+        url = guard.public_url(
+            scheme=request.scheme,
+            # The raw header: Werkzeug answers "" for a host it finds invalid, and we refuse it.
+            host=str(raw_host) if raw_host is not None else request.host,
+            target=_raw_target(),
+            prefix=request.script_root,
+            remote_addr=request.remote_addr,
+            header=request.headers.getlist,
+        )
+        guard.check_declared_length(environ.get("CONTENT_LENGTH"), url)
+        # Werkzeug enforces the limit while reading: a Content-Length body is read to its declared
+        # length, a chunked one (servers that set wsgi.input_terminated) to at most the limit + 1.
+        app_limit = request.max_content_length
+        if app_limit is None or app_limit > guard.max_body_bytes:
+            request.max_content_length = guard.max_body_bytes
+        try:
+            body = request.get_data(cache=True)
+        except RequestEntityTooLarge:
+            raise guard.too_large(url) from None
+        return guard.verify(
+            validator,
             url,
-            request.get_data(cache=True),
+            body,
             request.headers.get(SIGNATURE_HEADER),
             request.headers.get(SIGNATURE_SETTINGS_HEADER),
         )
-    except SignatureError as error:
-        abort(status_for(error), description=str(error))
+    except Refusal as refusal:
+        abort(refusal.status, description=refusal.reason)
 
 
 @overload
@@ -78,6 +94,7 @@ def validate_twilio_request(
     base_url: str | None = None,
     trusted_proxies: Iterable[str] | None = None,
     trust_proxy: bool = False,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> Callable[[F], F]: ...
 def validate_twilio_request(
     view: F | None = None,
@@ -87,14 +104,24 @@ def validate_twilio_request(
     base_url: str | None = None,
     trusted_proxies: Iterable[str] | None = None,
     trust_proxy: bool = False,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> F | Callable[[F], F]:
-    """Refuse requests to the view that Twilio did not sign (400 unsigned, 403 badly signed)."""
-    guard = Guard(token=token, base_url=base_url, trusted_proxies=trusted_proxies, trust_proxy=trust_proxy)
+    """Refuse requests to the view that Twilio did not sign (400 unsigned or a bad Host, 403 badly
+    signed, 413 a body over ``max_body_bytes``, 500 without a usable token)."""
+    guard = Guard(
+        "flask",
+        token=token,
+        base_url=base_url,
+        trusted_proxies=trusted_proxies,
+        trust_proxy=trust_proxy,
+        max_body_bytes=max_body_bytes,
+    )
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            _check(guard)
+            g.twilio_verified = _check(guard)
+            # Verified: the one place the view is called.
             return current_app.ensure_sync(view)(*args, **kwargs)
 
         return guarded  # type: ignore[return-value]
