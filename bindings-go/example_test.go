@@ -1,5 +1,3 @@
-//go:build cgo
-
 package twiliosig_test
 
 import (

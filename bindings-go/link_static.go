@@ -1,9 +1,11 @@
-//go:build cgo && !twiliosig_dev && twiliosig_static
+//go:build !twiliosig_shared
 
 package twiliosig
 
-// Static link (`go build -tags twiliosig_static`): twilio_signature-static.pc names the installed
-// libtwilio_signature.a itself, so the program needs no libtwilio_signature.so at run time.
+// Static linking (the default): the Rust static library from `cargo build --release -p
+// twilio-signature-ffi`, plus what Rust's standard library needs from the system.
 
-// #cgo pkg-config: twilio_signature-static
+/*
+#cgo LDFLAGS: ${SRCDIR}/../target/release/libtwilio_signature.a -lpthread -ldl -lm
+*/
 import "C"

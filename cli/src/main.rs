@@ -109,8 +109,10 @@ Examples:
   twsig explain --url https://example.com/sms --signature '...' --form-file body.txt
 
 Common causes it recognises: http vs https, a port, a trailing slash, an added query string, a JSON
-body verified as a form (or without its bodySHA256), a missing or unexpected settings header, a SharedKey
-id mismatch, the wrong token. Exit codes as for verify.";
+body verified as a form (its URL without its bodySHA256), a missing or unexpected settings header, a
+SharedKey id mismatch. When nothing matches it says whether the URL looks internal (an app behind a
+proxy verifying its own address: Twilio signs the public URL) or, for a public URL, to check the
+token. Exit codes as for verify.";
 
 const SEND_EXAMPLES: &str = "\
 Examples:
@@ -401,21 +403,6 @@ fn check(args: &CheckArgs, explain: bool) -> Result<u8, Failure> {
     {
         if loaded.len() > 1 {
             println!("secret #{index} is{}", origin(index));
-        }
-    }
-    if explanation.verdict.is_err() && explanation.diagnosis.is_none() && json_without_hash {
-        // Not a core diagnosis: the CLI knows the body is JSON, so it can put back the bodySHA256 that
-        // Twilio adds to a JSON webhook's URL.
-        let hashed = body::with_body_hash(&args.url, &body.bytes);
-        let corrected = Request::post(&hashed, &body.bytes)
-            .signature(&args.signature)
-            .settings(header.as_deref().map(str::as_bytes));
-        if validator.verify(&corrected).is_ok() {
-            println!(
-                "likely cause: the URL lost its bodySHA256: Twilio signs a JSON webhook over its URL with \
-                 ?bodySHA256=<SHA-256 of the body> (matched {hashed}).\n\
-                 fix: pass the full URL Twilio requested, query string included, and the raw body."
-            );
         }
     }
     Ok(if explanation.verdict.is_ok() {

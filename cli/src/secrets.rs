@@ -39,8 +39,12 @@ pub fn load(token_files: &[PathBuf]) -> Result<Vec<Loaded>, Failure> {
             ))
         })?;
         let bytes = value.into_encoded_bytes();
-        if bytes.is_empty() {
-            return Err(Failure::usage(format!("{TOKEN_ENV} is set but empty")));
+        if !Secret::is_usable(&bytes) {
+            // The core's rule: a secret empty after trimming ASCII whitespace is no secret.
+            return Err(Failure::usage(format!(
+                "{TOKEN_ENV} is set but empty or only whitespace: it must hold the Auth Token \
+                 (or SharedKey secret)"
+            )));
         }
         return Ok(vec![Loaded {
             origin: TOKEN_ENV.to_owned(),
@@ -53,16 +57,36 @@ pub fn load(token_files: &[PathBuf]) -> Result<Vec<Loaded>, Failure> {
         .collect()
 }
 
+/// Whether a `--token-file` argument that names no file looks like a token pasted in its place: no
+/// directory separator, at least 16 characters, all of them hex or base64 characters.
+fn looks_like_a_token(path: &Path) -> bool {
+    let text = path.as_os_str().as_encoded_bytes();
+    text.len() >= 16
+        && text
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'=' | b'-' | b'_'))
+}
+
 fn read_token_file(path: &Path) -> Result<Loaded, Failure> {
-    let mut bytes = std::fs::read(path)
-        .map_err(|e| Failure::usage(format!("cannot read token file {}: {e}", path.display())))?;
+    let mut bytes = std::fs::read(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound && looks_like_a_token(path) {
+            // Not echoed: it is probably the secret itself, and error output ends up in logs.
+            Failure::usage(
+                "--token-file expects the path of a file holding the token, and no file has the name \
+                 given (not shown: it looks like a token itself). Put the token in a file and pass its \
+                 path, or set TWILIO_AUTH_TOKEN",
+            )
+        } else {
+            Failure::usage(format!("cannot read token file {}: {e}", path.display()))
+        }
+    })?;
     // Files written by editors and `echo` end with a newline that is not part of the token.
     while bytes.last().is_some_and(u8::is_ascii_whitespace) {
         bytes.pop();
     }
-    if bytes.is_empty() {
+    if !Secret::is_usable(&bytes) {
         return Err(Failure::usage(format!(
-            "token file {} is empty",
+            "token file {} is empty or only whitespace",
             path.display()
         )));
     }

@@ -206,22 +206,8 @@ pub fn post(
     body: &[u8],
     timeout: Duration,
 ) -> Result<Response, Failure> {
+    let request = request_head(target, headers, body.len())?;
     let mut stream = connect(target, timeout)?;
-    let mut request = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\n",
-        target.path, target.host_header
-    );
-    for (name, value) in headers {
-        let _ = write!(request, "{name}: {value}\r\n");
-    }
-    let _ = write!(
-        request,
-        "Content-Length: {}
-Connection: close
-
-",
-        body.len()
-    );
     let io = |e: std::io::Error| Failure::usage(format!("talking to {}: {e}", target.host_header));
     stream.write_all(request.as_bytes()).map_err(io)?;
     stream.write_all(body).map_err(io)?;
@@ -234,6 +220,42 @@ Connection: close
             target.host_header
         ))
     })
+}
+
+/// The request line and headers, each line ended by an explicit CRLF (HTTP/1.1 requires it; strict
+/// parsers such as Node's answer 400 to a bare LF), and the empty line that ends the head.
+fn request_head(
+    target: &Target,
+    headers: &[(&str, &str)],
+    body_len: usize,
+) -> Result<String, Failure> {
+    const CRLF: &str = "\r\n";
+    if target
+        .path
+        .contains(|c: char| c.is_ascii_control() || c == ' ')
+    {
+        return Err(Failure::usage(
+            "--url has a space or a control character in its path or query: percent-encode it",
+        ));
+    }
+    let content_length = body_len.to_string();
+    let mut head = format!("POST {} HTTP/1.1{CRLF}", target.path);
+    let fixed = [
+        ("Host", target.host_header.as_str()),
+        ("Content-Length", content_length.as_str()),
+        ("Connection", "close"),
+    ];
+    for (name, value) in headers.iter().chain(&fixed) {
+        // A line break in a value would start a header of the caller's choosing.
+        if value.contains(['\r', '\n']) {
+            return Err(Failure::usage(format!(
+                "the {name} header value contains a line break"
+            )));
+        }
+        let _ = write!(head, "{name}: {value}{CRLF}");
+    }
+    head.push_str(CRLF);
+    Ok(head)
 }
 
 fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, Failure> {

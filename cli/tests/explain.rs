@@ -115,6 +115,58 @@ fn json_webhook_whose_url_lost_its_body_sha256() {
         "lost its bodySHA256",
         "query string included, and the raw body",
     );
+    // One report, one cause.
+    assert_eq!(
+        run.stdout.matches("likely cause").count(),
+        1,
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("no common mistake"), "{}", run.stdout);
+}
+
+#[test]
+fn json_body_given_as_a_form_without_its_query() {
+    // The raw body and the URL with its query dropped, the body passed as a form (stdin).
+    let json = br#"{"type":"com.twilio.messaging.inbound-message.received","data":{"body":"a&b"}}"#;
+    let signed_url = format!("{PUBLIC}?bodySHA256={}", BodyHash::of(json));
+    let signature = twilio_signs(&signed_url, json, None);
+    let run = explain(PUBLIC, &signature, &[], json, TOKEN);
+    assert_explains(&run, "this is a JSON webhook", "query string included");
+    assert_eq!(
+        run.stdout.matches("likely cause").count(),
+        1,
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn an_app_behind_a_proxy_verifying_its_internal_url() {
+    let signature = twilio_signs(PUBLIC, FORM, None);
+    for internal in ["http://10.0.0.5:8080/sms", "http://127.0.0.1:5601/sms"] {
+        let run = explain(internal, &signature, &[], FORM, TOKEN);
+        assert_explains(
+            &run,
+            "likely cause: the URL verified looks internal",
+            "fix: verify the public URL: configure the base URL",
+        );
+        assert!(
+            run.stdout
+                .contains("Twilio signs the public URL configured in the console")
+                && run.stdout.contains(&format!("url verified: {internal}\n")),
+            "{}",
+            run.stdout
+        );
+        assert!(!run.stdout.contains("no common mistake"), "{}", run.stdout);
+        // The token is the last resort, after the fix.
+        let fix = run.stdout.find("fix:").unwrap();
+        assert!(
+            run.stdout.find("Auth Token").unwrap() > fix,
+            "{}",
+            run.stdout
+        );
+    }
 }
 
 #[test]

@@ -263,3 +263,105 @@ fn only_local_servers() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("cannot connect"), "{}", run.stderr);
 }
+
+/// Reads one request's raw bytes (head and body) as they arrived on the wire, answers 200, and
+/// returns them. The head ends at the first empty line, with or without CR, so a bare LF cannot hang it.
+fn capture_raw_request() -> (u16, JoinHandle<(Vec<u8>, Vec<u8>)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut raw = Vec::new();
+        let mut byte = [0u8; 1];
+        while !(raw.ends_with(b"\r\n\r\n") || raw.ends_with(b"\n\n")) {
+            assert_eq!(stream.read(&mut byte).unwrap(), 1, "the head ended early");
+            raw.push(byte[0]);
+        }
+        let head = String::from_utf8(raw.clone()).unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("Content-Length:"))
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap();
+        let mut body = vec![0; length];
+        stream.read_exact(&mut body).unwrap();
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        (raw, body)
+    });
+    (port, handle)
+}
+
+#[test]
+fn every_header_line_ends_with_crlf_on_the_wire() {
+    for extra in [&[][..], &["--key-id", "KS1"], &["--json", r#"{"a":1}"#]] {
+        let (port, server) = capture_raw_request();
+        let run = send(port, "/sms", extra, TOKEN);
+        let (head, body) = server.join().unwrap();
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+        // Every LF in the head follows a CR, and every CR precedes an LF.
+        for (i, &b) in head.iter().enumerate() {
+            if b == b'\n' {
+                assert_eq!(head[i - 1], b'\r', "bare LF at byte {i}: {head:?}");
+            }
+            if b == b'\r' {
+                assert_eq!(head.get(i + 1), Some(&b'\n'), "bare CR at byte {i}");
+            }
+        }
+        assert!(head.ends_with(b"\r\n\r\n"), "{head:?}");
+        let text = std::str::from_utf8(&head).unwrap();
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert!(
+            lines[0].starts_with("POST /sms") && lines[0].ends_with(" HTTP/1.1"),
+            "{text}"
+        );
+        let names: Vec<&str> = lines[1..]
+            .iter()
+            .take_while(|l| !l.is_empty())
+            .map(|l| l.split_once(": ").unwrap().0)
+            .collect();
+        for name in [
+            "Host",
+            "Content-Type",
+            "X-Twilio-Signature",
+            "Content-Length",
+            "Connection",
+        ] {
+            assert!(names.contains(&name), "{name} missing: {text}");
+        }
+        assert_eq!(
+            text.matches("\r\n").count(),
+            names.len() + 2,
+            "request line, one CRLF per header, the empty line: {text}"
+        );
+        assert_eq!(
+            body.len(),
+            text.lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        );
+    }
+}
+
+#[test]
+fn a_line_break_in_a_header_value_is_refused_before_connecting() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let run = send(
+        port,
+        "/sms",
+        &["--signature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\nX-Evil: 1"],
+        TOKEN,
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("line break"), "{}", run.stderr);
+}

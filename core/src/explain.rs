@@ -2,17 +2,25 @@
 //!
 //! For information only. Nothing here ever accepts a request: the verdict in an [`Explanation`] is the
 //! one [`crate::Validator::verify`] gives.
+//!
+//! Bounded: a diagnosis sorts the parameters once more and tries each eligible secret on at most four
+//! rewritten URLs with the full parameters (the verdict itself tried it on one), plus at most two
+//! signed strings made of a URL alone. A flood of forged requests therefore costs the helpers that log
+//! diagnoses at most about five verifies per request.
 
 use core::fmt;
 
-use crate::canonical::{Payload, Request, Signed};
+use crate::canonical::{BodyHash, Payload, Request, Signed};
 use crate::form::Span;
 use crate::mac::Algorithm;
 use crate::settings::SignatureSettings;
 use crate::signature::ReceivedSignature;
-use crate::url::Candidate;
+use crate::url::{self, Candidate};
 use crate::validator::{find_match, Key, Verified};
 use crate::Error;
+
+#[cfg(test)]
+extern crate std;
 
 /// URLs longer than this are not rewritten into diagnostic variants (the verdict is still given).
 pub const MAX_EXPLAIN_URL_LEN: usize = 4096;
@@ -30,9 +38,13 @@ pub enum Mistake {
     SchemeSwappedAndTrailingSlash,
     /// Twilio signed the URL without the query string the app passed.
     ExtraQuery,
-    /// The signature covers the URL alone: a JSON webhook verified as a form (its URL lost its
-    /// `bodySHA256`), or a GET verified with a body.
+    /// The signature covers the URL alone: a GET verified with a body, or a body added to a request
+    /// signed without one.
     ParamsNotSigned,
+    /// A JSON webhook verified as a form: its URL lost the `?bodySHA256=<SHA-256 of the body>` that
+    /// Twilio adds to it (the query string was dropped), so the body was read as form parameters. The
+    /// signature covers the URL with that hash.
+    BodyHashDropped,
     /// The signature matches, but the body is not the one whose hash Twilio put in `bodySHA256`: the app
     /// passed re-serialised or re-decoded JSON instead of the raw bytes.
     BodyAltered,
@@ -55,6 +67,10 @@ impl Mistake {
             }
             Self::ExtraQuery => "Twilio signed the URL without the query string that was passed",
             Self::ParamsNotSigned => "the signature covers the URL alone, not the body's parameters",
+            Self::BodyHashDropped => {
+                "the URL lost its bodySHA256: this is a JSON webhook, which Twilio signs over its URL with \
+                 ?bodySHA256=<SHA-256 of the body>, and without it the body was read as a form"
+            }
             Self::BodyAltered => "the URL is signed, but the body does not match its bodySHA256",
             Self::SettingsHeaderMissing => {
                 "this is an HMAC-SHA256 (SharedKey) signature, but the X-Twilio-Webhooks-Signature-Settings header was not passed"
@@ -75,7 +91,10 @@ impl Mistake {
             Self::TrailingSlash => "pass the URL exactly as configured in the Twilio console, slash included or not",
             Self::ExtraQuery => "pass the URL Twilio requested; do not append a query string",
             Self::ParamsNotSigned => {
-                "for JSON webhooks pass the full URL including ?bodySHA256=..., and the raw body"
+                "verify a request without a body (a GET) over its URL alone; for JSON webhooks pass the full URL including ?bodySHA256=..., and the raw body"
+            }
+            Self::BodyHashDropped => {
+                "pass the full URL Twilio requested, query string included, and the raw body"
             }
             Self::BodyAltered => "pass the raw request body bytes, not parsed and re-serialised JSON",
             Self::SettingsHeaderMissing | Self::SettingsHeaderUnexpected => {
@@ -103,38 +122,305 @@ pub struct Diagnosis {
     pub candidate: Candidate,
 }
 
+/// How many bytes of the URL an [`InternalUrl`] keeps to show.
+const SHOWN_URL_LEN: usize = 200;
+
+/// The URL verified looks like an app's own address rather than the public URL Twilio signs.
+///
+/// Reported when nothing matched (no secret, no URL candidate, no correction tried): the usual cause is
+/// an app behind a proxy or load balancer that rebuilds the URL from its own connection
+/// (`http://10.0.0.5:8080/sms`) while Twilio signed the URL configured in the console
+/// (`https://example.com/sms`). It is a heuristic on the URL's text, not a tested correction: the
+/// public URL is not known here.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InternalUrl {
+    signs: u8,
+    shown: [u8; SHOWN_URL_LEN],
+    shown_len: u8,
+    truncated: bool,
+}
+
+/// The signs an [`InternalUrl`] records, one bit each.
+const HTTP: u8 = 1;
+const IP_LITERAL: u8 = 2;
+const PRIVATE_ADDRESS: u8 = 4;
+const INTERNAL_NAME: u8 = 8;
+const NON_DEFAULT_PORT: u8 = 16;
+
+impl InternalUrl {
+    /// Inspects a URL's scheme and authority; `None` when it looks like a public URL.
+    pub fn detect(url: &[u8]) -> Option<Self> {
+        let scheme_end = url.windows(3).position(|w| w == b"://")?;
+        let scheme = &url[..scheme_end];
+        let start = scheme_end + 3;
+        let end = url[start..]
+            .iter()
+            .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+            .map_or(url.len(), |i| start + i);
+        let authority = &url[start..end];
+        let hostport = authority
+            .iter()
+            .rposition(|&b| b == b'@')
+            .map_or(authority, |i| &authority[i + 1..]);
+        let (host, port) = split_host_port(hostport);
+        let host = host.strip_suffix(b".").unwrap_or(host);
+        let https = scheme.eq_ignore_ascii_case(b"https");
+        let http = scheme.eq_ignore_ascii_case(b"http");
+        let default_port: &[u8] = if https { b"443" } else { b"80" };
+        let ipv4 = parse_ipv4(host);
+        let ipv6 = host.strip_prefix(b"[").and_then(|h| h.strip_suffix(b"]"));
+        let private_address = ipv4.is_some_and(ipv4_is_private)
+            || ipv6.is_some_and(ipv6_is_private)
+            || host.eq_ignore_ascii_case(b"localhost")
+            || ends_with_ignore_case(host, b".localhost");
+        let ip_literal = ipv4.is_some() || ipv6.is_some();
+        let internal_name = !ip_literal
+            && !host.is_empty()
+            && !private_address
+            && (!host.contains(&b'.')
+                || [
+                    &b".local"[..],
+                    b".internal",
+                    b".localdomain",
+                    b".lan",
+                    b".home.arpa",
+                ]
+                .iter()
+                .any(|suffix| ends_with_ignore_case(host, suffix)));
+        let non_default_port = (http || https) && port.is_some_and(|p| p != default_port);
+        let signs = [
+            (http, HTTP),
+            (ip_literal, IP_LITERAL),
+            (private_address, PRIVATE_ADDRESS),
+            (internal_name, INTERNAL_NAME),
+            (non_default_port, NON_DEFAULT_PORT),
+        ]
+        .iter()
+        .filter(|(present, _)| *present)
+        .fold(0, |signs, (_, bit)| signs | bit);
+        if signs == 0 {
+            return None;
+        }
+        let shown_len = url.len().min(SHOWN_URL_LEN);
+        let mut shown = [0u8; SHOWN_URL_LEN];
+        shown[..shown_len].copy_from_slice(&url[..shown_len]);
+        Some(Self {
+            signs,
+            shown,
+            shown_len: shown_len as u8,
+            truncated: url.len() > SHOWN_URL_LEN,
+        })
+    }
+
+    /// The scheme is plain `http`.
+    pub const fn http(&self) -> bool {
+        self.signs & HTTP != 0
+    }
+
+    /// The host is an IP address literal.
+    pub const fn ip_literal(&self) -> bool {
+        self.signs & IP_LITERAL != 0
+    }
+
+    /// The host is `localhost`, or a loopback, private, link-local or shared (CGNAT) address.
+    pub const fn private_address(&self) -> bool {
+        self.signs & PRIVATE_ADDRESS != 0
+    }
+
+    /// The host is a single label (`app`, `web`) or ends in `.local`, `.internal`, `.localdomain`,
+    /// `.lan` or `.home.arpa`.
+    pub const fn internal_name(&self) -> bool {
+        self.signs & INTERNAL_NAME != 0
+    }
+
+    /// The URL has a port that is not its scheme's default (80 for http, 443 for https).
+    pub const fn non_default_port(&self) -> bool {
+        self.signs & NON_DEFAULT_PORT != 0
+    }
+
+    /// The start of the URL verified (its first 200 bytes), as reports show it.
+    pub fn url(&self) -> &[u8] {
+        &self.shown[..usize::from(self.shown_len)]
+    }
+
+    /// The signs, in words: `plain http, a private address, a non-default port`.
+    fn write_signs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let signs = [
+            (self.http(), "plain http"),
+            (self.ip_literal() && !self.private_address(), "an IP address"),
+            (
+                self.private_address(),
+                "a loopback or private address (localhost, 127.x, 10.x, 172.16-31.x, 192.168.x, ...)",
+            ),
+            (self.internal_name(), "an internal host name"),
+            (self.non_default_port(), "a non-default port"),
+        ];
+        let mut first = true;
+        for (_, words) in signs.iter().filter(|(present, _)| *present) {
+            if !first {
+                f.write_str(", ")?;
+            }
+            f.write_str(words)?;
+            first = false;
+        }
+        Ok(())
+    }
+
+    /// The URL for a report: printable ASCII as is, anything else `%XX`, so a log line stays one line.
+    fn write_url(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for &b in self.url() {
+            if b.is_ascii_graphic() {
+                write!(f, "{}", char::from(b))?;
+            } else {
+                write!(f, "%{b:02X}")?;
+            }
+        }
+        if self.truncated {
+            f.write_str("...")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for InternalUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InternalUrl")
+            .field("http", &self.http())
+            .field("ip_literal", &self.ip_literal())
+            .field("private_address", &self.private_address())
+            .field("internal_name", &self.internal_name())
+            .field("non_default_port", &self.non_default_port())
+            .field("url", &Shown(self))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Debug of the shown URL as a quoted string.
+struct Shown<'a>(&'a InternalUrl);
+
+impl fmt::Debug for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        self.0.write_url(f)?;
+        f.write_str("\"")
+    }
+}
+
+fn ends_with_ignore_case(text: &[u8], suffix: &[u8]) -> bool {
+    text.len() >= suffix.len() && text[text.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+}
+
+/// `host[:port]`, an IPv6 literal's colons included in the host.
+fn split_host_port(hostport: &[u8]) -> (&[u8], Option<&[u8]>) {
+    let search_from = if hostport.first() == Some(&b'[') {
+        hostport
+            .iter()
+            .position(|&b| b == b']')
+            .map_or(hostport.len(), |i| i + 1)
+    } else {
+        0
+    };
+    match hostport[search_from..].iter().position(|&b| b == b':') {
+        Some(i) => (
+            &hostport[..search_from + i],
+            Some(&hostport[search_from + i + 1..]),
+        ),
+        None => (hostport, None),
+    }
+}
+
+fn parse_ipv4(host: &[u8]) -> Option<[u8; 4]> {
+    let mut octets = [0u8; 4];
+    let mut parts = host.split(|&b| b == b'.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let value = part.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
+        *octet = u8::try_from(value).ok()?;
+    }
+    parts.next().is_none().then_some(octets)
+}
+
+fn ipv4_is_private([a, b, ..]: [u8; 4]) -> bool {
+    matches!(
+        (a, b),
+        (0 | 10 | 127, _) | (172, 16..=31) | (192, 168) | (169, 254) | (100, 64..=127)
+    )
+}
+
+/// Loopback (`::1`), unique local (`fc00::/7`) and link-local (`fe80::/10`) IPv6 literals.
+fn ipv6_is_private(address: &[u8]) -> bool {
+    let first = address.split(|&b| b == b':').next().unwrap_or_default();
+    let first = first.split(|&b| b == b'%').next().unwrap_or_default();
+    let value = (first.len() <= 4 && first.iter().all(u8::is_ascii_hexdigit)).then(|| {
+        first.iter().fold(0u16, |n, &d| {
+            n * 16 + u16::from(char::from(d).to_digit(16).unwrap_or(0) as u8)
+        })
+    });
+    address == b"::1"
+        || address == b"0:0:0:0:0:0:0:1"
+        || (!first.is_empty()
+            && value.is_some_and(|v| (v & 0xfe00) == 0xfc00 || (v & 0xffc0) == 0xfe80))
+}
+
 /// The verdict on a request, and a diagnosis when it failed and a common mistake explains why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Explanation {
     /// Exactly what `verify` returns for this request.
     pub verdict: Result<Verified, Error>,
     /// Why it failed, when a known mistake explains it; `None` when it passed, or nothing did.
     pub diagnosis: Option<Diagnosis>,
+    /// When the signature matched nothing and no correction explains it: the URL verified, if it looks
+    /// like an internal address rather than the public URL Twilio signs (see [`InternalUrl`]).
+    pub internal_url: Option<InternalUrl>,
 }
+
+const CHECK_SECRET: &str =
+    "check that the secret is the Auth Token (or SharedKey secret) of the account \
+                            that owns the number";
 
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.verdict, &self.diagnosis) {
-            (Ok(v), _) => write!(
+        match (&self.verdict, &self.diagnosis, &self.internal_url) {
+            (Ok(v), _, _) => write!(
                 f,
                 "valid: {} signature by secret #{} over {}",
                 v.algorithm,
                 v.secret_index,
                 v.candidate.describe()
             ),
-            (Err(e), Some(d)) => {
+            (Err(e), Some(d), _) => {
                 write!(f, "invalid: {e}.\nlikely cause: {}", d.mistake)?;
                 if d.candidate != Candidate::AsGiven {
                     write!(f, " (matched {})", d.candidate.describe())?;
                 }
                 write!(f, ".\nfix: {}.", d.mistake.fix())
             }
-            (Err(e), None) if e.is_mismatch() => write!(
+            (Err(e), None, Some(internal)) => {
+                write!(f, "invalid: {e}.\nlikely cause: the URL verified looks internal (")?;
+                internal.write_signs(f)?;
+                f.write_str(
+                    "), but Twilio signs the public URL configured in the console, as Twilio requested it: \
+                     an app behind a proxy or load balancer sees its own address. No variant of this URL \
+                     matched.\nurl verified: ",
+                )?;
+                internal.write_url(f)?;
+                write!(
+                    f,
+                    "\nfix: verify the public URL: configure the base URL (public scheme, host and port), or \
+                     trust your proxy so that its X-Forwarded-Proto and X-Forwarded-Host are used.\n\
+                     if the app really is reached at exactly this URL, {CHECK_SECRET}."
+                )
+            }
+            (Err(e), None, None) if e.is_mismatch() => write!(
                 f,
-                "invalid: {e}.\nno common mistake explains it: check that the secret is the Auth Token (or SharedKey \
-                 secret) of the account that owns the number, and that the URL is exactly the one Twilio requested."
+                "invalid: {e}.\nno common mistake explains it: {CHECK_SECRET}, and that the URL is exactly \
+                 the one Twilio requested."
             ),
-            (Err(e), None) => write!(f, "invalid: {e}."),
+            (Err(e), None, None) => write!(f, "invalid: {e}."),
         }
     }
 }
@@ -200,6 +486,24 @@ fn drop_query(url: &[u8]) -> Option<Rewritten> {
     Rewritten::from_pieces(&[&url[..start], &url[end..]])
 }
 
+/// The URL with `bodySHA256=<hash>` appended to its query (before any fragment), as Twilio builds a
+/// JSON webhook's URL.
+fn add_body_hash(url: &[u8], hash: &BodyHash) -> Option<Rewritten> {
+    let end = url.iter().position(|&b| b == b'#').unwrap_or(url.len());
+    let (before, fragment) = url.split_at(end);
+    let separator: &[u8] = match before.iter().position(|&b| b == b'?') {
+        None => b"?",
+        Some(q) if q + 1 == before.len() || before.ends_with(b"&") => b"",
+        Some(_) => b"&",
+    };
+    Rewritten::from_pieces(&[before, separator, b"bodySHA256=", hash.as_bytes(), fragment])
+}
+
+/// Whether a body could be a JSON webhook's (an object, or Event Streams' array of events).
+fn looks_like_json(body: &[u8]) -> bool {
+    matches!(body.trim_ascii_start().first(), Some(b'{' | b'['))
+}
+
 /// Runs the diagnosis for a request that `verify` refused with `error`.
 pub(crate) fn explain_with_keys<'k>(
     keys: &(impl Iterator<Item = Key<'k>> + Clone),
@@ -211,16 +515,57 @@ pub(crate) fn explain_with_keys<'k>(
         Ok(_) => None,
         Err(error) => diagnose(keys, request, error, scratch),
     };
-    Explanation { verdict, diagnosis }
+    let internal_url = match (verdict, diagnosis) {
+        (Err(Error::SignatureMismatch), None) => InternalUrl::detect(request.url),
+        _ => None,
+    };
+    Explanation {
+        verdict,
+        diagnosis,
+        internal_url,
+    }
 }
 
+/// What a diagnosis spent, counted in tests to keep explain bounded (see the module docs).
+#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Cost {
+    /// Parameter sorts (`Signed::new` over a form or pairs).
+    sorts: usize,
+    /// Secrets tried on a signed string that includes the parameters (each try is up to one HMAC per URL
+    /// candidate, as in `verify`).
+    full_tries: usize,
+    /// Secrets tried on a signed string made of a URL alone.
+    url_only_tries: usize,
+}
+
+#[cfg(test)]
+std::thread_local! {
+    static COST: core::cell::Cell<Cost> = const {
+        core::cell::Cell::new(Cost { sorts: 0, full_tries: 0, url_only_tries: 0 })
+    };
+}
+
+#[cfg(test)]
+fn count(f: impl FnOnce(&mut Cost)) {
+    COST.with(|cost| {
+        let mut now = cost.get();
+        f(&mut now);
+        cost.set(now);
+    });
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+fn count(_: impl FnOnce(&mut Cost)) {}
+
 /// Tries corrected versions of one request against a set of keys.
-struct Attempt<'r, 'k, K> {
+struct Attempt<'r, K> {
     keys: &'r K,
-    request: &'r Request<'r>,
+    signature: Option<&'r [u8]>,
     key_id: Option<&'r [u8]>,
-    scratch: &'r mut [Span],
-    _keys: core::marker::PhantomData<Key<'k>>,
+    /// Set while a URL-alone string is tried (for the cost count).
+    url_only: core::cell::Cell<bool>,
 }
 
 /// Which keys an attempt uses.
@@ -231,35 +576,43 @@ enum Keys {
     Ineligible,
 }
 
-impl<'k, K: Iterator<Item = Key<'k>> + Clone> Attempt<'_, 'k, K> {
-    /// Reports `mistake` if `request` (a corrected copy of the original) matches with `algorithm` and the
-    /// chosen keys; `url_only` drops the body and params from the signed string.
+impl<'k, K: Iterator<Item = Key<'k>> + Clone> Attempt<'_, K> {
+    /// Reports `mistake` if some chosen key signs `signed` over `url` (or one of its candidates) with
+    /// `algorithm`.
     fn check(
-        &mut self,
-        request: &Request<'_>,
+        &self,
+        signed: &Signed<'_>,
+        url: &[u8],
         algorithm: Algorithm,
         keys: Keys,
-        url_only: bool,
         mistake: Mistake,
     ) -> Option<Diagnosis> {
-        let received = ReceivedSignature::parse(request.signature, algorithm).ok()?;
-        let signed = if url_only {
-            Signed::new(&Request::get(request.url), self.scratch).ok()?
-        } else {
-            Signed::new(request, self.scratch).ok()?
-        };
+        let received = ReceivedSignature::parse(self.signature, algorithm).ok()?;
         let key_id = self.key_id;
-        let keys = self.keys.clone().enumerate().filter(|(_, key)| {
-            // Empty secrets match nothing, not even for a diagnosis.
-            !key.is_empty()
-                && match keys {
-                    Keys::All => true,
-                    Keys::Eligible => key.eligible(key_id),
-                    Keys::Ineligible => !key.eligible(key_id),
-                }
-        });
-        let (secret_index, candidate, _) =
-            find_match(keys, algorithm, &received, &signed, request.url)?;
+        let url_only = self.url_only.get();
+        let keys = self
+            .keys
+            .clone()
+            .enumerate()
+            .filter(|(_, key)| {
+                // Empty secrets match nothing, not even for a diagnosis.
+                !key.is_empty()
+                    && match keys {
+                        Keys::All => true,
+                        Keys::Eligible => key.eligible(key_id),
+                        Keys::Ineligible => !key.eligible(key_id),
+                    }
+            })
+            .inspect(|_| {
+                count(|c| {
+                    if url_only {
+                        c.url_only_tries += 1;
+                    } else {
+                        c.full_tries += 1;
+                    }
+                });
+            });
+        let (secret_index, candidate, _) = find_match(keys, algorithm, &received, signed, url)?;
         Some(Diagnosis {
             mistake,
             secret_index,
@@ -267,20 +620,26 @@ impl<'k, K: Iterator<Item = Key<'k>> + Clone> Attempt<'_, 'k, K> {
         })
     }
 
-    /// The original request with its URL rewritten by `mistake`'s correction.
-    fn check_url(&mut self, mistake: Mistake, algorithm: Algorithm) -> Option<Diagnosis> {
-        let url = self.request.url;
-        let rewritten = match mistake {
-            Mistake::SchemeSwapped => swap_scheme(url),
-            Mistake::TrailingSlash => toggle_trailing_slash(url),
-            Mistake::SchemeSwappedAndTrailingSlash => {
-                swap_scheme(url).and_then(|u| toggle_trailing_slash(u.as_bytes()))
-            }
-            _ => drop_query(url),
-        }?;
-        let request = self.request.with_url(rewritten.as_bytes());
-        self.check(&request, algorithm, Keys::Eligible, false, mistake)
+    /// `request`'s URL alone (a GET's signed string) against the eligible keys.
+    fn check_url_only(
+        &self,
+        url: &[u8],
+        algorithm: Algorithm,
+        mistake: Mistake,
+    ) -> Option<Diagnosis> {
+        let get = Request::get(url);
+        let signed = Signed::new(&get, &mut []).ok()?;
+        self.url_only.set(true);
+        let found = self.check(&signed, url, algorithm, Keys::Eligible, mistake);
+        self.url_only.set(false);
+        found
     }
+}
+
+/// Indexes the request's parameters (once per diagnosis).
+fn signed_params<'a>(request: &Request<'a>, scratch: &'a mut [Span]) -> Option<Signed<'a>> {
+    count(|c| c.sorts += 1);
+    Signed::new(request, scratch).ok()
 }
 
 fn diagnose<'k>(
@@ -290,44 +649,57 @@ fn diagnose<'k>(
     scratch: &mut [Span],
 ) -> Option<Diagnosis> {
     let settings = SignatureSettings::parse(request.settings).ok()?;
-    let mut attempt = Attempt {
+    let attempt = Attempt {
         keys,
-        request,
+        signature: request.signature,
         key_id: settings.key_id,
-        scratch,
-        _keys: core::marker::PhantomData,
+        url_only: core::cell::Cell::new(false),
     };
     let alg = settings.algorithm;
+    let url = request.url;
+    let body = match request.payload {
+        Payload::Body(body) => body,
+        Payload::Params(_) => &[],
+    };
+    // A JSON body read as a form because its URL lost `bodySHA256`: the signature covers the URL with
+    // the hash put back. Tried whatever the form reading made of the body (a mismatch, or a body that
+    // is not a valid form).
+    let body_hash_dropped = || {
+        if !looks_like_json(body) || url::body_sha256_param(url).is_some() {
+            return None;
+        }
+        let hashed = add_body_hash(url, &BodyHash::of(body))?;
+        attempt.check_url_only(hashed.as_bytes(), alg, Mistake::BodyHashDropped)
+    };
     match error {
         Error::MalformedSignature => {
             let (other, mistake) = match alg {
                 Algorithm::HmacSha1 => (Algorithm::HmacSha256, Mistake::SettingsHeaderMissing),
                 Algorithm::HmacSha256 => (Algorithm::HmacSha1, Mistake::SettingsHeaderUnexpected),
             };
-            attempt.check(request, other, Keys::All, false, mistake)
+            let signed = signed_params(request, scratch)?;
+            attempt.check(&signed, url, other, Keys::All, mistake)
         }
         // The URL matched: only the body differs.
-        Error::BodyHashMismatch => {
-            attempt.check(request, alg, Keys::Eligible, true, Mistake::BodyAltered)
-        }
+        Error::BodyHashMismatch => attempt.check_url_only(url, alg, Mistake::BodyAltered),
+        Error::MalformedBody | Error::TooManyParams => body_hash_dropped(),
         Error::SignatureMismatch => {
             let has_payload = match request.payload {
                 Payload::Body(body) => !body.is_empty(),
                 Payload::Params(pairs) => !pairs.is_empty(),
             };
-            has_payload
-                .then(|| {
-                    attempt.check(request, alg, Keys::Eligible, true, Mistake::ParamsNotSigned)
-                })
+            let url_only = has_payload
+                .then(|| attempt.check_url_only(url, alg, Mistake::ParamsNotSigned))
                 .flatten()
-                .or_else(|| {
-                    attempt.check(
-                        request,
-                        alg,
-                        Keys::Ineligible,
-                        false,
-                        Mistake::KeyIdMismatch,
-                    )
+                .or_else(body_hash_dropped);
+            if url_only.is_some() {
+                return url_only;
+            }
+            let signed = signed_params(request, scratch)?;
+            settings
+                .key_id
+                .and_then(|_| {
+                    attempt.check(&signed, url, alg, Keys::Ineligible, Mistake::KeyIdMismatch)
                 })
                 .or_else(|| {
                     [
@@ -337,7 +709,17 @@ fn diagnose<'k>(
                         Mistake::ExtraQuery,
                     ]
                     .into_iter()
-                    .find_map(|mistake| attempt.check_url(mistake, alg))
+                    .find_map(|mistake| {
+                        let rewritten = match mistake {
+                            Mistake::SchemeSwapped => swap_scheme(url),
+                            Mistake::TrailingSlash => toggle_trailing_slash(url),
+                            Mistake::SchemeSwappedAndTrailingSlash => {
+                                swap_scheme(url).and_then(|u| toggle_trailing_slash(u.as_bytes()))
+                            }
+                            _ => drop_query(url),
+                        }?;
+                        attempt.check(&signed, rewritten.as_bytes(), alg, Keys::Eligible, mistake)
+                    })
                 })
         }
         _ => None,
@@ -347,15 +729,14 @@ fn diagnose<'k>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validator::{sign, Secret, Validator};
+    use std::format;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
 
     fn text(r: Option<Rewritten>) -> Option<&'static str> {
-        r.map(|r| {
-            &*std::string::String::from_utf8(r.as_bytes().to_vec())
-                .unwrap()
-                .leak()
-        })
+        r.map(|r| &*String::from_utf8(r.as_bytes().to_vec()).unwrap().leak())
     }
-    extern crate std;
 
     #[test]
     fn url_rewrites() {
@@ -380,5 +761,177 @@ mod tests {
         );
         assert_eq!(text(drop_query(b"https://h/p")), None);
         assert!(Rewritten::from_pieces(&[&[b'a'; MAX_EXPLAIN_URL_LEN + 2]]).is_none());
+        let hash = BodyHash::of(b"{}");
+        let h = hash.as_str();
+        assert_eq!(
+            text(add_body_hash(b"https://h/e", &hash)).unwrap(),
+            format!("https://h/e?bodySHA256={h}")
+        );
+        assert_eq!(
+            text(add_body_hash(b"https://h/e?a=1#f", &hash)).unwrap(),
+            format!("https://h/e?a=1&bodySHA256={h}#f")
+        );
+        assert_eq!(
+            text(add_body_hash(b"https://h/e?", &hash)).unwrap(),
+            format!("https://h/e?bodySHA256={h}")
+        );
+    }
+
+    #[test]
+    fn internal_urls_are_recognised_and_public_ones_are_not() {
+        let signs = |url: &str| {
+            InternalUrl::detect(url.as_bytes()).map(|i| {
+                (
+                    i.http(),
+                    i.ip_literal(),
+                    i.private_address(),
+                    i.internal_name(),
+                    i.non_default_port(),
+                )
+            })
+        };
+        assert_eq!(
+            signs("http://10.0.0.5:8080/sms"),
+            Some((true, true, true, false, true))
+        );
+        assert_eq!(
+            signs("http://127.0.0.1:5601/sms"),
+            Some((true, true, true, false, true))
+        );
+        assert_eq!(
+            signs("https://localhost/sms"),
+            Some((false, false, true, false, false))
+        );
+        assert_eq!(
+            signs("https://[::1]:8443/sms"),
+            Some((false, true, true, false, true))
+        );
+        assert_eq!(
+            signs("https://[fd00::5]/sms"),
+            Some((false, true, true, false, false))
+        );
+        assert_eq!(
+            signs("https://[2001:db8::1]/sms"),
+            Some((false, true, false, false, false))
+        );
+        assert_eq!(
+            signs("https://app/sms"),
+            Some((false, false, false, true, false))
+        );
+        assert_eq!(
+            signs("https://api.svc.internal/sms"),
+            Some((false, false, false, true, false))
+        );
+        assert_eq!(
+            signs("https://printer.LOCAL./sms"),
+            Some((false, false, false, true, false))
+        );
+        assert_eq!(
+            signs("https://example.com:8443/sms"),
+            Some((false, false, false, false, true))
+        );
+        assert_eq!(
+            signs("https://user:pw@172.20.1.1/sms"),
+            Some((false, true, true, false, false))
+        );
+        assert_eq!(
+            signs("https://8.8.8.8/sms"),
+            Some((false, true, false, false, false))
+        );
+        for public in [
+            "https://example.com/sms",
+            "https://example.com:443/sms",
+            "HTTPS://Example.COM/sms?x=1",
+            "https://172.32.0.1.example.com/sms",
+            "https://local.example.com/sms",
+            "not a url",
+        ] {
+            assert_eq!(signs(public), None, "{public}");
+        }
+        let long = format!("http://10.0.0.5/{}", "a".repeat(300));
+        let internal = InternalUrl::detect(long.as_bytes()).unwrap();
+        assert_eq!(internal.url(), &long.as_bytes()[..SHOWN_URL_LEN]);
+        assert!(format!("{internal:?}").ends_with("...\", .. }"));
+    }
+
+    /// The keys of a validator with `n` secrets, the last of which signs.
+    fn forged_cost(url: &str, body: &str, secrets: usize) -> (Cost, Explanation) {
+        let secrets: Vec<Secret> = (0..secrets)
+            .map(|i| Secret::new(format!("secret {i}").as_bytes()))
+            .collect();
+        let validator = Validator::with_secrets(&secrets[..]);
+        let forged = "AAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let request = Request::post(url, body).signature(forged);
+        COST.with(|c| c.set(Cost::default()));
+        let explanation = validator.explain(&request);
+        (COST.with(core::cell::Cell::get), explanation)
+    }
+
+    #[test]
+    fn explain_on_a_forged_request_costs_a_few_verifies() {
+        let form: String = (0..100)
+            .map(|i| format!("p{i}=value+{i}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        for secrets in [1, 3] {
+            for url in [
+                "https://example.com/sms",
+                "https://example.com/sms?a=1",
+                "http://10.0.0.5:8080/sms/",
+            ] {
+                let (cost, explanation) = forged_cost(url, &form, secrets);
+                assert_eq!(explanation.verdict.err(), Some(Error::SignatureMismatch));
+                assert!(explanation.diagnosis.is_none());
+                // verify itself tried every secret once on the full string; explain adds one sort, at
+                // most four rewritten URLs per secret and one URL-alone string per secret.
+                assert_eq!(cost.sorts, 1, "{url}: {cost:?}");
+                assert!(cost.full_tries <= 4 * secrets, "{url}: {cost:?}");
+                assert!(cost.full_tries >= 3 * secrets, "{url}: {cost:?}");
+                assert_eq!(cost.url_only_tries, secrets, "{url}: {cost:?}");
+            }
+            // A forged JSON body read as a form adds one URL-alone try per secret (and one SHA-256).
+            let (cost, _) = forged_cost("https://example.com/events", "{\"a\":1}", secrets);
+            assert_eq!(cost.url_only_tries, 2 * secrets, "{cost:?}");
+            assert!(cost.full_tries <= 4 * secrets, "{cost:?}");
+        }
+    }
+
+    #[test]
+    fn the_proxy_case_names_the_internal_url_and_not_the_token_first() {
+        let body = "Body=Hello&From=%2B15551234567";
+        let secret = b"12345678901234567890123456789012";
+        let sig = sign(secret, &Request::post("https://example.com/sms", body)).unwrap();
+        let validator = Validator::new(Secret::new(secret));
+        for url in ["http://10.0.0.5:8080/sms", "http://127.0.0.1:5601/sms"] {
+            let explanation =
+                validator.explain(&Request::post(url, body).signature(sig.as_bytes()));
+            assert!(explanation.diagnosis.is_none());
+            assert_eq!(
+                explanation.internal_url.map(|i| i.url().to_vec()),
+                Some(url.as_bytes().to_vec())
+            );
+            let report = explanation.to_string();
+            assert!(
+                report.contains("likely cause: the URL verified looks internal")
+                    && report.contains(&format!("url verified: {url}\n"))
+                    && report.contains("configure the base URL")
+                    && !report.contains("no common mistake"),
+                "{report}"
+            );
+            let token = report.find("Auth Token").unwrap();
+            assert!(token > report.find("fix:").unwrap(), "{report}");
+        }
+        // A public URL keeps the token advice.
+        let report = validator
+            .explain(&Request::post("https://example.com/other", body).signature(sig.as_bytes()))
+            .to_string();
+        assert!(report.contains("no common mistake explains it"), "{report}");
+        assert!(!report.contains("internal"), "{report}");
+        // Control bytes in the URL do not break the report's lines.
+        let explanation = validator
+            .explain(&Request::post("http://10.0.0.5/a\nb\x1b", body).signature(sig.as_bytes()));
+        assert!(explanation
+            .to_string()
+            .contains("url verified: http://10.0.0.5/a%0Ab%1B\n"));
     }
 }

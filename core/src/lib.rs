@@ -15,7 +15,7 @@ mod validator;
 
 pub use canonical::{BodyHash, Payload, Request};
 pub use error::Error;
-pub use explain::{Diagnosis, Explanation, Mistake, MAX_EXPLAIN_URL_LEN};
+pub use explain::{Diagnosis, Explanation, InternalUrl, Mistake, MAX_EXPLAIN_URL_LEN};
 pub use form::Span;
 pub use mac::{hmac, macs_equal, Algorithm};
 pub use settings::SignatureSettings;

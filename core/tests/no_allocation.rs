@@ -149,3 +149,41 @@ fn a_validator_that_owns_its_secrets_allocates_nothing_either() {
         "allocations during verify/sign/explain with owned secrets"
     );
 }
+
+#[test]
+fn the_new_diagnoses_allocate_nothing() {
+    let form = "Body=Hello&From=%2B15551234567";
+    let validator = Validator::new(Secret::new(b"12345"));
+    let proxied = validator
+        .sign(&Request::post("https://example.com/sms", form))
+        .expect("sign");
+    let json = r#"{"a":1}"#;
+    let json_url = format!(
+        "https://example.com/events?bodySHA256={}",
+        BodyHash::of(json.as_bytes())
+    );
+    let json_sig = validator
+        .sign(&Request::post(json_url.as_str(), json))
+        .expect("sign json");
+    let ampersands = vec![b'&'; 1 << 20];
+    let n = allocations_during(|| {
+        // The proxy case: an internal URL that nothing matches.
+        let report = validator.explain(
+            &Request::post("http://10.0.0.5:8080/sms", form).signature(proxied.as_bytes()),
+        );
+        assert!(report.internal_url.is_some());
+        // A JSON webhook whose URL lost its bodySHA256.
+        let report = validator.explain(
+            &Request::post("https://example.com/events", json).signature(json_sig.as_bytes()),
+        );
+        assert!(report.diagnosis.is_some());
+        // A body of `&`s: no parameters, the small stack scratch.
+        let request = Request::post(b"https://example.com/sms".as_slice(), ampersands.as_slice());
+        assert_eq!(request.max_params(), 0);
+        assert!(validator
+            .explain(&request.signature(proxied.as_bytes()))
+            .verdict
+            .is_err());
+    });
+    assert_eq!(n, 0, "allocations during explain");
+}
