@@ -247,11 +247,11 @@ impl InternalUrl {
     fn write_signs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let signs = [
             (self.http(), "plain http"),
-            (self.ip_literal() && !self.private_address(), "an IP address"),
             (
-                self.private_address(),
-                "a loopback or private address (localhost, 127.x, 10.x, 172.16-31.x, 192.168.x, ...)",
+                self.ip_literal() && !self.private_address(),
+                "an IP address",
             ),
+            (self.private_address(), "a private or loopback address"),
             (self.internal_name(), "an internal host name"),
             (self.non_default_port(), "a non-default port"),
         ];
@@ -403,9 +403,9 @@ impl fmt::Display for Explanation {
                 write!(f, "invalid: {e}.\nlikely cause: the URL verified looks internal (")?;
                 internal.write_signs(f)?;
                 f.write_str(
-                    "), but Twilio signs the public URL configured in the console, as Twilio requested it: \
-                     an app behind a proxy or load balancer sees its own address. No variant of this URL \
-                     matched.\nurl verified: ",
+                    "); Twilio signs the public URL configured in the console, and an app behind a proxy \
+                     or load balancer sees its own address instead. No variant of this URL matched.\n\
+                     url verified: ",
                 )?;
                 internal.write_url(f)?;
                 write!(
