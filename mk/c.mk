@@ -6,10 +6,6 @@ CBINDGEN_VERSION := 0.29.4
 CBINDGEN := $(TOOLS)/bin/cbindgen
 C_BUILD := $(ROOT)/target/c-tests
 C_STATIC_LIB := $(ROOT)/target/release/libtwilio_signature.a
-# Go's build cache does not hash libraries named in `#cgo LDFLAGS`, so after the library changes a cgo
-# build could link the old one. CGO_CFLAGS is part of the cache key: a define carrying the library's
-# hash (computed when the recipe runs) makes Go rebuild exactly when the library changed.
-GO_CGO_ENV = CGO_ENABLED=1 CGO_CFLAGS="-O2 -g -DTWS_LIB_SHA256=$$(sha256sum $(C_STATIC_LIB) | cut -c1-16)"
 # Rust's std needs these from the system when linked statically (see ffi-c/README.md).
 C_NATIVE_LIBS := -lpthread -ldl -lm
 C_FLAGS := -std=c11 -Wall -Wextra -Werror -pedantic -g -I$(ROOT)/include
@@ -36,15 +32,18 @@ check-header: cbindgen
 	@diff -u include/twilio_signature.h $(C_BUILD)/twilio_signature.h \
 	  || { echo "check-header: include/twilio_signature.h is stale: run 'make header' and commit it"; exit 1; }
 
+# The in-tree build that tests, benches and the demo link. The shared library's SONAME is
+# libtwilio_signature.so.$(C_SOMAJOR), so the loader (LD_LIBRARY_PATH=target/release) looks for that name.
 c-lib:
 	$(CARGO) build --release -p twilio-signature-ffi
+	ln -sfn libtwilio_signature.so $(ROOT)/target/release/libtwilio_signature.so.$(C_SOMAJOR)
 
 # The JSON vectors stay the single source; C reads this line form of them.
 c-vectors:
 	@mkdir -p $(C_BUILD)
 	python3 tests/c/vectors_to_lines.py tests/vectors/twilio-signatures.json $(C_BUILD)/vectors.txt
 
-test-c: check-header test-c-plain test-c-sanitizers test-c-valgrind
+test-c: check-header test-c-plain test-c-sanitizers test-c-valgrind test-c-install
 	$(CARGO) test -p twilio-signature-ffi --release
 
 test-c-plain: c-lib c-vectors
@@ -66,14 +65,35 @@ test-c-valgrind: test-c-plain
 	$(VALGRIND) $(C_BUILD)/test_api
 	$(VALGRIND) $(C_BUILD)/test_vectors $(C_BUILD)/vectors.txt
 
-# Installs the library, header and pkg-config file under PREFIX (default /usr/local).
+# Installs the library the way a distribution would, under PREFIX (default /usr/local; DESTDIR for
+# staging): lib/libtwilio_signature.a (debug info stripped), lib/libtwilio_signature.so.$(C_VERSION)
+# (stripped, SONAME libtwilio_signature.so.$(C_SOMAJOR), set by ffi-c/build.rs) with the .so.$(C_SOMAJOR)
+# and unversioned dev symlinks, include/twilio_signature.h, and lib/pkgconfig/twilio_signature.pc and
+# twilio_signature-static.pc (see ffi-c/README.md).
 PREFIX ?= /usr/local
 C_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-.PHONY: install-c
-install-c: c-lib
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
-	install -m 644 target/release/libtwilio_signature.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 target/release/libtwilio_signature.so $(DESTDIR)$(PREFIX)/lib/
+C_SOMAJOR := $(firstword $(subst ., ,$(C_VERSION)))
+C_DIST := $(ROOT)/target/dist
+C_LIBDIR = $(DESTDIR)$(PREFIX)/lib
+.PHONY: c-dist install-c test-c-install
+# ffi-c/README.md's install, compile and run commands, run as written (PREFIX a temporary directory).
+test-c-install:
+	tests/c/readme_commands.sh
+# The `dist` profile (Cargo.toml): LTO into one codegen unit, no debug info. One crate type per build,
+# because with `rlib` among the crate types cargo does not LTO the static library (23 MB against 7.6 MB).
+c-dist:
+	$(CARGO) rustc --profile dist -p twilio-signature-ffi --crate-type staticlib
+	$(CARGO) rustc --profile dist -p twilio-signature-ffi --crate-type cdylib
+
+install-c: c-dist
+	install -d $(C_LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 644 $(C_DIST)/libtwilio_signature.a $(C_LIBDIR)/
+	strip --strip-debug $(C_LIBDIR)/libtwilio_signature.a
+	install -m 755 -s $(C_DIST)/libtwilio_signature.so $(C_LIBDIR)/libtwilio_signature.so.$(C_VERSION)
+	ln -sfn libtwilio_signature.so.$(C_VERSION) $(C_LIBDIR)/libtwilio_signature.so.$(C_SOMAJOR)
+	ln -sfn libtwilio_signature.so.$(C_SOMAJOR) $(C_LIBDIR)/libtwilio_signature.so
 	install -m 644 include/twilio_signature.h $(DESTDIR)$(PREFIX)/include/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(C_VERSION)|' ffi-c/twilio_signature.pc.in \
-	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/twilio_signature.pc
+	lib_sha=$$(sha256sum $(C_LIBDIR)/libtwilio_signature.a | cut -c1-16); \
+	for pc in twilio_signature twilio_signature-static; do \
+	  sed -e 's|^prefix=@PREFIX@$$|prefix=$(PREFIX)|' -e 's|@VERSION@|$(C_VERSION)|g' \
+	    -e "s|@LIB_SHA256@|$$lib_sha|" ffi-c/$$pc.pc.in > $(C_LIBDIR)/pkgconfig/$$pc.pc; done
