@@ -49,10 +49,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
-
-if TYPE_CHECKING:
-    import redis
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
     "DEFAULT_LEASE",
@@ -66,6 +63,7 @@ __all__ = [
     "IdempotencyStore",
     "MemoryStore",
     "RedisStore",
+    "ScriptingClient",
     "StoreError",
     "StoredResponse",
     "delivery_key",
@@ -265,6 +263,12 @@ return 1
 """
 
 
+class ScriptingClient(Protocol):
+    """What :class:`RedisStore` needs of a client: ``redis.Redis`` (or ``RedisCluster``) has it."""
+
+    def register_script(self, script: str) -> Any: ...
+
+
 class RedisStore:
     """A store in Redis, shared by every instance of an app (``pip install twilio-signature[redis]``).
 
@@ -272,12 +276,17 @@ class RedisStore:
     a small Lua script that also returns what is there when the key is taken); completing and
     releasing check the claim's owner in the same script, so a run whose lease expired cannot touch
     the run that took over. Every key has a TTL (``PX``): the lease for a claim, ``ttl`` seconds for
-    a stored response. Keys are ``prefix`` + a hex digest; nothing secret is stored.
+    a stored response. Keys are ``prefix`` + a hex digest; nothing secret is stored. The layout and
+    default prefix are the Go ``redisstore`` module's, so Python and Go instances can share one Redis.
+
+    Give the client short timeouts and no long retry backoff (``socket_timeout=1``,
+    ``socket_connect_timeout=1``, ``retry=Retry(NoBackoff(), 1)``): while Redis is down, every webhook
+    waits for them before it is processed unguarded (or refused, with ``on_store_error="refuse"``).
     """
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: ScriptingClient,
         *,
         ttl: float = DEFAULT_TTL,
         prefix: str = "twilio-signature:idempotency:",

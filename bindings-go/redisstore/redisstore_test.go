@@ -1,0 +1,185 @@
+package redisstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	twiliosig "github.com/twilio-signature/twilio-signature/bindings-go"
+	"github.com/twilio-signature/twilio-signature/bindings-go/idempotencytest"
+	"github.com/twilio-signature/twilio-signature/bindings-go/redisstore"
+)
+
+// server is a redis-server of the test's own on a free loopback port, without persistence.
+type server struct {
+	t    *testing.T
+	port int
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// startRedis starts redis-server, or skips the test when it is not installed (unless
+// TWILIOSIG_REQUIRE_REDIS=1, as `make test-idempotency` sets: then the test fails).
+func startRedis(t *testing.T) *server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("TWILIOSIG_REQUIRE_REDIS") == "1" {
+			t.Fatal("redis-server is not installed and TWILIOSIG_REQUIRE_REDIS=1")
+		}
+		t.Skip("redis-server is not installed: skipping the Redis store tests (apt-get install redis-server, or run `make test-idempotency`)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	s := &server{t: t, port: port, dir: t.TempDir()}
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *server) start() {
+	s.t.Helper()
+	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "warning")
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", s.addr(), 200*time.Millisecond); err == nil {
+			_ = c.Close()
+			return
+		}
+	}
+	s.t.Fatalf("redis-server did not listen on %s", s.addr())
+}
+
+func (s *server) stop() {
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(os.Interrupt)
+		_ = s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+func (s *server) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// client fails fast while Redis is down: short timeouts, one retry.
+func (s *server) client(t *testing.T) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.addr(), DialTimeout: time.Second, ReadTimeout: time.Second,
+		WriteTimeout: time.Second, MaxRetries: 1})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func uniquePrefix() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "test-" + hex.EncodeToString(b[:]) + ":"
+}
+
+func keys(t *testing.T, c *redis.Client, prefix string) []string {
+	t.Helper()
+	found, err := c.Keys(context.Background(), prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+func TestRedisStoreContract(t *testing.T) {
+	s := startRedis(t)
+	idempotencytest.TestStore(t, redisstore.New(s.client(t), redisstore.Options{Prefix: uniquePrefix()}))
+}
+
+func TestIdempotentWithRedisAcrossTwoInstances(t *testing.T) {
+	s := startRedis(t)
+	c, prefix := s.client(t), uniquePrefix()
+	idempotencytest.TestMiddleware(t, idempotencytest.Fleet{
+		Store: redisstore.New(c, redisstore.Options{Prefix: prefix}),
+		Keys:  func() int { return len(keys(t, c, prefix)) },
+		TTLs: func() []time.Duration {
+			var ttls []time.Duration
+			for _, k := range keys(t, c, prefix) {
+				ttl, err := c.PTTL(context.Background(), k).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				ttls = append(ttls, ttl) // -1 (no TTL) fails the suite's check
+			}
+			return ttls
+		},
+	})
+}
+
+func TestEveryKeyHasATTLTheLeaseThenTheStoreTTL(t *testing.T) {
+	s := startRedis(t)
+	c, ctx := s.client(t), context.Background()
+	store := redisstore.New(c, redisstore.Options{TTL: time.Hour, Prefix: "pttl:"})
+	key := twiliosig.DeliveryKey([32]byte{7}, idempotencytest.NewToken())
+	if st, _, err := store.Claim(ctx, key, "a", 30*time.Second); err != nil || st != twiliosig.ClaimOurs {
+		t.Fatalf("claim: %v %v", st, err)
+	}
+	if ttl := c.PTTL(ctx, "pttl:"+key).Val(); ttl <= 0 || ttl > 30*time.Second {
+		t.Fatalf("claim TTL %v", ttl)
+	}
+	if ok, err := store.Complete(ctx, key, "a", twiliosig.StoredResponse{Status: 200, Body: []byte("x")}); !ok || err != nil {
+		t.Fatalf("complete: %v %v", ok, err)
+	}
+	if ttl := c.PTTL(ctx, "pttl:"+key).Val(); ttl <= 30*time.Second || ttl > time.Hour {
+		t.Fatalf("stored TTL %v", ttl)
+	}
+	// The default prefix is the Python RedisStore's, so both can share one Redis.
+	if redisstore.DefaultPrefix != "twilio-signature:idempotency:" {
+		t.Fatalf("DefaultPrefix %q", redisstore.DefaultPrefix)
+	}
+}
+
+func TestRedisStoppedProcessesByDefaultRefusesWithTheOptionAndRecovers(t *testing.T) {
+	s := startRedis(t)
+	c, prefix := s.client(t), uniquePrefix()
+	store := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	h := idempotencytest.NewHarness()
+	process := h.NewApp(t, store, twiliosig.IdempotencyOptions{})
+	refuse := h.NewApp(t, store, twiliosig.IdempotencyOptions{RefuseOnStoreError: true})
+	other := h.NewApp(t, store, twiliosig.IdempotencyOptions{})
+
+	s.stop()
+	token := idempotencytest.NewToken()
+	if r := idempotencytest.Post(t, process, "/voice", token, false); r.Err != nil || r.Status != 200 || h.Runs(token) != 1 {
+		t.Fatalf("with Redis down: %d %v, runs %d", r.Status, r.Err, h.Runs(token))
+	}
+	logs := process.Log.String()
+	if !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "twilio webhook retry store failed (claim): redisstore: claim:") ||
+		!strings.Contains(logs, "processed unguarded") {
+		t.Fatalf("log: %s", logs)
+	}
+	token = idempotencytest.NewToken()
+	if r := idempotencytest.Post(t, refuse, "/voice", token, false); r.Err != nil || r.Status != 503 || h.Runs(token) != 0 {
+		t.Fatalf("refusing with Redis down: %d %v, runs %d", r.Status, r.Err, h.Runs(token))
+	}
+
+	s.start() // back, empty (no persistence): both instances store and replay again
+	for _, app := range []*idempotencytest.App{process, refuse} {
+		token := idempotencytest.NewToken()
+		first := idempotencytest.Post(t, app, "/voice", token, false)
+		retry := idempotencytest.Post(t, other, "/voice", token, false)
+		if first.Status != 200 || retry.Status != 200 || !retry.Replayed || string(retry.Body) != string(first.Body) || h.Runs(token) != 1 {
+			t.Fatalf("after recovery: %d, %d replayed=%v, runs %d", first.Status, retry.Status, retry.Replayed, h.Runs(token))
+		}
+	}
+	if len(keys(t, c, prefix)) != 2 {
+		t.Fatalf("keys after recovery: %v", keys(t, c, prefix))
+	}
+}
