@@ -412,6 +412,20 @@ impl<S: AsRef<[Secret]>> Validator<S> {
         self.secrets.as_ref()
     }
 
+    /// Whether any secret can match: false when there is none, or when every one is empty after
+    /// trimming ASCII whitespace (see [`Secret::is_usable`]). Such a validator refuses every request;
+    /// web helpers check this to answer 500 for the misconfiguration instead of 403 for each request.
+    ///
+    /// ```
+    /// use twilio_signature::{Secret, Validator};
+    /// assert!(Validator::new(Secret::new(b"12345")).has_usable_secret());
+    /// assert!(!Validator::with_secrets([Secret::new(b""), Secret::new(b" \n")]).has_usable_secret());
+    /// assert!(!Validator::with_secrets(&[][..]).has_usable_secret());
+    /// ```
+    pub fn has_usable_secret(&self) -> bool {
+        self.secrets().iter().any(|secret| !secret.empty)
+    }
+
     fn keys(&self) -> impl Iterator<Item = Key<'_>> + Clone {
         self.secrets().iter().map(Key::Prepared)
     }

@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod body;
+mod layer;
+mod proxy;
+mod refusal;
+mod service;
+
+pub use layer::{ConfigError, TwilioSignatureLayer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_PARAMS};
+pub use proxy::PeerAddr;
+pub use refusal::ResponseBody;
+pub use service::{ResponseFuture, TwilioSignature};
+pub use twilio_signature::{Secret, Validator, Verified};
