@@ -13,7 +13,9 @@ use tws_core::{Secret, Validator};
 
 /// Verifies one webhook request against one secret (the Auth Token, or the SharedKey secret when the
 /// settings header names HMAC_SHA256). Returns `TWS_OK` (0) when Twilio signed it, otherwise the
-/// reason.
+/// reason. A secret that is empty after trimming ASCII whitespace matches nothing
+/// (`TWS_SIGNATURE_MISMATCH` even for a request signed with it); check configuration up front with a
+/// `tws_validator`, whose `tws_validator_add_secret` refuses it with `TWS_UNUSABLE_SECRET`.
 ///
 /// `url` is the full public URL Twilio requested; `body` the raw request body (a form, or JSON when the
 /// URL carries `bodySHA256`; NULL with length 0 for a GET); `signature` the `X-Twilio-Signature` header
