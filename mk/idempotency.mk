@@ -2,7 +2,8 @@
 # the Go Idempotent middleware with their in-memory and Redis stores, tested against a real redis-server
 # that the suites start themselves on a free loopback port (no persistence) and stop. Python runs two
 # app processes sharing it; Go two httptest servers. TWILIOSIG_REQUIRE_REDIS=1 turns the suites' "no
-# Redis here: skip" into a failure, so this target never passes without having run them.
+# Redis here: skip" into a failure, so this target never passes without having run them. (test-python
+# and test-go collect the same files; without Redis they run the in-memory half and skip the rest.)
 TEST_TARGETS += test-idempotency
 
 # Pinned, like PYTHON_DEPS (the `redis` extra of the package).
@@ -11,7 +12,7 @@ IDEMPOTENCY_PYTHON_DEPS := redis==8.1.0
 # the venv is an order-only prerequisite.
 IDEMPOTENCY_STAMP := $(ROOT)/.venv/.twilio-signature-idempotency-deps
 IDEMPOTENCY_PY := python/twilio_signature/idempotency.py tests/idempotency_support.py \
-	tests/test_idempotency_apps.py tests/test_idempotency_stores.py
+	tests/test_idempotency_apps.py tests/test_idempotency_stores.py tests/test_idempotency_asgi.py
 
 .PHONY: redis-server test-idempotency test-idempotency-python test-idempotency-go
 redis-server:
@@ -27,7 +28,7 @@ test-idempotency-python: redis-server python-install $(IDEMPOTENCY_STAMP)
 	cd bindings-python && $(VENV_BIN)/ruff check $(IDEMPOTENCY_PY) && $(VENV_BIN)/ruff format --check $(IDEMPOTENCY_PY)
 	cd bindings-python && $(VENV_BIN)/mypy --strict python/twilio_signature/idempotency.py
 	cd bindings-python && TWILIOSIG_REQUIRE_REDIS=1 $(VENV_BIN)/python -m pytest -q -p no:cacheprovider \
-	  tests/test_idempotency_stores.py tests/test_idempotency_apps.py
+	  tests/test_idempotency_stores.py tests/test_idempotency_apps.py tests/test_idempotency_asgi.py
 
 # The in-memory store and the middleware live in package twiliosig (test-go runs them too; the build is
 # shared through Go's cache); the Redis store is the separate module bindings-go/redisstore.
@@ -35,6 +36,6 @@ test-idempotency-go: redis-server c-lib
 	@unformatted=$$(cd bindings-go && gofmt -l idempotency.go idempotency_test.go idempotencytest redisstore); \
 	if [ -n "$$unformatted" ]; then echo "gofmt: $$unformatted"; exit 1; fi
 	cd bindings-go && $(GO_CGO_ENV) go test -race -count=1 \
-	  -run 'Idempotent|MemoryStore|DeliveryKey|AFailingStore' . ./idempotencytest
+	  -run 'Idempotent|MemoryStore|DeliveryKey|AFailingStore' .
 	cd bindings-go/redisstore && $(GO_CGO_ENV) go vet ./...
 	cd bindings-go/redisstore && TWILIOSIG_REQUIRE_REDIS=1 $(GO_CGO_ENV) go test -race -count=1 ./...

@@ -10,6 +10,7 @@ and prints ``ready`` once it listens.
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import os
 import shutil
@@ -21,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any, Literal
@@ -46,6 +48,40 @@ WAIT = 2.0
 BIG_BODY = 70 * 1024
 
 Handled = tuple[int, str, bytes]
+
+
+BODY = b"CallSid=CA0123456789abcdef0123456789abcdef&Digits=1&From=%2B15005550006"
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def replayed(self) -> bool:
+        return self.headers.get(REPLAYED_HEADER.lower()) == "true"
+
+
+def post(port: int, target: str, token: str | None, *, body: bytes = BODY, forge: bool = False) -> Reply:
+    signature = Validator(AUTH_TOKEN).sign(BASE_URL + target, body)
+    if forge:
+        signature = ("A" if signature[0] != "A" else "B") + signature[1:]
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
+    if token is not None:
+        headers["I-Twilio-Idempotency-Token"] = token
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("POST", target, body=body, headers=headers)
+        response = connection.getresponse()
+        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+    finally:
+        connection.close()
+
+
+def new_token() -> str:
+    return f"AC{uuid.uuid4().hex}-{uuid.uuid4()}"
 
 
 def free_port() -> int:

@@ -6,12 +6,10 @@ Each test uses fresh idempotency tokens, so tests share the servers without seei
 
 from __future__ import annotations
 
-import http.client
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,54 +19,21 @@ from typing import Any
 import pytest
 from idempotency_support import (
     AUTH_TOKEN,
-    BASE_URL,
     BIG_BODY,
     WAIT,
     Counter,
     RedisServer,
     free_port,
     make_app,
+    new_token,
+    post,
     redis_client,
     serve,
     wait_for_port,
 )
-from twilio_signature import Validator
-from twilio_signature.idempotency import REPLAYED_HEADER, Idempotency, MemoryStore
+from twilio_signature.idempotency import Idempotency, MemoryStore
 
 SUPPORT = Path(__file__).with_name("idempotency_support.py")
-BODY = b"CallSid=CA0123456789abcdef0123456789abcdef&Digits=1&From=%2B15005550006"
-SIGNER = Validator(AUTH_TOKEN)
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def replayed(self) -> bool:
-        return self.headers.get(REPLAYED_HEADER.lower()) == "true"
-
-
-def post(port: int, target: str, token: str | None, *, body: bytes = BODY, forge: bool = False) -> Reply:
-    signature = SIGNER.sign(BASE_URL + target, body)
-    if forge:
-        signature = ("A" if signature[0] != "A" else "B") + signature[1:]
-    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
-    if token is not None:
-        headers["I-Twilio-Idempotency-Token"] = token
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        connection.request("POST", target, body=body, headers=headers)
-        response = connection.getresponse()
-        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
-    finally:
-        connection.close()
-
-
-def new_token() -> str:
-    return f"AC{uuid.uuid4().hex}-{uuid.uuid4()}"
 
 
 @dataclass

@@ -413,10 +413,11 @@ class Idempotency:
             return handler()
         try:
             result = handler()
+            captured = capture(result)
         except BaseException:
             self._guarded(lambda: self.store.release(ticket.key or "", ticket.owner), "release")
             raise
-        self._finish(ticket, capture(result), lambda call, what: self._guarded(call, what))
+        self._finish(ticket, captured, lambda call, what: self._guarded(call, what))
         return result
 
     async def run_async(
@@ -435,11 +436,12 @@ class Idempotency:
             return await handler()
         try:
             result = await handler()
+            captured = capture(result)
         except BaseException:
             await self._guarded_async(lambda: self.store.release(ticket.key or "", ticket.owner), "release")
             raise
         calls: list[tuple[Callable[[], object], str]] = []
-        self._finish(ticket, capture(result), lambda call, what: calls.append((call, what)))
+        self._finish(ticket, captured, lambda call, what: calls.append((call, what)))
         for call, what in calls:
             await self._guarded_async(call, what)
         return result
