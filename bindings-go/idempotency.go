@@ -128,6 +128,7 @@ type MemoryStore struct {
 	mu         sync.Mutex
 	entries    map[string]*list.Element // of *memoryEntry, oldest write at the front
 	order      *list.List
+	swept      time.Time // last full sweep of expired entries
 }
 
 type memoryEntry struct {
@@ -242,7 +243,10 @@ func (m *MemoryStore) put(e *memoryEntry, now time.Time) {
 		m.order.Remove(el)
 		delete(m.entries, e.key)
 	}
-	if m.order.Len() >= m.maxEntries {
+	// A full sweep is O(entries): at most once a second, so a store kept full by traffic pays it
+	// rarely; between sweeps the oldest entry goes.
+	if m.order.Len() >= m.maxEntries && now.Sub(m.swept) >= time.Second {
+		m.swept = now
 		m.expire(now)
 	}
 	for m.order.Len() >= m.maxEntries {

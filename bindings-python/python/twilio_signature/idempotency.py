@@ -187,6 +187,7 @@ class MemoryStore:
         # key -> (expires at (monotonic), owner for a claim or None, response for a completed entry)
         self._entries: OrderedDict[str, tuple[float, str | None, StoredResponse | None]] = OrderedDict()
         self._lock = threading.Lock()
+        self._swept = -1.0e9
 
     def __len__(self) -> int:
         with self._lock:
@@ -240,7 +241,11 @@ class MemoryStore:
     def _make_room(self, now: float) -> None:
         if len(self._entries) < self.max_entries:
             return
-        self._expire(now)
+        # A full sweep is O(entries): at most once a second, so a store kept full by traffic pays it
+        # rarely; between sweeps the oldest entry goes.
+        if now - self._swept >= 1.0:
+            self._swept = now
+            self._expire(now)
         while len(self._entries) >= self.max_entries:
             self._entries.popitem(last=False)
 
