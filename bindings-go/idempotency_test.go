@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -185,3 +187,38 @@ type discard struct{}
 func (discard) Header() http.Header         { return http.Header{} }
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 func (discard) WriteHeader(int)             {}
+
+func ExampleIdempotent() {
+	validator, err := twiliosig.NewValidator(twiliosig.Secret{Value: []byte("auth token")})
+	if err != nil {
+		panic(err)
+	}
+	defer validator.Close()
+	runs := 0
+	voice := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		runs++
+		w.Header().Set("Content-Type", "text/xml")
+		fmt.Fprintf(w, "<Response><Say>run %d</Say></Response>", runs)
+	})
+	// One instance: the in-memory store. Several: redisstore.New(redisClient, redisstore.Options{}).
+	store := twiliosig.NewMemoryStore(twiliosig.MemoryStoreOptions{})
+	handler := twiliosig.Middleware(validator, twiliosig.Options{BaseURL: "https://hooks.example.com"})(
+		twiliosig.Idempotent(store, twiliosig.IdempotencyOptions{})(voice))
+
+	// Twilio's first delivery, then its retry (same I-Twilio-Idempotency-Token).
+	body := "CallSid=CA123&Digits=1"
+	signature, _ := validator.Sign("https://hooks.example.com/voice", []byte(body), "")
+	for range 2 {
+		req := httptest.NewRequest(http.MethodPost, "/voice", strings.NewReader(body))
+		req.Header.Set("X-Twilio-Signature", signature)
+		req.Header.Set(twiliosig.IdempotencyTokenHeader, "RC-delivery-1")
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		fmt.Println(rec.Code, rec.Header().Get(twiliosig.IdempotentReplayedHeader) == "true", rec.Body.String())
+	}
+	fmt.Println("handler runs:", runs)
+	// Output:
+	// 200 false <Response><Say>run 1</Say></Response>
+	// 200 true <Response><Say>run 1</Say></Response>
+	// handler runs: 1
+}
