@@ -2,13 +2,16 @@
 // C library: HMAC-SHA1 with the Auth Token, HMAC-SHA256 with SharedKeys, form and JSON (bodySHA256)
 // bodies, several secrets for rotation, and net/http middleware.
 //
+// The package needs cgo and the installed C library, found with pkg-config (twilio_signature; with
+// -tags twiliosig_static, twilio_signature-static): `make install-c PREFIX=...` in the twilio-signature
+// repository installs it. See README.md for shared and static builds.
+//
 // Inputs are passed to C as flat byte buffers only (no Go pointers inside them), as the cgo pointer
 // rules require. An empty signature or settings string means the header is absent, as with
 // http.Header.Get.
 package twiliosig
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../include
 #include <stdlib.h>
 #include "twilio_signature.h"
 */
@@ -16,6 +19,7 @@ import "C"
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"unsafe"
@@ -54,7 +58,12 @@ var (
 	ErrSignatureMismatch    = &Error{C.TWS_SIGNATURE_MISMATCH}
 	ErrBodyHashMismatch     = &Error{C.TWS_BODY_HASH_MISMATCH}
 	ErrInvalidKeyID         = &Error{C.TWS_INVALID_KEY_ID}
-	ErrClosed               = errors.New("twiliosig: validator is closed")
+	// ErrUnusableSecret: NewValidator was given a secret that is empty after trimming ASCII whitespace
+	// (an unset environment variable read as "" or "\n"); it would match nothing.
+	ErrUnusableSecret = &Error{C.TWS_UNUSABLE_SECRET}
+	// ErrNoSecrets: NewValidator was given no secret at all.
+	ErrNoSecrets = errors.New("twiliosig: NewValidator needs at least one secret (the Auth Token)")
+	ErrClosed    = errors.New("twiliosig: validator is closed")
 )
 
 func status(code C.int) error {
@@ -188,19 +197,25 @@ type Validator struct {
 // DefaultMaxParams is how many form parameters a request may have unless SetMaxParams says otherwise.
 const DefaultMaxParams = C.TWS_DEFAULT_MAX_PARAMS
 
-// NewValidator builds a validator; secrets are tried in order.
+// NewValidator builds a validator; secrets are tried in order. It refuses no secrets (ErrNoSecrets)
+// and a secret that is empty or only ASCII whitespace (ErrUnusableSecret, wrapped with the secret's
+// position, never its value), so a missing Auth Token fails at start-up instead of refusing every
+// request.
 func NewValidator(secrets ...Secret) (*Validator, error) {
+	if len(secrets) == 0 {
+		return nil, ErrNoSecrets
+	}
 	var handle *C.tws_validator
 	if err := status(C.tws_validator_new(&handle)); err != nil {
 		return nil, err
 	}
-	for _, s := range secrets {
+	for i, s := range secrets {
 		id, value := stringOf(s.KeyID), bytesOf(s.Value) // KeyID "": NULL, 0 (no key id)
 		code := C.tws_validator_add_secret(handle, id.ptr, id.len, value.ptr, value.len)
 		runtime.KeepAlive(s.Value)
 		if err := status(code); err != nil {
 			C.tws_validator_free(handle)
-			return nil, err
+			return nil, fmt.Errorf("twiliosig: secret #%d: %w", i, err)
 		}
 	}
 	v := &Validator{handle: handle}

@@ -3,7 +3,8 @@
 # `make install-c PREFIX=PREFIX`. In WORK, a new module (example.com/outside, main.go from here)
 # requires a copy of bindings-go/ alone through a `replace` directive, and is built and run with
 # nothing set but PKG_CONFIG_PATH (plus the loader path for the shared build):
-#   default build             pkg-config twilio_signature: links libtwilio_signature.so.0
+#   default build             pkg-config twilio_signature: links libtwilio_signature.so.0 (run with
+#                             LD_LIBRARY_PATH, or built with an rpath in CGO_LDFLAGS)
 #   -tags twiliosig_static    pkg-config twilio_signature-static: runs with no .so installed
 # Then an upgrade: a changed library (its digest in the .pc's Cflags) makes Go rebuild the package.
 set -euo pipefail
@@ -38,6 +39,9 @@ grep -q 'libtwilio_signature.so.0' <<<"$(needed shared)" || { echo "the default 
 
 echo "-- default build, LD_LIBRARY_PATH=\$PREFIX/lib:"
 user LD_LIBRARY_PATH="$prefix/lib" ./shared
+echo "-- default build with an rpath (bindings-go/README.md), nothing at run time:"
+user CGO_LDFLAGS="-Wl,-rpath,$prefix/lib" go build -o shared-rpath .
+user ./shared-rpath
 mkdir "$work/hidden" && mv "$prefix"/lib/libtwilio_signature.so* "$work/hidden/"
 echo "-- -tags twiliosig_static, no libtwilio_signature.so installed:"
 user ./static
