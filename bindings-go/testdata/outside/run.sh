@@ -27,7 +27,7 @@ MOD
 cd "$work/app"
 
 # Only what a user has: PATH (go, cc, pkg-config), HOME (Go's caches), PKG_CONFIG_PATH.
-user() { env -i PATH="$PATH" HOME="$HOME" PKG_CONFIG_PATH="$prefix/lib/pkgconfig" "$@"; }
+user() { env -i PATH="$PATH" HOME="${HOME:-$work/home}" PKG_CONFIG_PATH="$prefix/lib/pkgconfig" "$@"; }
 needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' '; }
 
 user go build -o shared .
