@@ -10,7 +10,7 @@ C_STATIC_LIB := $(ROOT)/target/release/libtwilio_signature.a
 C_NATIVE_LIBS := -lpthread -ldl -lm
 C_FLAGS := -std=c11 -Wall -Wextra -Werror -pedantic -g -I$(ROOT)/include
 C_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-C_TESTS := test_api test_vectors
+C_TESTS := test_api test_vectors test_explain
 VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all
 
 .PHONY: header check-header cbindgen c-lib c-vectors test-c test-c-plain test-c-sanitizers test-c-valgrind
@@ -51,6 +51,7 @@ test-c-plain: c-lib c-vectors
 	cc $(C_FLAGS) ffi-c/examples/verify.c $(C_STATIC_LIB) $(C_NATIVE_LIBS) -o $(C_BUILD)/verify_example
 	$(C_BUILD)/test_api
 	$(C_BUILD)/test_vectors $(C_BUILD)/vectors.txt
+	$(C_BUILD)/test_explain
 	$(C_BUILD)/verify_example
 
 test-c-sanitizers: c-lib c-vectors
@@ -59,6 +60,7 @@ test-c-sanitizers: c-lib c-vectors
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $(C_BUILD)/test_api-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(C_BUILD)/test_vectors-asan $(C_BUILD)/vectors.txt
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $(C_BUILD)/test_explain-asan
 
 test-c-valgrind: test-c-plain
 	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }

@@ -1,4 +1,4 @@
-//! One test per rule of DESIGN.md §2, named after the rule.
+//! One test per rule of the verification contract (docs/contract.md), named after the rule.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! A naive reference for the fuzz targets: the contract of `DESIGN.md` §2 written the slow, obvious way.
+//! A naive reference for the fuzz targets: the contract of `docs/contract.md` written the slow, obvious way.
 //!
 //! Everything here allocates and builds whole strings: the URL candidates by parsing the URL into
 //! named parts and gluing them back, the canonical string by decoding the form into a sorted map, and

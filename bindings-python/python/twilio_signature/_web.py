@@ -1,7 +1,7 @@
 """What the Flask, Django and FastAPI helpers share: the token, the public URL, the body limit, the
 order of the checks, the refusal log line and the HTTP status.
 
-Every helper runs the same steps (DESIGN.md §4), each in its own framework's idiom:
+Every helper runs the same steps (docs/contract.md, web helpers), each in its own framework's idiom:
 
 1. no usable token -> :class:`MissingTokenError` (500), logged;
 2. no ``X-Twilio-Signature`` -> 400, before the body is read;

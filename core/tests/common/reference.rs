@@ -1,5 +1,5 @@
 //! The naive reference: build the whole canonical string on the heap, then HMAC it with `ring` (an
-//! independent crypto stack). Written from DESIGN.md §2 without looking at the streaming core.
+//! independent crypto stack). Written from docs/contract.md without looking at the streaming core.
 
 use ring::hmac;
 
