@@ -206,8 +206,9 @@ typedef struct tws_verified {
    */
   tws_algorithm algorithm;
   /**
-   * Identifies this signed request: store it (for a few minutes) to refuse a replay. A retry of the
-   * same request has the same key, any other request a different one.
+   * Identifies the signed string: every request that signs the same string has the same key (a
+   * retry, a replay, re-split parameters, two identical requests); see SECURITY.md, "Replays and
+   * retries", before refusing repeats.
    */
   uint8_t replay_key[32];
 } tws_verified;

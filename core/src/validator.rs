@@ -172,11 +172,14 @@ pub struct Verified {
 }
 
 impl Verified {
-    /// 32 bytes that identify this signed request: store them (with an expiry) to refuse a replay.
+    /// 32 bytes that identify the signed string: store them (with an expiry) to refuse a replay.
     ///
     /// A SHA-256 over the algorithm and the MAC, which is itself the keyed digest of the matched
-    /// canonical string: a retry of the same request has the same key, any other request a different
-    /// one. The unsigned `I-Twilio-Idempotency-Token` header plays no part, since an attacker can set it.
+    /// canonical string: every request that signs the same string has the same key — a retry, a
+    /// replay, the same parameters re-split (the string has no separators), and two legitimately
+    /// identical requests (a caller pressing 1 twice at one `<Gather>`); requests whose signed strings
+    /// differ have different keys. See SECURITY.md ("Replays and retries") before refusing repeats. The
+    /// unsigned `I-Twilio-Idempotency-Token` header plays no part, since an attacker can set it.
     /// Computed when asked for, so callers who do not use it do not pay for it.
     pub fn replay_key(&self) -> [u8; 32] {
         // Domain, algorithm and MAC fit in one SHA-256 block (at most 13 + 1 + 32 bytes + padding).

@@ -36,8 +36,9 @@ pub struct tws_verified {
     pub candidate: tws_candidate,
     /// The algorithm of the signature.
     pub algorithm: tws_algorithm,
-    /// Identifies this signed request: store it (for a few minutes) to refuse a replay. A retry of the
-    /// same request has the same key, any other request a different one.
+    /// Identifies the signed string: every request that signs the same string has the same key (a
+    /// retry, a replay, re-split parameters, two identical requests); see SECURITY.md, "Replays and
+    /// retries", before refusing repeats.
     pub replay_key: [u8; 32],
 }
 
