@@ -1,29 +1,74 @@
+//go:build cgo
+
 package twiliosig
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 )
 
-// Options configure the middleware.
+// Options configure the middleware. The zero value is usable: the URL from the connection and the
+// Host header, no proxy believed, a 1 MiB body limit, one log/slog warning per refusal.
 type Options struct {
-	// BaseURL is the public scheme://host[:port] Twilio calls (as configured in the console); the
-	// request's raw path and query are appended. When empty, the scheme comes from the connection
-	// (TLS or not) and the host from the Host header, unless TrustedProxies says otherwise.
+	// BaseURL is the public scheme://host[:port] Twilio calls (as configured in the console), plus an
+	// optional mount prefix; the request's raw path and query are appended. When empty, the scheme
+	// comes from the connection (TLS or not) and the host from the Host header, unless TrustedProxies
+	// says otherwise.
 	BaseURL string
 	// TrustedProxies are the addresses of reverse proxies whose X-Forwarded-Proto and X-Forwarded-Host
-	// are believed (the last value of each, the one the nearest proxy wrote). Requests from other
-	// addresses have those headers ignored. Unused when BaseURL is set.
+	// are believed (the last value of each, the one the nearest proxy wrote); netip.PrefixFrom(addr,
+	// addr.BitLen()) is a single host. Requests from other addresses have those headers ignored.
+	// Unused for the URL when BaseURL is set.
 	TrustedProxies []netip.Prefix
-	// MaxBodyBytes bounds the body read (default 1 MiB); a larger body is answered 413.
+	// MaxBodyBytes bounds the body read (default 1 MiB); a larger body is answered 413, without reading
+	// it when its Content-Length says so.
 	MaxBodyBytes int64
+	// OnReject, when set, is called for every refused request instead of the default log line (the
+	// middleware still writes the response). It must not retain the request.
+	OnReject func(r *http.Request, rejection Rejection)
+	// Logger receives the default line for each refusal (nil: slog.Default()). Unused when OnReject
+	// is set.
+	Logger *slog.Logger
 }
+
+// Rejection says why the middleware refused a request. Nothing in it carries a secret or the
+// signature the request should have had.
+type Rejection struct {
+	// Status is the HTTP status answered: 400 (no X-Twilio-Signature header, or a malformed host),
+	// 413 (body over MaxBodyBytes), 403 (the signature does not verify), 500 (no usable validator).
+	Status int
+	// Err is the reason: ErrMissingSignature, ErrMalformedHost, ErrBodyOverLimit, one of the library's
+	// refusals (errors.Is against ErrSignatureMismatch...), or ErrClosed.
+	Err error
+	// URL is the URL verified (the public URL as the middleware reconstructed it).
+	URL string
+	// Diagnosis is the likely mistake and its fix (from Explain for a 403), on one line.
+	Diagnosis string
+}
+
+// String is the refusal as logged: "twilio webhook refused: <status> <reason>; url=<url>;
+// <diagnosis>", with control characters escaped so that a hostile header cannot forge log lines.
+func (r Rejection) String() string {
+	return fmt.Sprintf("twilio webhook refused: %d %s; url=%s; %s",
+		r.Status, printable(strings.TrimSuffix(r.Err.Error(), ".")), printable(r.URL), printable(r.Diagnosis))
+}
+
+// The middleware's own refusals (the library's are the Err* values of its status codes).
+var (
+	// ErrMalformedHost: the Host header, or a believed X-Forwarded-Host, is empty or contains
+	// / ? # @ \, whitespace or a control character, any of which could move the verified URL.
+	ErrMalformedHost = errors.New("twiliosig: malformed host")
+	// ErrBodyOverLimit: the body is larger than Options.MaxBodyBytes.
+	ErrBodyOverLimit = errors.New("twiliosig: the body is larger than MaxBodyBytes")
+)
 
 const defaultMaxBodyBytes = 1 << 20
 
@@ -35,46 +80,158 @@ func VerifiedFrom(ctx context.Context) (Verified, bool) {
 	return v, ok
 }
 
-// Middleware verifies each request before calling next: 400 when the X-Twilio-Signature header is
-// absent, 403 when the signature does not verify. The body is read once and restored for next; what
-// was verified is in the request's context (VerifiedFrom).
+// Middleware verifies each request before calling next, in this order: 400 when the
+// X-Twilio-Signature header is absent (the body unread); 400 when the Host header or a believed
+// X-Forwarded-Host is not a plain host; 413 when the body is over MaxBodyBytes (unread when its
+// Content-Length says so, otherwise at most MaxBodyBytes+1 bytes are read); 403 when the signature does
+// not verify; 500 when v is nil or closed. Each refusal is logged once (or given to OnReject). The body
+// is read once and restored for next; what was verified is in the request's context (VerifiedFrom).
 func Middleware(v *Validator, opts Options) func(http.Handler) http.Handler {
-	maxBody := opts.MaxBodyBytes
-	if maxBody <= 0 {
-		maxBody = defaultMaxBodyBytes
+	g := guard{validator: v, opts: opts, maxBody: opts.MaxBodyBytes}
+	if g.maxBody <= 0 {
+		g.maxBody = defaultMaxBodyBytes
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			signature := r.Header.Get("X-Twilio-Signature")
-			if signature == "" {
-				http.Error(w, "missing X-Twilio-Signature", http.StatusBadRequest)
+			verified, rejection := g.check(w, r)
+			if rejection != nil {
+				g.reject(w, r, *rejection)
 				return
 			}
-			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-			if err != nil {
-				var tooLarge *http.MaxBytesError
-				if errors.As(err, &tooLarge) {
-					http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
-				} else {
-					http.Error(w, "cannot read the request body", http.StatusBadRequest)
-				}
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			settings := r.Header.Get("X-Twilio-Webhooks-Signature-Settings")
-			verified, err := v.Verify(PublicURL(r, opts), body, signature, settings)
-			if err != nil {
-				http.Error(w, "invalid Twilio signature", http.StatusForbidden)
-				return
-			}
+			// The one place a verified request goes on.
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), contextKey{}, verified)))
 		})
 	}
 }
 
+type guard struct {
+	validator *Validator
+	opts      Options
+	maxBody   int64
+}
+
+// check runs the checks in the order of Middleware's documentation; on success r.Body holds the body
+// again for the next handler.
+func (g *guard) check(w http.ResponseWriter, r *http.Request) (Verified, *Rejection) {
+	url := PublicURL(r, g.opts)
+	signature := r.Header.Get("X-Twilio-Signature")
+	if signature == "" {
+		return Verified{}, &Rejection{http.StatusBadRequest, ErrMissingSignature, url,
+			"the request was not sent by Twilio (or a proxy dropped the header)"}
+	}
+	if err := checkHosts(r, g.opts); err != nil {
+		return Verified{}, &Rejection{http.StatusBadRequest, err, url,
+			"a host with / ? # @ \\, whitespace or control characters could move the URL"}
+	}
+	tooLarge := &Rejection{http.StatusRequestEntityTooLarge, ErrBodyOverLimit, url,
+		fmt.Sprintf("Twilio's webhooks are small; raise MaxBodyBytes (%d) if yours really are larger", g.maxBody)}
+	if r.ContentLength > g.maxBody {
+		return Verified{}, tooLarge
+	}
+	if r.Body == nil { // a client-side request handed straight to the handler
+		r.Body = http.NoBody
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.maxBody))
+	if err != nil {
+		var overLimit *http.MaxBytesError
+		if errors.As(err, &overLimit) {
+			return Verified{}, tooLarge
+		}
+		return Verified{}, &Rejection{http.StatusBadRequest, fmt.Errorf("twiliosig: reading the body: %w", err),
+			url, "the client stopped sending the body"}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if g.validator == nil {
+		return Verified{}, &Rejection{http.StatusInternalServerError, errors.New("twiliosig: Middleware has no validator"),
+			url, "build one with NewValidator and the Auth Token"}
+	}
+	settings := r.Header.Get("X-Twilio-Webhooks-Signature-Settings")
+	verified, err := g.validator.Verify(url, body, signature, settings)
+	switch {
+	case errors.Is(err, ErrClosed):
+		return Verified{}, &Rejection{http.StatusInternalServerError, err, url,
+			"the validator was closed while the server still uses it"}
+	case err != nil:
+		return Verified{}, &Rejection{http.StatusForbidden, err, url,
+			diagnosis(g.validator.Explain(url, body, signature, settings))}
+	}
+	return verified, nil
+}
+
+// reject reports the refusal (OnReject, or one log line) and answers its status.
+func (g *guard) reject(w http.ResponseWriter, r *http.Request, rejection Rejection) {
+	if g.opts.OnReject != nil {
+		g.opts.OnReject(r, rejection)
+	} else {
+		logger := g.opts.Logger
+		if logger == nil {
+			logger = slog.Default()
+		}
+		logger.WarnContext(r.Context(), rejection.String())
+	}
+	http.Error(w, http.StatusText(rejection.Status), rejection.Status)
+}
+
+// diagnosis is Explain's report after its verdict line, on one line.
+func diagnosis(report string) string {
+	var lines []string
+	for _, line := range strings.Split(report, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) > 0 && strings.HasPrefix(lines[0], "invalid:") {
+		lines = lines[1:]
+	}
+	if len(lines) == 0 {
+		return "no common mistake explains it: check the token and the URL Twilio calls"
+	}
+	return strings.Join(lines, " ")
+}
+
+// printable escapes control characters (as \xNN), so that a header cannot start a new log line.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, c := range s {
+		if isControl(c) {
+			fmt.Fprintf(&b, "\\x%02x", c)
+		} else {
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+func isControl(c rune) bool { return c < 0x20 || c == 0x7f }
+
+// checkHosts refuses a Host header, or an X-Forwarded-Host from a trusted proxy, that is not a plain
+// host[:port]: such a value could move the URL verified (a path, a query, userinfo...).
+func checkHosts(r *http.Request, opts Options) error {
+	if badHost(r.Host) {
+		return fmt.Errorf("%w: the Host header %q", ErrMalformedHost, r.Host)
+	}
+	if fromTrustedProxy(r.RemoteAddr, opts.TrustedProxies) {
+		// An empty last value is not used (PublicURL falls back to Host), so it is not refused.
+		if host := lastValue(r.Header.Values("X-Forwarded-Host")); host != "" && badHost(host) {
+			return fmt.Errorf("%w: the X-Forwarded-Host header %q", ErrMalformedHost, host)
+		}
+	}
+	return nil
+}
+
+// badHost: empty, or any of / ? # @ \, ASCII whitespace or a control character.
+func badHost(host string) bool {
+	return host == "" || strings.ContainsFunc(host, func(c rune) bool {
+		return c <= ' ' || c == 0x7f || strings.ContainsRune(`/?#@\`, c)
+	})
+}
+
 // PublicURL is the URL Twilio requested, as the middleware reconstructs it: the base (from
 // opts.BaseURL, trusted forwarding headers, or the connection) followed by the raw request target
-// exactly as received (never re-encoded).
+// exactly as received (never re-encoded). It does not check the host (the middleware does first).
 func PublicURL(r *http.Request, opts Options) string {
 	target := r.RequestURI
 	if target == "" || !strings.HasPrefix(target, "/") {

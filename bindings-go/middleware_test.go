@@ -1,7 +1,12 @@
+//go:build cgo
+
 package twiliosig
 
 import (
+	"bytes"
+	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -108,5 +113,227 @@ func TestPublicURLKeepsTheRawTarget(t *testing.T) {
 	got := PublicURL(req, Options{BaseURL: "https://h.example.com/"})
 	if got != "https://h.example.com/a%2Fb?q=%7E+x" {
 		t.Fatalf("%q", got)
+	}
+}
+
+// logged runs one request through the middleware with a logger writing to a buffer.
+func logged(t *testing.T, v *Validator, opts Options, req *http.Request) (*httptest.ResponseRecorder, string) {
+	t.Helper()
+	var out bytes.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&out, nil))
+	rec := httptest.NewRecorder()
+	Middleware(v, opts)(echo).ServeHTTP(rec, req)
+	return rec, out.String()
+}
+
+func newValidator(t *testing.T) *Validator {
+	t.Helper()
+	v, err := NewValidator(Secret{Value: []byte(token)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	return v
+}
+
+// Through a real net/http server on loopback: signed 200, forged 403, no header 400, each refusal
+// logged once at WARN in the shared format, without the token or the expected signature.
+func TestMiddlewareOverARealServerLogsEachRefusal(t *testing.T) {
+	var logs bytes.Buffer
+	v := newValidator(t)
+	server := httptest.NewServer(Middleware(v, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})(echo))
+	defer server.Close()
+	url := server.URL + "/sms?x=1"
+	post := func(signature string) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(form))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if signature != "" {
+			req.Header.Set("X-Twilio-Signature", signature)
+		}
+		resp, err := server.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	expected, err := Sign([]byte(token), url, []byte(form), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := Sign([]byte("not the token"), url, []byte(form), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := post(expected); got != http.StatusOK {
+		t.Fatalf("signed: %d", got)
+	}
+	if logs.Len() != 0 {
+		t.Fatalf("an accepted request was logged: %s", logs.String())
+	}
+	if got := post(forged); got != http.StatusForbidden {
+		t.Fatalf("forged: %d", got)
+	}
+	if got := post(""); got != http.StatusBadRequest {
+		t.Fatalf("no header: %d", got)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want one line per refusal, got %q", lines)
+	}
+	want403 := "twilio webhook refused: 403 the signature does not match the request; url=" + url + "; "
+	want400 := "twilio webhook refused: 400 the X-Twilio-Signature header is missing; url=" + url +
+		"; the request was not sent by Twilio (or a proxy dropped the header)"
+	for i, want := range []string{want403, want400} {
+		if !strings.Contains(lines[i], "level=WARN") || !strings.Contains(lines[i], want) {
+			t.Fatalf("line %d: %s\nwant it to contain %q", i, lines[i], want)
+		}
+	}
+	if !strings.Contains(lines[0], "check that the secret") {
+		t.Fatalf("403 without the explain diagnosis: %s", lines[0])
+	}
+	for _, secret := range []string{token, expected} {
+		if strings.Contains(logs.String(), secret) {
+			t.Fatalf("the log carries %q: %s", secret, logs.String())
+		}
+	}
+}
+
+func TestMiddlewareOnRejectReplacesTheLogLine(t *testing.T) {
+	var got []Rejection
+	opts := Options{
+		BaseURL:  "https://hooks.example.com",
+		OnReject: func(_ *http.Request, r Rejection) { got = append(got, r) },
+	}
+	req := signedRequest(t, "https://hooks.example.com/sms", "/sms")
+	req.Header.Set("X-Twilio-Signature", "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+	rec, logs := logged(t, newValidator(t), opts, req)
+	if rec.Code != http.StatusForbidden || logs != "" || len(got) != 1 {
+		t.Fatalf("%d, log %q, %d calls", rec.Code, logs, len(got))
+	}
+	r := got[0]
+	if r.Status != http.StatusForbidden || !errors.Is(r.Err, ErrSignatureMismatch) ||
+		r.URL != "https://hooks.example.com/sms" || r.Diagnosis == "" {
+		t.Fatalf("%+v", r)
+	}
+	if !strings.HasPrefix(r.String(), "twilio webhook refused: 403 the signature does not match the request; url=https://hooks.example.com/sms; ") {
+		t.Fatalf("%s", r)
+	}
+}
+
+// A Host or a believed X-Forwarded-Host that could move the URL is refused (400) before the body is
+// read; an untrusted peer's X-Forwarded-Host is ignored, not refused.
+func TestMiddlewareRefusesMalformedHosts(t *testing.T) {
+	v := newValidator(t)
+	for _, host := range []string{"evil.com/x", "a?b", "a#b", "user@evil.com", `a\b`, "a b", "a\tb", "a\x00b", "a\x7fb", ""} {
+		req := signedRequest(t, "http://hooks.example.com/sms", "/sms")
+		req.Host = host
+		req.Body = failingBody{t}
+		rec, logs := logged(t, v, Options{}, req)
+		if rec.Code != http.StatusBadRequest || !strings.Contains(logs, "refused: 400") {
+			t.Fatalf("Host %q: %d %s", host, rec.Code, logs)
+		}
+		if strings.ContainsAny(logs, "\x00\x7f\t") {
+			t.Fatalf("control characters reached the log: %q", logs)
+		}
+	}
+	trusted := Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	req := signedRequest(t, "http://hooks.example.com/sms", "/sms")
+	req.Host = "internal:8080"
+	req.RemoteAddr = "10.1.2.3:5000"
+	req.Header.Add("X-Forwarded-Host", "hooks.example.com")
+	req.Header.Add("X-Forwarded-Host", "ok.example.com, hooks.example.com@evil.com")
+	if rec, _ := logged(t, v, trusted, req); rec.Code != http.StatusBadRequest {
+		t.Fatalf("trusted X-Forwarded-Host with @: %d", rec.Code)
+	}
+	req = signedRequest(t, "http://hooks.example.com/sms", "/sms")
+	req.Host = "hooks.example.com"
+	req.RemoteAddr = "203.0.113.1:5000"
+	req.Header.Set("X-Forwarded-Host", "evil.com/x")
+	if rec, _ := logged(t, v, trusted, req); rec.Code != http.StatusOK {
+		t.Fatalf("untrusted X-Forwarded-Host was not ignored: %d", rec.Code)
+	}
+}
+
+// The last X-Forwarded-* value (last header line, last item) is the nearest proxy's and the one used.
+func TestMiddlewareBelievesTheLastForwardedValue(t *testing.T) {
+	req := signedRequest(t, "https://hooks.example.com/sms", "/sms")
+	req.Host = "internal:8080"
+	req.RemoteAddr = "[::1]:5000"
+	req.Header.Add("X-Forwarded-Host", "spoofed.example.com")
+	req.Header.Add("X-Forwarded-Host", "also-spoofed.example.com, hooks.example.com")
+	req.Header.Add("X-Forwarded-Proto", "http")
+	req.Header.Add("X-Forwarded-Proto", "https")
+	opts := Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("::1/128")}}
+	if rec, logs := logged(t, newValidator(t), opts, req); rec.Code != http.StatusOK {
+		t.Fatalf("%d %s", rec.Code, logs)
+	}
+}
+
+// failingBody fails the test if the middleware reads it.
+type failingBody struct{ t *testing.T }
+
+func (b failingBody) Read([]byte) (int, error) {
+	b.t.Error("the body was read")
+	return 0, io.EOF
+}
+func (failingBody) Close() error { return nil }
+
+// countingBody is an endless body that counts what was read.
+type countingBody struct{ n int64 }
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'a'
+	}
+	b.n += int64(len(p))
+	return len(p), nil
+}
+func (*countingBody) Close() error { return nil }
+
+func TestMiddlewareBoundsTheBody(t *testing.T) {
+	v := newValidator(t)
+	// Declared over the default limit: 413 without reading a byte.
+	req := signedRequest(t, "https://hooks.example.com/sms", "/sms")
+	req.Body, req.ContentLength = failingBody{t}, defaultMaxBodyBytes+1
+	rec, logs := logged(t, v, Options{BaseURL: "https://hooks.example.com"}, req)
+	if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(logs, "refused: 413") {
+		t.Fatalf("Content-Length over the limit: %d %s", rec.Code, logs)
+	}
+	// Chunked (no length) and endless: 413 after reading at most limit+1 bytes.
+	body := &countingBody{}
+	req = signedRequest(t, "https://hooks.example.com/sms", "/sms")
+	req.Body, req.ContentLength = body, -1
+	rec, _ = logged(t, v, Options{BaseURL: "https://hooks.example.com", MaxBodyBytes: 1000}, req)
+	if rec.Code != http.StatusRequestEntityTooLarge || body.n > 1001 {
+		t.Fatalf("endless body: %d after reading %d bytes", rec.Code, body.n)
+	}
+	// No body at all (a GET, or a request built by hand with a nil Body) is the empty body.
+	req = signedRequest(t, "https://hooks.example.com/sms", "/sms")
+	req.Body = nil
+	if rec, _ = logged(t, v, Options{BaseURL: "https://hooks.example.com"}, req); rec.Code != http.StatusForbidden {
+		t.Fatalf("nil body: %d", rec.Code)
+	}
+	// Exactly at the limit is fine.
+	req = signedRequest(t, "https://hooks.example.com/sms", "/sms")
+	rec, _ = logged(t, v, Options{BaseURL: "https://hooks.example.com", MaxBodyBytes: int64(len(form))}, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("body at the limit: %d", rec.Code)
+	}
+}
+
+func TestMiddlewareWithoutAUsableValidatorAnswers500(t *testing.T) {
+	closed := newValidator(t)
+	_ = closed.Close()
+	for _, v := range []*Validator{nil, closed} {
+		req := signedRequest(t, "https://hooks.example.com/sms", "/sms")
+		rec, logs := logged(t, v, Options{BaseURL: "https://hooks.example.com"}, req)
+		if rec.Code != http.StatusInternalServerError || !strings.Contains(logs, "refused: 500") {
+			t.Fatalf("%d %s", rec.Code, logs)
+		}
 	}
 }
