@@ -93,15 +93,15 @@ func TestMemoryStoreIsBoundedEvictingExpiredThenOldest(t *testing.T) {
 
 func TestMemoryStoreResponsesExpireAfterTheTTL(t *testing.T) {
 	ctx := context.Background()
-	store := twiliosig.NewMemoryStore(twiliosig.MemoryStoreOptions{TTL: 200 * time.Millisecond})
+	store := twiliosig.NewMemoryStore(twiliosig.MemoryStoreOptions{TTL: 500 * time.Millisecond})
 	store.Claim(ctx, "k", "a", time.Minute)
 	if ok, _ := store.Complete(ctx, "k", "a", twiliosig.StoredResponse{Status: 200}); !ok {
 		t.Fatal("Complete failed")
 	}
-	if ttl, ok := store.TTL("k"); !ok || ttl > 200*time.Millisecond {
+	if ttl, ok := store.TTL("k"); !ok || ttl > 500*time.Millisecond {
 		t.Fatalf("TTL = %v, %v", ttl, ok)
 	}
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(700 * time.Millisecond)
 	if s, _, _ := store.Claim(ctx, "k", "b", time.Minute); s != twiliosig.ClaimOurs {
 		t.Fatalf("claim after the TTL: %v", s)
 	}

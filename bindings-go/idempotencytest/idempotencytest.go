@@ -101,11 +101,11 @@ func TestStore(t *testing.T, store twiliosig.IdempotencyStore) {
 	})
 	t.Run("ClaimOfACrashedRunExpiresAfterItsLease", func(t *testing.T) {
 		k := key()
-		claim(k, "crashed", 200*time.Millisecond)
+		claim(k, "crashed", 500*time.Millisecond)
 		if s, _ := claim(k, "retry", 30*time.Second); s != twiliosig.ClaimBusy {
 			t.Fatalf("claim during the lease: %v", s)
 		}
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(700 * time.Millisecond)
 		if s, _ := claim(k, "retry", 30*time.Second); s != twiliosig.ClaimOurs {
 			t.Fatalf("claim after the lease: %v", s)
 		}

@@ -97,9 +97,9 @@ def test_store_release_frees_the_key(store: IdempotencyStore) -> None:
 
 def test_store_claim_of_a_crashed_run_expires_after_its_lease(store: IdempotencyStore) -> None:
     key = fresh_key()
-    assert store.claim(key, "crashed", 0.2) is Claim.OURS
+    assert store.claim(key, "crashed", 0.5) is Claim.OURS
     assert store.claim(key, "retry", 30) is Claim.BUSY
-    time.sleep(0.3)
+    time.sleep(0.7)
     assert store.claim(key, "retry", 30) is Claim.OURS
     # The crashed run, if it comes back, cannot overwrite or free the claim that took over.
     assert store.complete(key, "crashed", TWIML) is False
@@ -108,11 +108,11 @@ def test_store_claim_of_a_crashed_run_expires_after_its_lease(store: Idempotency
 
 
 def test_store_response_expires_after_the_ttl() -> None:
-    memory = MemoryStore(ttl=0.2)
+    memory = MemoryStore(ttl=0.5)
     key = fresh_key()
     assert memory.claim(key, "a", 30) is Claim.OURS and memory.complete(key, "a", TWIML)
     assert memory.claim(key, "b", 30) == TWIML
-    time.sleep(0.3)
+    time.sleep(0.7)
     assert memory.claim(key, "b", 30) is Claim.OURS
 
 
