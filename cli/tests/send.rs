@@ -266,7 +266,10 @@ fn only_local_servers() {
 
 /// Reads one request's raw bytes (head and body) as they arrived on the wire, answers 200, and
 /// returns them. The head ends at the first empty line, with or without CR, so a bare LF cannot hang it.
-fn capture_raw_request() -> (u16, JoinHandle<(Vec<u8>, Vec<u8>)>) {
+/// The raw head (request line and headers, up to the empty line) and the body, as received.
+type RawRequest = (Vec<u8>, Vec<u8>);
+
+fn capture_raw_request() -> (u16, JoinHandle<RawRequest>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let handle = std::thread::spawn(move || {
