@@ -1,3 +1,5 @@
+//go:build cgo
+
 package twiliosig_test
 
 import (

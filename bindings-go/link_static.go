@@ -1,11 +1,9 @@
-//go:build !twiliosig_shared
+//go:build cgo && !twiliosig_dev && twiliosig_static
 
 package twiliosig
 
-// Static linking (the default): the Rust static library from `cargo build --release -p
-// twilio-signature-ffi`, plus what Rust's standard library needs from the system.
+// Static link (`go build -tags twiliosig_static`): twilio_signature-static.pc names the installed
+// libtwilio_signature.a itself, so the program needs no libtwilio_signature.so at run time.
 
-/*
-#cgo LDFLAGS: ${SRCDIR}/../target/release/libtwilio_signature.a -lpthread -ldl -lm
-*/
+// #cgo pkg-config: twilio_signature-static
 import "C"

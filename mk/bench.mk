@@ -34,5 +34,5 @@ test-bench-build: c-lib venv
 	$(CARGO) bench -p twilio-signature-bench --no-run
 	$(CARGO) test -p twilio-signature-bench --release --lib
 	cc $(BENCH_C_FLAGS) -fsyntax-only bench/c/bench_c.c bench/c/malloc_count.c
-	cd bench/go && test -z "$$(gofmt -l .)" && go vet ./...
+	cd bench/go && test -z "$$(gofmt -l .)" && $(GO_CGO_ENV) go vet ./...
 	$(VENV_BIN)/ruff check bench && $(VENV_BIN)/ruff format --check bench
