@@ -119,7 +119,7 @@ proptest! {
     }
 
     #[test]
-    fn sign_equals_the_reference_hmac(url in url(), fields in form(), sha256 in any::<bool>(), secret in "[ -~]{1,80}") {
+    fn sign_equals_the_reference_hmac(url in url(), fields in form(), sha256 in any::<bool>(), secret in "[!-~][ -~]{0,79}") {
         let (_, body) = fields;
         let settings = sha256.then_some(&b"algorithm=HMAC_SHA256"[..]);
         let request = Request::post(&url, &body).settings(settings);
