@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::form::{self, Params, Span};
+use crate::form::{self, Assembly, Params, Span};
 use crate::url::{self, UrlPieces};
 use crate::Error;
 
@@ -180,12 +180,12 @@ impl<'a> Signed<'a> {
     /// Streams `url ++ params` into `sink`, gathered into a few large writes: a form is many short
     /// names, values and decoded runs, and each call into the HMAC has a fixed cost.
     pub(crate) fn feed(&self, url: &UrlPieces<'_>, sink: &mut impl FnMut(&[u8])) {
-        let mut batch = Batch::new(sink);
+        let mut out = Assembly::new(sink);
         for piece in url.pieces() {
-            batch.write(piece);
+            out.write(piece);
         }
-        self.params.feed(&mut |bytes| batch.write(bytes));
-        batch.flush();
+        self.params.feed(&mut out);
+        out.flush();
     }
 
     /// True when there is no body hash to check, or it matches (compared in constant time).
@@ -193,47 +193,6 @@ impl<'a> Signed<'a> {
         self.body_hash.is_none_or(|(expected, body)| {
             bool::from(BodyHash::of(body).as_bytes().ct_eq(expected))
         })
-    }
-}
-
-const BATCH: usize = 256;
-
-/// Gathers small writes into a stack buffer and passes them on in large ones.
-struct Batch<'s, S: FnMut(&[u8])> {
-    sink: &'s mut S,
-    buf: [u8; BATCH],
-    len: usize,
-}
-
-impl<'s, S: FnMut(&[u8])> Batch<'s, S> {
-    fn new(sink: &'s mut S) -> Self {
-        Self {
-            sink,
-            buf: [0; BATCH],
-            len: 0,
-        }
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        if let Some(room) = self.buf.get_mut(self.len..self.len + bytes.len()) {
-            room.copy_from_slice(bytes);
-            self.len += bytes.len();
-        } else {
-            self.flush();
-            if bytes.len() < BATCH {
-                self.buf[..bytes.len()].copy_from_slice(bytes);
-                self.len = bytes.len();
-            } else {
-                (self.sink)(bytes);
-            }
-        }
-    }
-
-    fn flush(&mut self) {
-        if self.len > 0 {
-            (self.sink)(&self.buf[..self.len]);
-            self.len = 0;
-        }
     }
 }
 

@@ -59,18 +59,10 @@ impl Span {
     }
 }
 
-/// The first 16 bytes of `bytes`, big-endian, zero-padded. Two names whose prefixes differ compare as
-/// their prefixes do: at the first differing byte either both have a real byte, or the shorter name is a
-/// prefix of the longer one and its zero padding is below the longer one's non-zero byte.
-fn prefix_of(bytes: impl Iterator<Item = u8>) -> u128 {
-    let mut prefix = [0u8; 16];
-    for (slot, byte) in prefix.iter_mut().zip(bytes) {
-        *slot = byte;
-    }
-    u128::from_be_bytes(prefix)
-}
-
-/// [`prefix_of`] for bytes that need no decoding, two words at a time.
+/// The first 16 bytes of `raw`, big-endian, zero-padded, two words at a time. Two names whose prefixes
+/// differ compare as their prefixes do: at the first differing byte either both have a real byte, or the
+/// shorter name is a prefix of the longer one and its zero padding is below the longer one's non-zero
+/// byte.
 fn prefix_of_raw(raw: &[u8]) -> u128 {
     let (high, low) = raw.split_at(raw.len().min(8));
     let big_endian = |bytes: &[u8]| u128::from(word_of(&bytes[..bytes.len().min(8)]).swap_bytes());
@@ -90,6 +82,7 @@ impl Field {
         &body[self.start..self.end]
     }
 
+    #[cfg(test)]
     fn decoded(self, body: &[u8]) -> Decoded<'_> {
         Decoded::new(self.raw(body))
     }
@@ -149,49 +142,235 @@ impl Iterator for Decoded<'_> {
     }
 }
 
-/// How many decoded bytes [`decode_pieces`] gathers before handing them over.
-const PIECE: usize = 128;
-
-/// Decodes `raw` into a stack buffer and hands the decoded bytes to `take` in pieces: `take(piece, last)`
-/// returns how many bytes of the piece it used — the rest are handed over again, in front of the next
-/// piece — or `None` to stop, and then this returns false.
-fn decode_pieces(raw: &[u8], take: &mut impl FnMut(&[u8], bool) -> Option<usize>) -> bool {
-    let mut buf = [0u8; PIECE];
-    let mut len = 0;
-    for byte in Decoded::new(raw) {
-        if len == PIECE {
-            let Some(used) = take(&buf, false) else {
-                return false;
-            };
-            buf.copy_within(used.min(len)..len, 0);
-            len -= used.min(len);
+/// The value of each hex digit; [`NOT_HEX`] for any other byte.
+const HEX: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut b = 0;
+    while b < 256 {
+        if let Some(value) = hex_value(b as u8) {
+            table[b] = value;
         }
-        buf[len] = byte;
-        len += 1;
+        b += 1;
     }
-    take(&buf[..len], true).is_some()
+    table
+};
+const NOT_HEX: u8 = 0x80;
+
+/// The high bit of each byte of `word` that equals `byte` (exact: no carries cross bytes).
+const fn bytes_eq(word: u64, byte: u8) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let x = word ^ (0x0101_0101_0101_0101 * byte as u64);
+    !(((x & LOW7) + LOW7) | x | LOW7)
 }
 
-/// Calls `sink` with the decoded bytes of `raw`.
-fn feed_decoded(raw: &[u8], escaped: bool, sink: &mut impl FnMut(&[u8])) {
-    if escaped {
-        decode_pieces(raw, &mut |piece, _| {
-            sink(piece);
-            Some(piece.len())
-        });
+/// How many bytes past its text [`decode_into`] and [`copy_into`] may write: they store whole words.
+pub(crate) const OVERSHOOT: usize = 16;
+
+/// Decodes `body[start..end]` into `out` at `at`; returns where the decoded text ends. `out` needs room
+/// for `end - start + OVERSHOOT` bytes from `at`.
+///
+/// Eight bytes at a time, at a fixed stride (the next word's place never waits for this one's bytes):
+/// each word is stored whole with its `+`s turned into spaces, `shift` bytes before its place in the
+/// input (two for every escape so far); each `%XX` escape in it is decoded with a table and stored over
+/// its `%`, and the rest of the word stored again one byte after it. Words may be read past `end` (never
+/// past `body`): only the bytes before `end` are kept, the others are overwritten or left past the end.
+fn decode_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize) -> usize {
+    let mut p = start;
+    // Output place of input byte `x` is `at + x - start - shift`; `at - start` is applied last.
+    let mut shift = 0;
+    // Bytes at the start of the word that are the hex digits of an escape begun in the word before.
+    let mut skip = 0;
+    while let Some(chunk) = body.get(p..p + 8).filter(|_| p < end) {
+        let word = word_of(chunk);
+        // `+` (0x2B) xor 0x0B is a space.
+        let spaced = word ^ ((bytes_eq(word, b'+') >> 7) * 0x0B);
+        let place = at + p - start - shift;
+        out[place + skip..place + skip + 8].copy_from_slice(&(spaced >> (8 * skip)).to_le_bytes());
+        let mut percents = bytes_eq(word, b'%') & (u64::MAX << (8 * skip));
+        skip = 0;
+        while percents != 0 {
+            let q = p + percents.trailing_zeros() as usize / 8;
+            percents &= percents - 1;
+            if q + 2 >= end {
+                break; // at or past the end, or too near it for an escape
+            }
+            let (hi, lo) = (HEX[usize::from(body[q + 1])], HEX[usize::from(body[q + 2])]);
+            if (hi | lo) & NOT_HEX != 0 {
+                continue; // a literal `%`, stored as it is
+            }
+            let place = at + q - start - shift;
+            out[place] = hi << 4 | lo;
+            shift += 2;
+            // The word's bytes after the escape, one byte after its `%`.
+            let after = q + 3 - p;
+            if after < 8 {
+                out[place + 1..place + 9].copy_from_slice(&(spaced >> (8 * after)).to_le_bytes());
+            } else {
+                skip = after - 8;
+            }
+        }
+        p += 8;
+    }
+    // The last bytes of the body, one at a time.
+    let mut o = at + (p + skip).min(end) - start - shift;
+    let mut i = p + skip;
+    while i < end {
+        let (byte, len) = match body[i] {
+            b'+' => (b' ', 1),
+            b'%' if i + 2 < end
+                && (HEX[usize::from(body[i + 1])] | HEX[usize::from(body[i + 2])]) & NOT_HEX
+                    == 0 =>
+            {
+                (
+                    HEX[usize::from(body[i + 1])] << 4 | HEX[usize::from(body[i + 2])],
+                    3,
+                )
+            }
+            b => (b, 1),
+        };
+        out[o] = byte;
+        o += 1;
+        i += len;
+    }
+    o
+}
+
+/// Copies `body[start..end]` into `out` at `at`, sixteen bytes at a time; returns where it ends. `out`
+/// needs room for `end - start + OVERSHOOT` bytes from `at`.
+fn copy_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize) -> usize {
+    let (mut i, mut o) = (start, at);
+    while i < end {
+        if let Some(chunk) = body.get(i..i + 16) {
+            out[o..o + 16].copy_from_slice(chunk);
+        } else {
+            out[o..o + (end - i)].copy_from_slice(&body[i..end]);
+        }
+        i += 16;
+        o += 16;
+    }
+    at + (end - start)
+}
+
+/// Where to end a piece of `body[start..end]` of at most `max` raw bytes so that no escape is cut: an
+/// escape that the cut would split starts at a `%` one or two bytes before it (hex digits are never `%`).
+fn piece_end(body: &[u8], start: usize, end: usize, max: usize) -> usize {
+    let cut = start + max;
+    if cut >= end {
+        end
+    } else if body[cut - 1] == b'%' {
+        cut - 1
+    } else if body[cut - 2] == b'%' {
+        cut - 2
     } else {
-        sink(raw);
+        cut
     }
 }
 
-/// Whether the decoded bytes of `raw` are UTF-8, piece by piece: a character cut at the end of a piece
-/// is handed over again at the front of the next.
-fn decodes_to_utf8(raw: &[u8]) -> bool {
-    decode_pieces(raw, &mut |piece, last| match core::str::from_utf8(piece) {
-        Ok(_) => Some(piece.len()),
-        Err(e) if e.error_len().is_none() && !last => Some(e.valid_up_to()),
-        Err(_) => None,
-    })
+/// Raw bytes decoded per piece when a field's decoded UTF-8 is checked.
+const UTF8_PIECE: usize = 512;
+
+/// Whether the decoded bytes of `body[start..end]` are UTF-8, a piece at a time: a character cut at the
+/// end of a piece is carried to the front of the next.
+fn decodes_to_utf8(body: &[u8], start: usize, end: usize) -> bool {
+    let mut buf = [0u8; 3 + UTF8_PIECE + OVERSHOOT];
+    let (mut i, mut carried) = (start, 0);
+    while i < end {
+        let piece = piece_end(body, i, end, UTF8_PIECE);
+        let len = decode_into(body, i, piece, &mut buf, carried);
+        i = piece;
+        carried = match core::str::from_utf8(&buf[..len]) {
+            Ok(_) => 0,
+            Err(e) if e.error_len().is_none() && i < end => {
+                buf.copy_within(e.valid_up_to()..len, 0);
+                len - e.valid_up_to()
+            }
+            Err(_) => return false,
+        };
+    }
+    true
+}
+
+/// The first 16 decoded bytes of an escaped field, as [`prefix_of_raw`] gives a plain one's.
+fn prefix_of_escaped(body: &[u8], start: usize, end: usize) -> u128 {
+    // 16 escapes are 48 raw bytes; a cut before a split escape loses at most 2 more.
+    let mut buf = [0u8; 56 + OVERSHOOT];
+    let len = decode_into(body, start, piece_end(body, start, end, 56), &mut buf, 0);
+    let prefix = u128::from_be_bytes(buf[..16].try_into().unwrap_or_default());
+    match len {
+        0 => 0,
+        1..16 => prefix & !(u128::MAX >> (8 * len)),
+        _ => prefix,
+    }
+}
+
+/// The canonical string's bytes as they are put together: URL pieces and decoded fields are gathered in
+/// a stack buffer and handed to `sink` (the HMAC) in a few large writes, since every call into the HMAC
+/// has a fixed cost and real fields are a few bytes each. A field too long for the buffer is streamed.
+pub(crate) struct Assembly<'s, S: FnMut(&[u8])> {
+    sink: &'s mut S,
+    buf: [u8; ASSEMBLY + OVERSHOOT],
+    len: usize,
+}
+
+/// The assembly buffer's size: a real webhook's canonical string fits.
+const ASSEMBLY: usize = 1024;
+
+impl<'s, S: FnMut(&[u8])> Assembly<'s, S> {
+    pub(crate) fn new(sink: &'s mut S) -> Self {
+        Self {
+            sink,
+            buf: [0; ASSEMBLY + OVERSHOOT],
+            len: 0,
+        }
+    }
+
+    /// Makes room for `len` more bytes; false when they can never fit (the buffer is then empty).
+    fn room_for(&mut self, len: usize) -> bool {
+        if len > ASSEMBLY - self.len {
+            self.flush();
+        }
+        len <= ASSEMBLY
+    }
+
+    /// Appends bytes as they are.
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
+        if self.room_for(bytes.len()) {
+            self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        } else {
+            (self.sink)(bytes);
+        }
+    }
+
+    /// Appends a field of a form body, decoded.
+    fn field(&mut self, body: &[u8], field: Field) {
+        let (start, end) = (field.start, field.end);
+        if self.room_for(end - start) {
+            self.len = if field.escaped {
+                decode_into(body, start, end, &mut self.buf, self.len)
+            } else {
+                copy_into(body, start, end, &mut self.buf, self.len)
+            };
+        } else if !field.escaped {
+            (self.sink)(&body[start..end]);
+        } else {
+            let mut i = start;
+            while i < end {
+                let piece = piece_end(body, i, end, ASSEMBLY);
+                self.len = decode_into(body, i, piece, &mut self.buf, 0);
+                self.flush();
+                i = piece;
+            }
+        }
+    }
+
+    /// Hands the gathered bytes to the sink.
+    pub(crate) fn flush(&mut self) {
+        if self.len > 0 {
+            (self.sink)(&self.buf[..self.len]);
+            self.len = 0;
+        }
+    }
 }
 
 fn cmp_fields(body: &[u8], a: Field, b: Field) -> Ordering {
@@ -258,17 +437,18 @@ struct Found {
 }
 
 impl Found {
+    /// An empty field starting at `at`, marks not yet known.
+    fn at(at: usize) -> Self {
+        Self {
+            start: at,
+            end: at,
+            marks: Marks::default(),
+        }
+    }
+
     fn end_offset(self) -> u32 {
         // Offsets fit in 31 bits: `index_form` refuses larger bodies first.
         self.end as u32 | if self.marks.escaped { ESCAPED } else { 0 }
-    }
-
-    fn field(self) -> Field {
-        Field {
-            start: self.start,
-            end: self.end,
-            escaped: self.marks.escaped,
-        }
     }
 
     /// Whether the decoded field is UTF-8. When the whole raw body is UTF-8, only `%XX` escapes of high
@@ -277,11 +457,10 @@ impl Found {
         if body_is_utf8 && !self.marks.high {
             return true;
         }
-        let raw = &body[self.start..self.end];
         if self.marks.escaped {
-            decodes_to_utf8(raw)
+            decodes_to_utf8(body, self.start, self.end)
         } else {
-            core::str::from_utf8(raw).is_ok()
+            core::str::from_utf8(&body[self.start..self.end]).is_ok()
         }
     }
 }
@@ -295,17 +474,6 @@ fn word_of(chunk: &[u8]) -> u64 {
             .rev()
             .fold(0, |word, &b| word << 8 | u64::from(b)),
     }
-}
-
-/// A mask with the high bit of each byte of `word` that is one of `set` (word-at-a-time, exact: no
-/// carries cross bytes).
-fn bytes_in(word: u64, set: &[u8]) -> u64 {
-    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let zero_bytes = |x: u64| !(((x & LOW7) + LOW7) | x | LOW7);
-    set.iter().fold(0, |mask, &byte| {
-        mask | zero_bytes(word ^ (ONES * u64::from(byte)))
-    })
 }
 
 /// Lexicographic order of two byte strings, a word at a time (names are short, and a call to `memcmp`
@@ -328,6 +496,29 @@ fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
     a.len().cmp(&b.len())
 }
 
+/// The high bit of each byte of `word` that is at least `0x38` (`'8'`) or above 0x7F.
+const fn bytes_from_8(word: u64) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    (((word & LOW7) + 0x4848_4848_4848_4848) | word) & HIGH
+}
+
+/// The first 16 bytes of `body[start..end]` as [`prefix_of_raw`] gives them, with one load when the
+/// body has 16 bytes from `start`.
+fn prefix_in(body: &[u8], start: usize, end: usize) -> u128 {
+    match body.get(start..start + 16) {
+        Some(chunk) => {
+            let word = u128::from_be_bytes(chunk.try_into().unwrap_or_default());
+            match end - start {
+                0 => 0,
+                len @ 1..16 => word & !(u128::MAX >> (8 * len)),
+                _ => word,
+            }
+        }
+        None => prefix_of_raw(&body[start..end]),
+    }
+}
+
 /// Indexes a form body into `scratch`, then sorts and de-duplicates it. Returns the spans in canonical
 /// order.
 pub(crate) fn index_form<'s>(body: &[u8], scratch: &'s mut [Span]) -> Result<&'s [Span], Error> {
@@ -344,9 +535,9 @@ pub(crate) fn index_form<'s>(body: &[u8], scratch: &'s mut [Span]) -> Result<&'s
             return Err(Error::MalformedBody);
         }
         let prefix = if name.marks.escaped {
-            prefix_of(name.field().decoded(body))
+            prefix_of_escaped(body, name.start, name.end)
         } else {
-            prefix_of_raw(name.field().raw(body))
+            prefix_in(body, name.start, name.end)
         };
         *scratch.get_mut(count).ok_or(Error::TooManyParams)? = Span {
             prefix,
@@ -359,59 +550,71 @@ pub(crate) fn index_form<'s>(body: &[u8], scratch: &'s mut [Span]) -> Result<&'s
         Ok(())
     };
 
-    // One pass: `&` ends a segment, its first `=` ends the name, `%` and `+` mark the current field.
-    let fresh = |at: usize| Found {
-        start: at,
-        end: at,
-        marks: Marks::default(),
+    // One pass, a word at a time: `&` ends a segment, its first `=` ends the name; a field is escaped if
+    // it has a `%` or `+`, and "high" if a `%` in it is followed by a byte from `8` up (it may escape a
+    // byte above 0x7F, so its decoded bytes get their own UTF-8 check; a few non-escapes are caught too,
+    // which only costs that check).
+    let marks_of = |escapes: u64, highs: u64| Marks {
+        escaped: escapes != 0,
+        high: highs != 0,
     };
-    let (mut name, mut value) = (fresh(0), None::<Found>);
-    // Of the `%` and `+` in a field only the first matters, and of the `%`s only until one escapes a
-    // high byte: once a field's marks are settled only `&` and `=` are looked at.
-    for (word_index, chunk) in body.chunks(8).enumerate() {
-        let word = word_of(chunk);
-        let (bounds, percents, pluses) = (
-            bytes_in(word, b"&="),
-            bytes_in(word, b"%"),
-            bytes_in(word, b"+"),
-        );
-        let mut unseen = u64::MAX; // the bits of bytes not handled yet
-        loop {
-            let in_value = value.is_some();
+    let (mut name, mut value) = (Found::at(0), None::<Found>);
+    let (mut escapes, mut highs) = (0u64, 0u64); // of the current field, in words already passed
+    let mut next = body
+        .get(..8)
+        .map_or_else(|| word_of(&body[..body.len().min(8)]), word_of);
+    let mut p = 0;
+    while p < body.len() {
+        let word = next;
+        next = match body.get(p + 8..p + 16) {
+            Some(chunk) => word_of(chunk),
+            None => word_of(body.get(p + 8..).unwrap_or_default()),
+        };
+        let (ampersands, equals) = (bytes_eq(word, b'&'), bytes_eq(word, b'='));
+        let percents = bytes_eq(word, b'%');
+        let mut word_escapes = percents | bytes_eq(word, b'+');
+        let mut word_highs = if percents == 0 {
+            0
+        } else {
+            percents & bytes_from_8(word >> 8 | next << 56)
+        };
+        let mut bounds = ampersands | equals;
+        while bounds != 0 {
+            let bit = bounds & bounds.wrapping_neg();
+            bounds ^= bit;
+            let at = p + bit.trailing_zeros() as usize / 8;
             let current = value.as_mut().unwrap_or(&mut name);
-            let wanted = match current.marks {
-                Marks { escaped: false, .. } => bounds | percents | pluses,
-                Marks { high: false, .. } => bounds | percents,
-                Marks { high: true, .. } => bounds,
-            } & unseen;
-            if wanted == 0 {
-                break;
+            if ampersands & bit != 0 {
+                let marks = marks_of(
+                    escapes | word_escapes & (bit - 1),
+                    highs | word_highs & (bit - 1),
+                );
+                current.end = at;
+                current.marks = marks;
+                push(name, value.unwrap_or(Found::at(at)))?;
+                (name, value) = (Found::at(at + 1), None);
+            } else if value.is_none() {
+                name.end = at;
+                name.marks = marks_of(
+                    escapes | word_escapes & (bit - 1),
+                    highs | word_highs & (bit - 1),
+                );
+                value = Some(Found::at(at + 1));
+            } else {
+                continue; // an `=` inside a value is a plain byte
             }
-            let bit = wanted.trailing_zeros();
-            unseen = u64::MAX.checked_shl(bit + 1).unwrap_or(0);
-            let at = word_index * 8 + bit as usize / 8;
-            match body[at] {
-                b'&' => {
-                    current.end = at;
-                    push(name, value.unwrap_or(fresh(at)))?;
-                    (name, value) = (fresh(at + 1), None);
-                }
-                b'=' if !in_value => {
-                    name.end = at;
-                    value = Some(fresh(at + 1));
-                }
-                b'=' => {}
-                b'+' => current.marks.escaped = true,
-                _ => {
-                    current.marks.escaped = true;
-                    current.marks.high |= escape_at(&body[at + 1..]).is_some_and(|b| b >= 0x80);
-                }
-            }
+            (escapes, highs) = (0, 0);
+            word_escapes &= !(bit - 1) ^ bit;
+            word_highs &= !(bit - 1) ^ bit;
         }
+        escapes |= word_escapes;
+        highs |= word_highs;
+        p += 8;
     }
     let current = value.as_mut().unwrap_or(&mut name);
     current.end = body.len();
-    push(name, value.unwrap_or(fresh(body.len())))?;
+    current.marks = marks_of(escapes, highs);
+    push(name, value.unwrap_or(Found::at(body.len())))?;
 
     let spans = &mut scratch[..count];
     spans.sort_unstable_by(|a, b| cmp_spans(body, a, b));
@@ -475,22 +678,21 @@ pub(crate) enum Params<'a> {
 }
 
 impl Params<'_> {
-    /// Feeds `name ++ value` for each parameter, in order.
-    pub(crate) fn feed(&self, sink: &mut impl FnMut(&[u8])) {
+    /// Appends `name ++ value` for each parameter, in order.
+    pub(crate) fn feed<S: FnMut(&[u8])>(&self, out: &mut Assembly<'_, S>) {
         match *self {
             Self::None => {}
             Self::Form { body, spans } => {
                 for span in spans {
-                    let (name, value) = (span.name(), span.value());
-                    feed_decoded(name.raw(body), name.escaped, sink);
-                    feed_decoded(value.raw(body), value.escaped, sink);
+                    out.field(body, span.name());
+                    out.field(body, span.value());
                 }
             }
             Self::Pairs { pairs, spans } => {
                 for span in spans {
                     let (name, value) = pairs[span.pair_index()];
-                    sink(name.as_bytes());
-                    sink(value.as_bytes());
+                    out.write(name.as_bytes());
+                    out.write(value.as_bytes());
                 }
             }
         }
@@ -511,11 +713,14 @@ mod tests {
         let mut scratch = [Span::EMPTY; 64];
         let spans = index_form(body.as_bytes(), &mut scratch)?;
         let mut out = Vec::new();
+        let mut sink = |b: &[u8]| out.extend_from_slice(b);
+        let mut assembly = Assembly::new(&mut sink);
         Params::Form {
             body: body.as_bytes(),
             spans,
         }
-        .feed(&mut |b: &[u8]| out.extend_from_slice(b));
+        .feed(&mut assembly);
+        assembly.flush();
         Ok(std::string::String::from_utf8(out).unwrap())
     }
 
@@ -613,7 +818,9 @@ mod tests {
 
     #[test]
     fn word_at_a_time_helpers_agree_with_byte_loops() {
-        let alphabet = [0u8, 1, b'%', b'&', b'+', b'=', b'a', 0x7F, 0x80, 0xA6, 0xFF];
+        let alphabet = [
+            0u8, 1, b'%', b'&', b'+', b'=', b'a', b'7', b'8', 0x7F, 0x80, 0xA6, 0xFF,
+        ];
         let mut seed = 1u64;
         let mut next = || {
             seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
@@ -628,10 +835,18 @@ mod tests {
             let (a, b) = (&bytes[..la], &bytes[20 - lb..]);
             assert_eq!(cmp_bytes(a, b), a.cmp(b), "{a:?} {b:?}");
             let chunk = &bytes[..next() % 9];
-            let mask = bytes_in(word_of(chunk), b"&=%+");
+            let word = word_of(chunk);
+            let mask = b"&=%+".iter().fold(0, |m, &b| m | bytes_eq(word, b));
+            let from_8 = bytes_from_8(word);
             for i in 0..8 {
                 let special = chunk.get(i).is_some_and(|b| b"&=%+".contains(b));
                 assert_eq!(mask >> (8 * i + 7) & 1 == 1, special, "{chunk:?} byte {i}");
+                let at_least_8 = chunk.get(i).is_some_and(|&b| b >= b'8');
+                assert_eq!(
+                    from_8 >> (8 * i + 7) & 1 == 1,
+                    at_least_8,
+                    "{chunk:?} byte {i}"
+                );
             }
         }
     }
@@ -666,6 +881,85 @@ mod tests {
                 std::str::from_utf8(&a),
                 std::str::from_utf8(&b)
             );
+        }
+    }
+
+    /// A deterministic byte string over an alphabet that stresses the decoder: escapes of low and high
+    /// bytes, stray `%`, `+`, a UTF-8 character, separators.
+    fn random_raw(next: &mut impl FnMut() -> usize, max_pieces: usize) -> Vec<u8> {
+        let alphabet: [&[u8]; 12] = [
+            b"%",
+            b"+",
+            b"4",
+            b"A",
+            b"f",
+            b"%41",
+            b"%c3%a9",
+            b"%C3",
+            b"%F0%9F%98%80",
+            b"\xc3\xa9",
+            b"&",
+            b"abcdefghij",
+        ];
+        (0..next() % (max_pieces + 1))
+            .flat_map(|_| alphabet[next() % alphabet.len()].to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn fast_decoding_agrees_with_the_byte_decoder() {
+        let mut seed = 3u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as usize
+        };
+        for round in 0..20_000 {
+            // Now and then long enough to cross the UTF-8 check's pieces.
+            let body = random_raw(&mut next, if round % 50 == 0 { 400 } else { 12 });
+            let start = next() % (body.len() + 1);
+            let end = start + next() % (body.len() - start + 1);
+            let expected: Vec<u8> = Decoded::new(&body[start..end]).collect();
+            let mut out = std::vec![0xEE; 7 + end - start + OVERSHOOT];
+            let len = decode_into(&body, start, end, &mut out, 7);
+            assert_eq!(&out[7..len], &expected[..], "{body:?} {start}..{end}");
+            let mut prefix = [0u8; 16];
+            for (slot, byte) in prefix.iter_mut().zip(&expected) {
+                *slot = *byte;
+            }
+            assert_eq!(
+                prefix_of_escaped(&body, start, end),
+                u128::from_be_bytes(prefix),
+                "{body:?} {start}..{end}"
+            );
+            assert_eq!(
+                decodes_to_utf8(&body, start, end),
+                core::str::from_utf8(&expected).is_ok(),
+                "{body:?} {start}..{end}"
+            );
+            let len = copy_into(&body, start, end, &mut out, 3);
+            assert_eq!(&out[3..len], &body[start..end]);
+        }
+    }
+
+    #[test]
+    fn fields_longer_than_the_assembly_buffer_are_streamed_whole() {
+        for len in [ASSEMBLY - 3, ASSEMBLY, ASSEMBLY + 1, 3 * ASSEMBLY + 2] {
+            for unit in ["x", "%41", "+", "%C3%A9", "%"] {
+                let field = unit.repeat(len / unit.len() + 1);
+                let body = std::format!("b={field}&{field}=2&c=3");
+                let mut pairs = [
+                    (b"b".to_vec(), decode(&field)),
+                    (decode(&field), b"2".to_vec()),
+                    (b"c".to_vec(), b"3".to_vec()),
+                ];
+                pairs.sort();
+                let expected: Vec<u8> = pairs
+                    .into_iter()
+                    .flat_map(|(n, v)| [n, v].concat())
+                    .collect();
+                let got = canonical(&body).unwrap();
+                assert_eq!(got.as_bytes(), &expected[..], "{unit} x {len}");
+            }
         }
     }
 
