@@ -5,6 +5,7 @@ TEST_TARGETS += test-tower
 .PHONY: test-tower test-tower-example
 test-tower: test-tower-example
 	$(CARGO) test -p twilio-signature-tower --release
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p twilio-signature-tower --no-deps --quiet
 
 test-tower-example:
 	$(CARGO) build --release -p twilio-signature-tower --example axum

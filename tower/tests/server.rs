@@ -535,3 +535,39 @@ fn verified_can_travel_in_extensions() {
     shared::<Validator<Vec<Secret>>>();
     shared::<TwilioSignatureLayer<Vec<Secret>>>();
 }
+
+#[tokio::test]
+async fn forms_beyond_the_stack_scratch_verify_up_to_max_params() {
+    let layer = default_layer().max_params(1000);
+    let addr = serve(layer).await;
+    let host = format!("127.0.0.1:{}", addr.port());
+    let url = format!("http://{host}/sms");
+    let form = |n: usize| {
+        (0..n)
+            .map(|i| format!("p{i}={i}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    // `sign` sorts on the stack (512 parameters at most); these need a scratch buffer.
+    let sign_large = |body: &str| {
+        let mut scratch = vec![twilio_signature::Span::EMPTY; 2000];
+        let validator = Validator::new(Secret::new(PRIMARY.as_bytes()));
+        let signed = validator.sign_with_scratch(&Request::post(&url, body), &mut scratch);
+        header("X-Twilio-Signature", signed.expect("sign").as_str())
+    };
+    // 600 parameters: more than the 512 sorted on the stack, so a heap scratch is used.
+    let body = form(600);
+    let sig = sign_large(&body);
+    let head = post_head("/sms", &host, &[sig], body.len());
+    assert_eq!(
+        exchange(addr, &head, body.as_bytes()).await,
+        (200, format!("secret=0 body={body}"))
+    );
+    // 1001 parameters: over the limit, refused whatever the signature.
+    let body = form(1001);
+    let sig = sign_large(&body);
+    let head = post_head("/sms", &host, &[sig], body.len());
+    let (status, reason) = exchange(addr, &head, body.as_bytes()).await;
+    assert_eq!(status, 403);
+    assert!(reason.contains("parameters"), "{reason}");
+}
