@@ -39,8 +39,8 @@ SMS = {
 PUBLIC = "https://public.example.com"
 
 
-def flask_app() -> flask.Flask:
-    app = flask.Flask("twilio_test")
+def flask_app(app: flask.Flask | None = None) -> flask.Flask:
+    app = app or flask.Flask("twilio_test")
     app.config["TWILIO_AUTH_TOKEN"] = "flask-token"
 
     @app.post("/sms")
@@ -49,7 +49,7 @@ def flask_app() -> flask.Flask:
         return "ok " + flask.request.form.get("From", "")
 
     @app.post("/proxied")
-    @validate_twilio_request(trusted_proxies=["127.0.0.1"])
+    @validate_twilio_request(trusted_proxies=["127.0.0.0/8", "::1/128"])
     def proxied() -> str:
         return "ok " + flask.g.twilio_verified.candidate
 

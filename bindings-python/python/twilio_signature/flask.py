@@ -65,15 +65,18 @@ def _check(guard: Guard) -> Verified:
             header=request.headers.getlist,
         )
         guard.check_declared_length(environ.get("CONTENT_LENGTH"), url)
-        # Werkzeug enforces the limit while reading: a Content-Length body is read to its declared
-        # length, a chunked one (servers that set wsgi.input_terminated) to at most the limit + 1.
+        # Werkzeug bounds the read: a Content-Length body is read to its declared length, a chunked
+        # one (servers that set wsgi.input_terminated) to at most max_content_length, where it stops
+        # without an error; so the limit given is ours + 1, and a body that long is too large.
         app_limit = request.max_content_length
         if app_limit is None or app_limit > guard.max_body_bytes:
-            request.max_content_length = guard.max_body_bytes
+            request.max_content_length = guard.max_body_bytes + 1
         try:
             body = request.get_data(cache=True)
         except RequestEntityTooLarge:
             raise guard.too_large(url) from None
+        if len(body) > guard.max_body_bytes:
+            raise guard.too_large(url)
         return guard.verify(
             validator,
             url,
