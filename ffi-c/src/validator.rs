@@ -73,8 +73,8 @@ impl tws_validator {
 }
 
 /// Runs `f` with a scratch buffer large enough for `request`'s form, but no larger than `max_params`: a
-/// body with n `&`s has at most n + 1 parameters, so a form with more than `max_params` parameters still
-/// overflows it and is refused with `TooManyParams`. Buffers of up to `DEFAULT_MAX_PARAMS` spans live on
+/// body has as many parameters as non-empty `&`-separated segments (`Request::max_params`; a body of `&`s
+/// needs none), so a form with more than `max_params` parameters still overflows it: `TooManyParams`. Buffers of up to `DEFAULT_MAX_PARAMS` spans live on
 /// the stack (a small one for the usual webhook, since each is zeroed per call); larger ones on the heap.
 pub(crate) fn with_scratch<R>(
     max_params: usize,
