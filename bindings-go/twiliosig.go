@@ -125,7 +125,8 @@ type Verified struct {
 
 // Verify checks one request against one secret. url is the public URL Twilio requested, body the raw
 // body (form, or JSON when the URL carries bodySHA256), signature the X-Twilio-Signature header and
-// settings the X-Twilio-Webhooks-Signature-Settings header ("" when absent).
+// settings the X-Twilio-Webhooks-Signature-Settings header ("" when absent). A secret that is empty or
+// only ASCII whitespace matches nothing (ErrSignatureMismatch); NewValidator refuses it up front.
 func Verify(secret []byte, url string, body []byte, signature, settings string) error {
 	s, u, b, sig, set := bytesOf(secret), stringOf(url), bytesOf(body), stringOf(signature), stringOf(settings)
 	code := C.tws_verify(s.ptr, s.len, u.ptr, u.len, b.ptr, b.len, sig.ptr, sig.len, set.ptr, set.len)
