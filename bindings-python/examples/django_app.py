@@ -9,7 +9,6 @@ reply (200); an unsigned request 400, a forged one 403, a body over 1 MiB 413.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from xml.sax.saxutils import escape
 
@@ -55,7 +54,6 @@ def main() -> None:
     configure()
     from django.core.management import execute_from_command_line
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "")
     execute_from_command_line([sys.argv[0], "runserver", "--noreload", f"{args.host}:{args.port}"])
 
 

@@ -218,17 +218,18 @@ def test_missing_token_is_a_server_error_not_a_pass(monkeypatch: pytest.MonkeyPa
     assert response.status_code == 500
 
 
-def test_example_flask_app_runs_as_the_demo_runs_it() -> None:
-    """``python examples/flask_app.py --port N``: signed 200 with TwiML, unsigned 400, forged 403."""
+@pytest.mark.parametrize("example", ["flask_app.py", "django_app.py", "fastapi_app.py"])
+def test_example_app_runs_as_the_demo_runs_it(example: str, tmp_path: Path) -> None:
+    """``python examples/<framework>_app.py --port N``: signed 200 with TwiML, unsigned 400, forged 403."""
     port = free_port()
-    example = Path(__file__).resolve().parents[1] / "examples" / "flask_app.py"
+    script = Path(__file__).resolve().parents[1] / "examples" / example
     env = {**os.environ, "TWILIO_AUTH_TOKEN": "demo-token"}
-    process = subprocess.Popen(
-        [sys.executable, str(example), "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    log = tmp_path / "server.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, str(script), "--port", str(port)], env=env, stdout=output, stderr=output
+        )
     try:
         url = f"http://127.0.0.1:{port}/sms"
         deadline = time.monotonic() + 30
@@ -237,7 +238,8 @@ def test_example_flask_app_runs_as_the_demo_runs_it() -> None:
                 unsigned = post_form(url, None, SMS)
                 break
             except requests.ConnectionError:
-                assert process.poll() is None and time.monotonic() < deadline, "the example did not start"
+                alive = process.poll() is None and time.monotonic() < deadline
+                assert alive, "the example did not start: " + log.read_text(errors="replace")[-2000:]
                 time.sleep(0.1)
         assert unsigned.status_code == 400
         signed = post_form(url, Official("demo-token").compute_signature(url, SMS), SMS)

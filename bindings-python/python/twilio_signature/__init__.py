@@ -17,7 +17,7 @@ Two APIs:
   (twilio-python 9.13.0): same methods, same arguments, same answers on ordinary URLs.
 
 Framework helpers live in :mod:`twilio_signature.flask`, :mod:`twilio_signature.django` and
-:mod:`twilio_signature.fastapi`.
+:mod:`twilio_signature.fastapi`; :mod:`twilio_signature.testing` signs requests for their test clients.
 """
 
 from __future__ import annotations
@@ -50,8 +50,10 @@ from twilio_signature._native import (
     Verified,
     body_sha256,
 )
+from twilio_signature._web import DEFAULT_MAX_BODY_BYTES, MissingTokenError
 
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_PARAMS",
     "HMAC_SHA1",
     "HMAC_SHA256",
@@ -65,6 +67,7 @@ __all__ = [
     "MalformedSettingsError",
     "MalformedSignatureError",
     "MissingSignatureError",
+    "MissingTokenError",
     "NoEligibleSecretError",
     "RequestValidator",
     "SignatureError",

@@ -14,11 +14,18 @@ Middleware, guarding every path under the prefixes of ``TWILIO_WEBHOOK_PATHS`` (
     MIDDLEWARE = ["twilio_signature.django.TwilioSignatureMiddleware", ...]
     TWILIO_WEBHOOK_PATHS = ["/twilio/"]
     TWILIO_BASE_URL = None            # optional, e.g. "https://example.com"
-    TWILIO_TRUSTED_PROXIES = []       # optional, addresses whose X-Forwarded-Proto/Host are believed
+    TWILIO_TRUSTED_PROXIES = []       # optional, networks ("10.0.0.0/8") whose X-Forwarded-* are believed
+    TWILIO_MAX_BODY_BYTES = 1048576   # optional, larger bodies get 413
 
-The token is ``settings.TWILIO_AUTH_TOKEN`` or the environment variable of that name. Without
-``X-Twilio-Signature`` the answer is 400, with a bad signature 403; on success
-``request.twilio_verified`` holds the :class:`~twilio_signature.Verified` result.
+The token is ``settings.TWILIO_AUTH_TOKEN`` or the environment variable of that name; none (or only
+whitespace) raises :class:`~twilio_signature.MissingTokenError` (500). Without ``X-Twilio-Signature``
+the answer is 400 (the body unread), with a malformed ``Host`` 400, with a body over the limit 413
+(Content-Length, or chunked on servers that de-chunk and set ``wsgi.input_terminated``, such as
+gunicorn; Django's runserver does not, so a chunked body there gets 411), with a bad signature 403; on
+success ``request.twilio_verified`` holds the :class:`~twilio_signature.Verified` result. Each
+refusal is one WARNING line on the logger ``twilio_signature.django``. Django's own
+``SECURE_PROXY_SSL_HEADER`` and ``USE_X_FORWARDED_HOST`` already shape ``request.scheme`` and
+``get_host()``, which these helpers start from.
 """
 
 from __future__ import annotations

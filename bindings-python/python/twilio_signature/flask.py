@@ -9,15 +9,19 @@
     def sms():
         ...
 
-The token comes from ``app.config["TWILIO_AUTH_TOKEN"]`` or the environment variable of that name.
-The raw body (``request.get_data()``) is verified, so form and JSON (``bodySHA256``) webhooks both
-work and ``request.form`` stays usable in the view. A request without ``X-Twilio-Signature`` gets
-400, one with a bad signature 403. On success ``flask.g.twilio_verified`` holds the
-:class:`~twilio_signature.Verified` result.
+The token comes from ``app.config["TWILIO_AUTH_TOKEN"]`` or the environment variable of that name;
+none (or one that is only whitespace) raises :class:`~twilio_signature.MissingTokenError` (500).
+The checks, in order: no ``X-Twilio-Signature`` -> 400 before the body is read; a ``Host`` (or believed
+``X-Forwarded-Host``) with ``/ ? # @ \\``, whitespace or control characters -> 400; a body over
+``max_body_bytes`` (default 1 MiB; Content-Length or chunked) -> 413, reading at most one byte past
+the limit; a bad signature -> 403. The raw body is verified, so form and JSON (``bodySHA256``) webhooks
+both work and ``request.form`` stays usable in the view. On success ``flask.g.twilio_verified`` holds
+the :class:`~twilio_signature.Verified` result. Each refusal is one WARNING line on the logger
+``twilio_signature.flask``.
 
 The URL is the one the server saw, built from the raw request target, unless ``base_url`` is given or
-the request comes from a trusted proxy (``trusted_proxies=[...]`` or ``trust_proxy=True``), whose
-``X-Forwarded-Proto`` and ``X-Forwarded-Host`` then replace the scheme and host.
+the request comes from a trusted proxy (``trusted_proxies=["10.0.0.0/8"]`` or ``trust_proxy=True``),
+whose last ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` values then replace the scheme and host.
 """
 
 from __future__ import annotations
