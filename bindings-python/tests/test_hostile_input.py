@@ -132,7 +132,7 @@ def test_verified_repr_shows_python_values() -> None:
     verified = plain.verify(url, b"", plain.sign(url, b""))
     assert "key_id=None" in repr(verified) and "Some(" not in repr(verified)
     odd = validator.verify(url, b"", validator.sign(url, b"", "key=K'2"), "key=K'2")
-    assert "key_id=\"K'2\"" in repr(odd)
+    assert 'key_id="K\'2"' in repr(odd)
 
 
 def test_examples_of_the_testing_helper_run() -> None:
