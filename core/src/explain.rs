@@ -564,8 +564,13 @@ struct Attempt<'r, K> {
     keys: &'r K,
     signature: Option<&'r [u8]>,
     key_id: Option<&'r [u8]>,
-    /// Set while a URL-alone string is tried (for the cost count).
-    url_only: core::cell::Cell<bool>,
+}
+
+/// What a signed string is made of: the URL and the parameters, or the URL alone (counted apart).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Made {
+    WithParams,
+    UrlOnly,
 }
 
 /// Which keys an attempt uses.
@@ -582,6 +587,7 @@ impl<'k, K: Iterator<Item = Key<'k>> + Clone> Attempt<'_, K> {
     fn check(
         &self,
         signed: &Signed<'_>,
+        made: Made,
         url: &[u8],
         algorithm: Algorithm,
         keys: Keys,
@@ -589,7 +595,6 @@ impl<'k, K: Iterator<Item = Key<'k>> + Clone> Attempt<'_, K> {
     ) -> Option<Diagnosis> {
         let received = ReceivedSignature::parse(self.signature, algorithm).ok()?;
         let key_id = self.key_id;
-        let url_only = self.url_only.get();
         let keys = self
             .keys
             .clone()
@@ -604,12 +609,9 @@ impl<'k, K: Iterator<Item = Key<'k>> + Clone> Attempt<'_, K> {
                     }
             })
             .inspect(|_| {
-                count(|c| {
-                    if url_only {
-                        c.url_only_tries += 1;
-                    } else {
-                        c.full_tries += 1;
-                    }
+                count(|c| match made {
+                    Made::UrlOnly => c.url_only_tries += 1,
+                    Made::WithParams => c.full_tries += 1,
                 });
             });
         let (secret_index, candidate, _) = find_match(keys, algorithm, &received, signed, url)?;
@@ -629,10 +631,14 @@ impl<'k, K: Iterator<Item = Key<'k>> + Clone> Attempt<'_, K> {
     ) -> Option<Diagnosis> {
         let get = Request::get(url);
         let signed = Signed::new(&get, &mut []).ok()?;
-        self.url_only.set(true);
-        let found = self.check(&signed, url, algorithm, Keys::Eligible, mistake);
-        self.url_only.set(false);
-        found
+        self.check(
+            &signed,
+            Made::UrlOnly,
+            url,
+            algorithm,
+            Keys::Eligible,
+            mistake,
+        )
     }
 }
 
@@ -653,7 +659,6 @@ fn diagnose<'k>(
         keys,
         signature: request.signature,
         key_id: settings.key_id,
-        url_only: core::cell::Cell::new(false),
     };
     let alg = settings.algorithm;
     let url = request.url;
@@ -678,7 +683,7 @@ fn diagnose<'k>(
                 Algorithm::HmacSha256 => (Algorithm::HmacSha1, Mistake::SettingsHeaderUnexpected),
             };
             let signed = signed_params(request, scratch)?;
-            attempt.check(&signed, url, other, Keys::All, mistake)
+            attempt.check(&signed, Made::WithParams, url, other, Keys::All, mistake)
         }
         // The URL matched: only the body differs.
         Error::BodyHashMismatch => attempt.check_url_only(url, alg, Mistake::BodyAltered),
@@ -699,7 +704,14 @@ fn diagnose<'k>(
             settings
                 .key_id
                 .and_then(|_| {
-                    attempt.check(&signed, url, alg, Keys::Ineligible, Mistake::KeyIdMismatch)
+                    attempt.check(
+                        &signed,
+                        Made::WithParams,
+                        url,
+                        alg,
+                        Keys::Ineligible,
+                        Mistake::KeyIdMismatch,
+                    )
                 })
                 .or_else(|| {
                     [
@@ -718,7 +730,14 @@ fn diagnose<'k>(
                             }
                             _ => drop_query(url),
                         }?;
-                        attempt.check(&signed, rewritten.as_bytes(), alg, Keys::Eligible, mistake)
+                        attempt.check(
+                            &signed,
+                            Made::WithParams,
+                            rewritten.as_bytes(),
+                            alg,
+                            Keys::Eligible,
+                            mistake,
+                        )
                     })
                 })
         }
