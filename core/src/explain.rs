@@ -150,6 +150,13 @@ const NON_DEFAULT_PORT: u8 = 16;
 
 impl InternalUrl {
     /// Inspects a URL's scheme and authority; `None` when it looks like a public URL.
+    ///
+    /// ```
+    /// use twilio_signature::InternalUrl;
+    /// let behind_proxy = InternalUrl::detect(b"http://10.0.0.5:8080/sms").unwrap();
+    /// assert!(behind_proxy.http() && behind_proxy.private_address() && behind_proxy.non_default_port());
+    /// assert!(InternalUrl::detect(b"https://example.com/sms").is_none());
+    /// ```
     pub fn detect(url: &[u8]) -> Option<Self> {
         let scheme_end = url.windows(3).position(|w| w == b"://")?;
         let scheme = &url[..scheme_end];
