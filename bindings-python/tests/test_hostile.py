@@ -700,6 +700,11 @@ def test_helpers_answer_500_missing_token_for_an_unusable_token(
         for record in caplog.records
     )
     assert "TWILIO_AUTH_TOKEN is not usable" in text
+    refused = [r.getMessage() for r in caplog.records if r.name == f"twilio_signature.{framework}"]
+    assert len(refused) == 1 and refused[0].startswith("twilio webhook refused: 500 TWILIO_AUTH_TOKEN")
+    assert f"; url=http://127.0.0.1:{port}{route};" in refused[0]
+    # The header check still comes first: an unsigned request is a 400, whatever the token.
+    assert raw_post(port, route, form_body(), {"Content-Type": "application/x-www-form-urlencoded"})[0] == 400
     assert "S3CRET" not in text
     missing = [
         r for r in caplog.records if r.exc_info and type(r.exc_info[1]).__name__ == "MissingTokenError"

@@ -3,10 +3,10 @@ order of the checks, the refusal log line and the HTTP status.
 
 Every helper runs the same steps (docs/contract.md, web helpers), each in its own framework's idiom:
 
-1. no usable token -> :class:`MissingTokenError` (500), logged;
-2. no ``X-Twilio-Signature`` -> 400, before the body is read;
-3. a ``Host`` (or believed ``X-Forwarded-Host``) with ``/ ? # @ \\``, whitespace or a control
+1. no ``X-Twilio-Signature`` -> 400, before the body is read;
+2. a ``Host`` (or believed ``X-Forwarded-Host``) with ``/ ? # @ \\``, whitespace or a control
    character -> 400;
+3. no usable token -> :class:`MissingTokenError` (500), logged at ERROR;
 4. a declared ``Content-Length`` over ``max_body_bytes`` -> 413 unread; a streamed body is read to at
    most ``max_body_bytes + 1`` bytes -> 413 past the limit;
 5. verify: 403 on a bad signature (400 only for the missing header).
@@ -137,10 +137,11 @@ class Guard:
         self._validators: dict[str, Validator] = {}
         self._lock = threading.Lock()
 
-    # -- step 1: the token -------------------------------------------------------------------------
+    # -- step 3: the token -------------------------------------------------------------------------
 
-    def validator(self, configured: str | None) -> Validator:
-        """The validator for the configured token; :class:`MissingTokenError` (logged) without one."""
+    def validator(self, configured: str | None, url: str) -> Validator:
+        """The validator for the configured token; :class:`MissingTokenError` (logged with ``url``)
+        without a usable one."""
         token = self.token or configured or os.environ.get(TOKEN_SETTING)
         validator = self._validators.get(token) if token else None
         if validator is not None:
@@ -155,13 +156,18 @@ class Guard:
                 problem = f"{TOKEN_SETTING} is not usable ({error})"
         if validator is None or token is None:
             message = f"{problem}: set it (app config or environment) to verify Twilio webhooks"
-            self.logger.error("twilio webhook refused: 500 %s", message)
+            self.logger.error(
+                "twilio webhook refused: 500 %s; url=%s; set %s to the account's Auth Token",
+                problem,
+                printable(url),
+                TOKEN_SETTING,
+            )
             # Raised outside the except block: no __context__ that could hold the token.
             raise MissingTokenError(message) from None
         with self._lock:
             return self._validators.setdefault(token, validator)
 
-    # -- steps 2 and 3: the signature header and the URL ---------------------------------------------
+    # -- steps 1 and 2: the signature header and the URL ---------------------------------------------
 
     def public_url(
         self,

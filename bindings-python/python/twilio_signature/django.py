@@ -89,7 +89,6 @@ def _read_body(guard: Guard, request: HttpRequest, url: str) -> bytes:
 def check(guard: Guard, request: HttpRequest) -> HttpResponse | None:
     """Verifies ``request``: None when Twilio signed it (``request.twilio_verified`` is then set),
     else the 400/403/411/413 response to send. :class:`MissingTokenError` without a usable token."""
-    validator = guard.validator(getattr(settings, TOKEN_SETTING, None))
     raw_host = request.META.get("HTTP_HOST")
     try:
         url = guard.public_url(
@@ -101,6 +100,7 @@ def check(guard: Guard, request: HttpRequest) -> HttpResponse | None:
             remote_addr=request.META.get("REMOTE_ADDR"),
             header=_header(request),
         )
+        validator = guard.validator(getattr(settings, TOKEN_SETTING, None), url)
         verified = guard.verify(
             validator,
             url,

@@ -109,19 +109,19 @@ class TwilioSignature:
 
     async def __call__(self, request: Request) -> Verified:
         guard = self.guard
-        validator = guard.validator(None)
         client = request.client
         hosts = request.headers.getlist("host")
         try:
             url = guard.public_url(
                 scheme=request.url.scheme,
-                # Several Host lines are refused too ("a,b" is not a host).
-                host=",".join(hosts) if hosts else request.url.netloc,
+                # Several Host lines are refused too (joined with a space, which no host has).
+                host=", ".join(hosts) if hosts else request.url.netloc,
                 target=_raw_target(request),
                 prefix=request.scope.get("root_path", ""),
                 remote_addr=client.host if client else None,
                 header=request.headers.getlist,
             )
+            validator = guard.validator(None, url)
             signature = request.headers.get(SIGNATURE_HEADER)
             settings = request.headers.get(SIGNATURE_SETTINGS_HEADER)
             try:

@@ -55,7 +55,6 @@ def _raw_target() -> str:
 
 def _check(guard: Guard) -> Verified:
     """The checks of ``_web`` in order; a refusal aborts with its status."""
-    validator = guard.validator(current_app.config.get(TOKEN_SETTING))
     environ = request.environ
     raw_host = environ.get("HTTP_HOST")
     try:
@@ -68,6 +67,7 @@ def _check(guard: Guard) -> Verified:
             remote_addr=request.remote_addr,
             header=request.headers.getlist,
         )
+        validator = guard.validator(current_app.config.get(TOKEN_SETTING), url)
         guard.check_declared_length(environ.get("CONTENT_LENGTH"), url)
         # Werkzeug bounds the read: a Content-Length body is read to its declared length, a chunked
         # one (servers that set wsgi.input_terminated) to at most max_content_length, where it stops
