@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -149,3 +150,43 @@ def test_examples_of_the_testing_helper_run() -> None:
             cwd=examples,
         )
         assert child.returncode == 0 and child.stdout.strip() == "ok", textwrap.shorten(child.stderr, 2000)
+
+
+def test_testing_helper_signs_json_and_sharedkey_webhooks_for_each_client() -> None:
+    """post_signed with json= (bodySHA256 added to the URL) and HMAC_SHA256, through Flask's and
+    Starlette's test clients; a wrong token is refused by the same routes."""
+    from typing import Any
+
+    import flask
+    from fastapi import Depends, FastAPI
+    from starlette.testclient import TestClient
+    from twilio_signature import Verified
+    from twilio_signature.fastapi import TwilioSignature
+    from twilio_signature.flask import validate_twilio_request
+    from twilio_signature.testing import post_signed, signed_request
+
+    app = flask.Flask("testing_helper")
+
+    @app.post("/events")
+    @validate_twilio_request(token="tok")
+    def events() -> dict[str, Any]:
+        return {"algorithm": flask.g.twilio_verified.algorithm, "event": flask.request.get_json()["event"]}
+
+    api = FastAPI()
+    guard = TwilioSignature(token="tok")
+
+    async def events_api(verified: Verified = Depends(guard)) -> dict[str, Any]:  # noqa: B008
+        return {"algorithm": verified.algorithm}
+
+    api.post("/events")(events_api)
+
+    for client in (app.test_client(), TestClient(api)):
+        for algorithm in ("HMAC_SHA1", "HMAC_SHA256"):
+            response = post_signed(client, "/events", json={"event": "x"}, token="tok", algorithm=algorithm)
+            assert response.status_code == 200, response.text
+            assert json.loads(response.text)["algorithm"] == algorithm
+        assert post_signed(client, "/events", json={"event": "x"}, token="bad").status_code == 403
+
+    signed = signed_request("https://example.com/sms", {"From": "+1", "Body": "a b"}, token="tok")
+    assert signed.body == b"From=%2B1&Body=a+b" and signed.path == "/sms"
+    assert Validator("tok").is_valid(signed.url, signed.body, signed.headers["X-Twilio-Signature"])
