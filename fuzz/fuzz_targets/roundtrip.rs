@@ -32,7 +32,7 @@ fn expected_signature(
     let index = secrets
         .iter()
         .position(|s| {
-            !s.secret.is_empty()
+            !s.secret.trim_ascii().is_empty()
                 && match (&key_id, &s.key_id) {
                     (Some(wanted), Some(id)) => wanted == id,
                     _ => true,

@@ -356,8 +356,8 @@ pub fn verify(
     let payload = payload_of_body(url, body)?;
     let candidates = candidates(url);
     for (index, secret) in secrets.iter().enumerate() {
-        // The contract: an empty secret matches nothing (anyone can sign with the empty key).
-        let eligible = !secret.secret.is_empty()
+        // The contract: a secret empty after trimming ASCII whitespace matches nothing (Secret::is_usable).
+        let eligible = !secret.secret.trim_ascii().is_empty()
             && match (&key_id, &secret.key_id) {
                 (Some(wanted), Some(id)) => wanted == id,
                 _ => true,
