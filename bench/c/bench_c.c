@@ -1,6 +1,7 @@
 /* Times the C ABI on one webhook, in batches that bench/run.py asks for.
  *
  *   bench_c <oneshot|validator> <fixture dir holding token, url, body, signature>
+ *   bench_c openssl <fixture dir also holding canonical, the signed string>
  *   LD_PRELOAD=libmalloc_count.so bench_c allocs <fixture dir>
  *
  * Prints "ready" once the fixture verifies (and a tampered copy does not), then for every line "N" on
@@ -63,6 +64,62 @@ static int verify_once(const struct file *b) {
                       NULL, 0);
 }
 
+/* The hashing limit in OpenSSL: HMAC-SHA1 keyed once with the token, copied per operation and run over
+ * the already-built signed string, as the least work a verifier using libcrypto must do. libcrypto is
+ * opened at run time (no headers or link flags needed); the legacy HMAC_CTX calls are still exported by
+ * OpenSSL 3. Prints "ready" once the MAC equals the fixture's signature. */
+static struct file canonical;
+static void *hmac_keyed, *hmac_work;
+static int (*hmac_copy)(void *, void *);
+static int (*hmac_init)(void *, const void *, int, const void *, void *);
+static int (*hmac_update)(void *, const unsigned char *, size_t);
+static int (*hmac_final)(void *, unsigned char *, unsigned int *);
+
+static int openssl_load(void) {
+    void *lib = dlopen("libcrypto.so.3", RTLD_NOW);
+    if (!lib) lib = dlopen("libcrypto.so", RTLD_NOW);
+    if (!lib) return -1;
+    void *(*ctx_new)(void);
+    const void *(*sha1)(void);
+    *(void **)(&ctx_new) = dlsym(lib, "HMAC_CTX_new");
+    *(void **)(&sha1) = dlsym(lib, "EVP_sha1");
+    *(void **)(&hmac_copy) = dlsym(lib, "HMAC_CTX_copy");
+    *(void **)(&hmac_init) = dlsym(lib, "HMAC_Init_ex");
+    *(void **)(&hmac_update) = dlsym(lib, "HMAC_Update");
+    *(void **)(&hmac_final) = dlsym(lib, "HMAC_Final");
+    if (!ctx_new || !sha1 || !hmac_copy || !hmac_init || !hmac_update || !hmac_final) return -1;
+    hmac_keyed = ctx_new();
+    hmac_work = ctx_new();
+    if (!hmac_keyed || !hmac_work) return -1;
+    return hmac_init(hmac_keyed, token.data, (int)token.len, sha1(), NULL) == 1 ? 0 : -1;
+}
+
+static int openssl_once(unsigned char mac[20]) {
+    unsigned int len = 0;
+    return hmac_copy(hmac_work, hmac_keyed) == 1 &&
+           hmac_update(hmac_work, canonical.data, canonical.len) == 1 &&
+           hmac_final(hmac_work, mac, &len) == 1 && len == 20;
+}
+
+/* Whether `mac` encodes (standard base64, padded) to the fixture's signature. */
+static int mac_is_signature(const unsigned char mac[20]) {
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char text[28];
+    for (int i = 0, o = 0; i < 21; i += 3, o += 4) {
+        uint32_t bits = (uint32_t)mac[i] << 16 | (uint32_t)(i + 1 < 20 ? mac[i + 1] : 0) << 8;
+        text[o] = digits[bits >> 18 & 63];
+        text[o + 1] = digits[bits >> 12 & 63];
+        text[o + 2] = i + 1 < 20 ? digits[bits >> 6 & 63] : '=';
+        text[o + 3] = '=';
+        if (i + 2 < 20) {
+            bits |= mac[i + 2];
+            text[o + 2] = digits[bits >> 6 & 63];
+            text[o + 3] = digits[bits & 63];
+        }
+    }
+    return sig.len == 28 && memcmp(text, sig.data, 28) == 0;
+}
+
 /* Heap allocations per call of each entry point, averaged over many calls. */
 static int report_allocations(void) {
     size_t (*malloc_count)(void);
@@ -82,10 +139,54 @@ static int report_allocations(void) {
     return 0;
 }
 
+/* Answers each line "N" on standard input with the nanoseconds that N calls of `once` took; stops at a
+ * failed call (exit status 1) or at the end of input (0). */
+static int serve_batches(int (*once)(void)) {
+    printf("ready\n");
+    fflush(stdout);
+    char line[64];
+    while (fgets(line, sizeof line, stdin)) {
+        long n = strtol(line, NULL, 10);
+        if (n <= 0) break;
+        int failures = 0;
+        uint64_t start = now_ns();
+        for (long i = 0; i < n; i++) failures += !once();
+        uint64_t elapsed = now_ns() - start;
+        if (failures) {
+            fprintf(stderr, "bench_c: %d calls failed\n", failures);
+            return 1;
+        }
+        printf("%llu\n", (unsigned long long)elapsed);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+static int verify_ok(void) { return verify_once(&body) == TWS_OK; }
+
+static int openssl_ok(void) {
+    unsigned char mac[20];
+    return openssl_once(mac);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 3 || (strcmp(argv[1], "oneshot") && strcmp(argv[1], "validator") && strcmp(argv[1], "allocs"))) {
-        fprintf(stderr, "usage: bench_c <oneshot|validator|allocs> <fixture dir>\n");
+    if (argc != 3 || (strcmp(argv[1], "oneshot") && strcmp(argv[1], "validator") && strcmp(argv[1], "allocs") &&
+                      strcmp(argv[1], "openssl"))) {
+        fprintf(stderr, "usage: bench_c <oneshot|validator|allocs|openssl> <fixture dir>\n");
         return 2;
+    }
+    if (strcmp(argv[1], "openssl") == 0) {
+        unsigned char mac[20];
+        if (read_file(argv[2], "token", &token) || read_file(argv[2], "canonical", &canonical) ||
+            read_file(argv[2], "signature", &sig) || openssl_load()) {
+            fprintf(stderr, "bench_c: no fixture in %s, or no libcrypto\n", argv[2]);
+            return 2;
+        }
+        if (!openssl_once(mac) || !mac_is_signature(mac)) {
+            fprintf(stderr, "bench_c: OpenSSL's HMAC of the signed string is not the fixture's signature\n");
+            return 1;
+        }
+        return serve_batches(openssl_ok);
     }
     int allocs_only = strcmp(argv[1], "allocs") == 0;
     use_validator = allocs_only || strcmp(argv[1], "validator") == 0;
@@ -115,28 +216,11 @@ int main(int argc, char **argv) {
     }
     free(tampered.data);
     if (allocs_only) return report_allocations();
-    printf("ready\n");
-    fflush(stdout);
-
-    char line[64];
-    while (fgets(line, sizeof line, stdin)) {
-        long n = strtol(line, NULL, 10);
-        if (n <= 0) break;
-        int failures = 0;
-        uint64_t start = now_ns();
-        for (long i = 0; i < n; i++) failures += verify_once(&body) != TWS_OK;
-        uint64_t elapsed = now_ns() - start;
-        if (failures) {
-            fprintf(stderr, "bench_c: %d verifications failed\n", failures);
-            return 1;
-        }
-        printf("%llu\n", (unsigned long long)elapsed);
-        fflush(stdout);
-    }
+    int served = serve_batches(verify_ok);
     tws_validator_free(validator);
     free(token.data);
     free(url.data);
     free(body.data);
     free(sig.data);
-    return 0;
+    return served;
 }
