@@ -26,7 +26,7 @@ def twiml(text: str) -> Response:
 
 def create_app(base_url: str | None = None) -> FastAPI:
     app = FastAPI()
-    app.add_middleware(TwilioBodyLimit)
+    app.add_middleware(TwilioBodyLimit, paths=["/sms", "/voice"])
     twilio = TwilioSignature(base_url=base_url)
 
     @app.post("/sms")

@@ -63,7 +63,7 @@ def flask_app(app: flask.Flask | None = None) -> flask.Flask:
 def fastapi_app(with_limit_middleware: bool) -> FastAPI:
     app = FastAPI()
     if with_limit_middleware:
-        app.add_middleware(TwilioBodyLimit)
+        app.add_middleware(TwilioBodyLimit, paths=["/form"])
     plain = TwilioSignature(token="fastapi-token")
     behind_proxy = TwilioSignature(token="fastapi-token", trusted_proxies=["127.0.0.0/8", "::1/128"])
     from_env = TwilioSignature()
@@ -414,6 +414,19 @@ def test_unsigned_big_body_is_refused_400_before_reading(
     )
     assert status == 400
     assert sent < 32 * MIB  # answered long before the body could have been read
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_fastapi_form_route_behind_the_middleware_refuses_unsigned_bodies_unread(
+    servers: dict[str, int], chunked: bool
+) -> None:
+    """FastAPI reads a Form() route's body before any dependency: TwilioBodyLimit(paths=...) answers
+    400 first, and the in-process server's memory shows the body was not buffered."""
+    port = servers["fastapi_mw"]
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, sent, peak = stream_post(port, "/form", headers, 64 * MIB, chunked)
+    assert status == 400
+    assert sent < 32 * MIB and peak < 4 * MIB
 
 
 def test_django_on_a_server_that_cannot_dechunk_answers_411_without_reading(servers: dict[str, int]) -> None:

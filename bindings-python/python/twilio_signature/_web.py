@@ -198,12 +198,7 @@ class Guard:
         else:
             url = f"{scheme}://{forwarded_host or host}{target}"
         if not header("X-Twilio-Signature"):
-            raise self.refuse(
-                400,
-                "the X-Twilio-Signature header is missing",
-                url,
-                "the request was not sent by Twilio (or a proxy dropped the header)",
-            )
+            raise self.missing_signature(url)
         for name, value in (("Host", host), ("X-Forwarded-Host", forwarded_host)):
             if value is not None and bad_host(value):
                 raise self.refuse(
@@ -213,6 +208,14 @@ class Guard:
                     "a host with / ? # @ \\, whitespace or control characters could move the URL",
                 )
         return url
+
+    def missing_signature(self, url: str) -> Refusal:
+        return self.refuse(
+            400,
+            "the X-Twilio-Signature header is missing",
+            url,
+            "the request was not sent by Twilio (or a proxy dropped the header)",
+        )
 
     def _trusted(self, remote_addr: str | None) -> bool:
         if not self.trusted_proxies:

@@ -28,7 +28,8 @@ Refusals are ``HTTPException``: 400 without ``X-Twilio-Signature`` (the body unr
 ``Host``, 413 for a body over ``max_body_bytes`` (default 1 MiB), 403 for a bad signature; no usable
 token raises :class:`~twilio_signature.MissingTokenError` (500). A route with ``Form()`` or body
 parameters has its body read by FastAPI *before* the dependency runs, so to bound the memory of those
-reads add :class:`TwilioBodyLimit` as middleware too.
+reads add :class:`TwilioBodyLimit` as middleware too, with ``paths=[...]`` so that unsigned requests are
+refused before their body is read.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the annotations of `__call__` at runtime.
@@ -140,30 +141,41 @@ class TwilioSignature:
 
 
 class TwilioBodyLimit:
-    """ASGI middleware bounding the bodies of requests that carry ``X-Twilio-Signature``: a declared
-    ``Content-Length`` over ``max_body_bytes`` gets 413 unread, and a streamed body is cut off with 413
-    once it passes the limit, before FastAPI parses it for ``Form()`` or body parameters.
+    """ASGI middleware bounding webhook bodies before FastAPI parses them for ``Form()`` or body
+    parameters: a declared ``Content-Length`` over ``max_body_bytes`` gets 413 unread, and a streamed
+    body is cut off with 413 once it passes the limit.
 
-    ::
+    It acts on requests carrying ``X-Twilio-Signature`` and, when ``paths`` (path prefixes) is given,
+    on every request under them, where a request *without* the header gets 400 before its body is
+    read (FastAPI would otherwise read the whole body before the dependency could refuse it)::
 
-        app.add_middleware(TwilioBodyLimit, max_body_bytes=1 << 20)
+        app.add_middleware(TwilioBodyLimit, paths=["/twilio/"], max_body_bytes=1 << 20)
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        paths: Iterable[str] | None = None,
+    ) -> None:
         self.app = app
         self.guard = Guard("fastapi", max_body_bytes=max_body_bytes)
+        self.paths = tuple(paths or ())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {name.lower(): value for name, value in scope.get("headers", ())}
-        if b"x-twilio-signature" not in headers:
+        signed = b"x-twilio-signature" in headers
+        guarded = bool(self.paths) and str(scope.get("path", "")).startswith(self.paths)
+        if not signed and not guarded:
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
-        url = _raw_target(request)
+        url = _raw_target(Request(scope))
         try:
+            if not signed:
+                raise self.guard.missing_signature(url)
             self.guard.check_declared_length(headers.get(b"content-length", b"").decode("latin-1"), url)
         except Refusal as refusal:
             await _plain(send, refusal.status, refusal.reason)
