@@ -62,8 +62,10 @@ class Validator:
     """Verifies Twilio webhook requests against one or more secrets. Immutable and thread-safe.
 
     ``secrets`` is one Auth Token (``str`` or ``bytes``), a list of them (tried in order: key
-    rotation, several subaccounts), or ``{key_id: secret}`` for SharedKeys. ``max_params`` bounds
-    the form parameters of one request (``TooManyParamsError`` past it).
+    rotation, several subaccounts), or ``{key_id: secret}`` for SharedKeys. A secret that is empty
+    after trimming ASCII whitespace, or a ``str`` that cannot be encoded as UTF-8, is a ``ValueError``
+    that never carries the secret. ``max_params`` bounds the form parameters of one request
+    (``TooManyParamsError`` past it; an iterable of pairs is read no further than that).
     """
 
     def __new__(
