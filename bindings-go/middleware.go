@@ -37,6 +37,13 @@ type Options struct {
 	// Logger receives the default line for each refusal (nil: slog.Default()). Unused when OnReject
 	// is set.
 	Logger *slog.Logger
+	// Idempotency, when set, answers Twilio's retries once: verified requests go through
+	// Idempotent(Idempotency, IdempotencyOptions) before next (see Idempotent). Use NewMemoryStore for
+	// one instance, the redisstore module for several. nil (the default): every request runs next.
+	Idempotency IdempotencyStore
+	// IdempotencyOptions configure the retry handling when Idempotency is set (zero values: the
+	// defaults; a nil Logger means Logger above).
+	IdempotencyOptions IdempotencyOptions
 }
 
 // Rejection says why the middleware refused a request. Nothing in it carries a secret or the
@@ -86,12 +93,21 @@ func VerifiedFrom(ctx context.Context) (Verified, bool) {
 // Content-Length says so, otherwise at most MaxBodyBytes+1 bytes are read); 403 when the signature does
 // not verify; 500 when v is nil or closed. Each refusal is logged once (or given to OnReject). The body
 // is read once and restored for next; what was verified is in the request's context (VerifiedFrom).
+// With Options.Idempotency set, a verified request reaches next through Idempotent: a Twilio retry
+// gets the first delivery's stored response and next runs once per delivery.
 func Middleware(v *Validator, opts Options) func(http.Handler) http.Handler {
 	g := guard{validator: v, opts: opts, maxBody: opts.MaxBodyBytes}
 	if g.maxBody <= 0 {
 		g.maxBody = defaultMaxBodyBytes
 	}
 	return func(next http.Handler) http.Handler {
+		if opts.Idempotency != nil {
+			retries := opts.IdempotencyOptions
+			if retries.Logger == nil {
+				retries.Logger = opts.Logger
+			}
+			next = Idempotent(opts.Idempotency, retries)(next)
+		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			verified, rejection := g.check(w, r)
 			if rejection != nil {

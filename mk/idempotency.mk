@@ -33,9 +33,10 @@ test-idempotency-python: redis-server python-install $(IDEMPOTENCY_STAMP)
 # The in-memory store and the middleware live in package twiliosig (test-go runs them too; the build is
 # shared through Go's cache); the Redis store is the separate module bindings-go/redisstore.
 test-idempotency-go: redis-server c-lib
-	@unformatted=$$(cd bindings-go && gofmt -l idempotency.go idempotency_test.go idempotencytest redisstore); \
+	@unformatted=$$(cd bindings-go && gofmt -l idempotency.go idempotency_test.go middleware.go middleware_idempotency_test.go \
+	  idempotencytest redisstore); \
 	if [ -n "$$unformatted" ]; then echo "gofmt: $$unformatted"; exit 1; fi
 	cd bindings-go && $(GO_CGO_ENV) go test -race -count=1 \
-	  -run 'Idempotent|MemoryStore|DeliveryKey|AFailingStore' .
+	  -run 'Idempotent|Idempotency|MemoryStore|DeliveryKey|AFailingStore' .
 	cd bindings-go/redisstore && $(GO_CGO_ENV) go vet ./...
 	cd bindings-go/redisstore && TWILIOSIG_REQUIRE_REDIS=1 $(GO_CGO_ENV) go test -race -count=1 ./...

@@ -40,6 +40,9 @@ type Fleet struct {
 	Keys func() int
 	// TTLs returns the time left on every key the store holds (every one must have a TTL).
 	TTLs func() []time.Duration
+	// ViaOptions wires the store as twiliosig.Options{Idempotency: Store} of Middleware instead of
+	// wrapping the handlers in twiliosig.Idempotent (see Harness.ViaOptions).
+	ViaOptions bool
 }
 
 // NewToken returns a fresh idempotency token shaped like Twilio's.
@@ -178,6 +181,10 @@ func (g *gates) get(token string) chan struct{} {
 type Harness struct {
 	runs counter
 	gate gates
+	// ViaOptions makes NewApp pass the store as twiliosig.Options{Idempotency, IdempotencyOptions}
+	// (with the log going to Options.Logger, which the retry handling inherits) instead of wrapping
+	// the handlers in twiliosig.Idempotent inside Middleware.
+	ViaOptions bool
 }
 
 // NewHarness returns a harness with no runs counted.
@@ -198,7 +205,7 @@ func (h *Harness) NewApp(t *testing.T, store twiliosig.IdempotencyStore, opts tw
 	}
 	t.Cleanup(func() { _ = v.Close() })
 	logs := &SyncBuffer{}
-	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if opts.Wait == 0 {
 		opts.Wait = Wait
 	}
@@ -237,8 +244,16 @@ func (h *Harness) NewApp(t *testing.T, store twiliosig.IdempotencyStore, opts tw
 			http.NotFound(w, r)
 		}
 	})
-	mw := twiliosig.Middleware(v, twiliosig.Options{BaseURL: baseURL})
-	srv := httptest.NewUnstartedServer(mw(twiliosig.Idempotent(store, opts)(handler)))
+	var app http.Handler
+	if h.ViaOptions {
+		app = twiliosig.Middleware(v, twiliosig.Options{BaseURL: baseURL, Logger: logger,
+			Idempotency: store, IdempotencyOptions: opts})(handler)
+	} else {
+		opts.Logger = logger
+		mw := twiliosig.Middleware(v, twiliosig.Options{BaseURL: baseURL})
+		app = mw(twiliosig.Idempotent(store, opts)(handler))
+	}
+	srv := httptest.NewUnstartedServer(app)
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the /panic handler's stack trace
 	srv.Start()
 	t.Cleanup(srv.Close)
@@ -289,6 +304,7 @@ func Post(t *testing.T, app *App, target, token string, forge bool) Reply {
 // TestMiddleware runs every retry scenario through two servers sharing fleet.Store.
 func TestMiddleware(t *testing.T, fleet Fleet) {
 	h := NewHarness()
+	h.ViaOptions = fleet.ViaOptions
 	runs, gate := &h.runs, &h.gate
 	apps := [2]*App{
 		h.NewApp(t, fleet.Store, twiliosig.IdempotencyOptions{}),

@@ -104,23 +104,35 @@ func TestRedisStoreContract(t *testing.T) {
 }
 
 func TestIdempotentWithRedisAcrossTwoInstances(t *testing.T) {
+	idempotencytest.TestMiddleware(t, redisFleet(t, false))
+}
+
+// The same suite with the store given as twiliosig.Middleware's Options{Idempotency: store}.
+func TestMiddlewareOptionsIdempotencyWithRedisAcrossTwoInstances(t *testing.T) {
+	idempotencytest.TestMiddleware(t, redisFleet(t, true))
+}
+
+func redisFleet(t *testing.T, viaOptions bool) idempotencytest.Fleet {
 	s := startRedis(t)
 	c, prefix := s.client(t), uniquePrefix()
-	idempotencytest.TestMiddleware(t, idempotencytest.Fleet{
-		Store: redisstore.New(c, redisstore.Options{Prefix: prefix}),
-		Keys:  func() int { return len(keys(t, c, prefix)) },
-		TTLs: func() []time.Duration {
-			var ttls []time.Duration
-			for _, k := range keys(t, c, prefix) {
-				ttl, err := c.PTTL(context.Background(), k).Result()
-				if err != nil {
-					t.Fatal(err)
-				}
-				ttls = append(ttls, ttl) // -1 (no TTL) fails the suite's check
-			}
-			return ttls
-		},
-	})
+	return idempotencytest.Fleet{
+		Store:      redisstore.New(c, redisstore.Options{Prefix: prefix}),
+		Keys:       func() int { return len(keys(t, c, prefix)) },
+		TTLs:       func() []time.Duration { return pttls(t, c, prefix) },
+		ViaOptions: viaOptions,
+	}
+}
+
+func pttls(t *testing.T, c *redis.Client, prefix string) []time.Duration {
+	var ttls []time.Duration
+	for _, k := range keys(t, c, prefix) {
+		ttl, err := c.PTTL(context.Background(), k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ttls = append(ttls, ttl) // -1 (no TTL) fails the suite's check
+	}
+	return ttls
 }
 
 func TestEveryKeyHasATTLTheLeaseThenTheStoreTTL(t *testing.T) {
@@ -154,24 +166,32 @@ func TestRedisStoppedProcessesByDefaultRefusesWithTheOptionAndRecovers(t *testin
 	process := h.NewApp(t, store, twiliosig.IdempotencyOptions{})
 	refuse := h.NewApp(t, store, twiliosig.IdempotencyOptions{RefuseOnStoreError: true})
 	other := h.NewApp(t, store, twiliosig.IdempotencyOptions{})
+	// The same two behaviours through Middleware's Options{Idempotency: store}.
+	h.ViaOptions = true
+	processViaOptions := h.NewApp(t, store, twiliosig.IdempotencyOptions{})
+	refuseViaOptions := h.NewApp(t, store, twiliosig.IdempotencyOptions{RefuseOnStoreError: true})
 
 	s.stop()
-	token := idempotencytest.NewToken()
-	if r := idempotencytest.Post(t, process, "/voice", token, false); r.Err != nil || r.Status != 200 || h.Runs(token) != 1 {
-		t.Fatalf("with Redis down: %d %v, runs %d", r.Status, r.Err, h.Runs(token))
+	for _, app := range []*idempotencytest.App{process, processViaOptions} {
+		token := idempotencytest.NewToken()
+		if r := idempotencytest.Post(t, app, "/voice", token, false); r.Err != nil || r.Status != 200 || h.Runs(token) != 1 {
+			t.Fatalf("with Redis down: %d %v, runs %d", r.Status, r.Err, h.Runs(token))
+		}
+		logs := app.Log.String()
+		if !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "twilio webhook retry store failed (claim): redisstore: claim:") ||
+			!strings.Contains(logs, "processed unguarded") {
+			t.Fatalf("log: %s", logs)
+		}
 	}
-	logs := process.Log.String()
-	if !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "twilio webhook retry store failed (claim): redisstore: claim:") ||
-		!strings.Contains(logs, "processed unguarded") {
-		t.Fatalf("log: %s", logs)
-	}
-	token = idempotencytest.NewToken()
-	if r := idempotencytest.Post(t, refuse, "/voice", token, false); r.Err != nil || r.Status != 503 || h.Runs(token) != 0 {
-		t.Fatalf("refusing with Redis down: %d %v, runs %d", r.Status, r.Err, h.Runs(token))
+	for _, app := range []*idempotencytest.App{refuse, refuseViaOptions} {
+		token := idempotencytest.NewToken()
+		if r := idempotencytest.Post(t, app, "/voice", token, false); r.Err != nil || r.Status != 503 || h.Runs(token) != 0 {
+			t.Fatalf("refusing with Redis down: %d %v, runs %d", r.Status, r.Err, h.Runs(token))
+		}
 	}
 
-	s.start() // back, empty (no persistence): both instances store and replay again
-	for _, app := range []*idempotencytest.App{process, refuse} {
+	s.start() // back, empty (no persistence): every instance stores and replays again
+	for _, app := range []*idempotencytest.App{process, refuse, processViaOptions, refuseViaOptions} {
 		token := idempotencytest.NewToken()
 		first := idempotencytest.Post(t, app, "/voice", token, false)
 		retry := idempotencytest.Post(t, other, "/voice", token, false)
@@ -179,7 +199,7 @@ func TestRedisStoppedProcessesByDefaultRefusesWithTheOptionAndRecovers(t *testin
 			t.Fatalf("after recovery: %d, %d replayed=%v, runs %d", first.Status, retry.Status, retry.Replayed, h.Runs(token))
 		}
 	}
-	if len(keys(t, c, prefix)) != 2 {
+	if len(keys(t, c, prefix)) != 4 {
 		t.Fatalf("keys after recovery: %v", keys(t, c, prefix))
 	}
 }
