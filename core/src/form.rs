@@ -249,6 +249,7 @@ fn decode_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize)
 
 /// Copies `body[start..end]` into `out` at `at`, sixteen bytes at a time; returns where it ends. `out`
 /// needs room for `end - start + OVERSHOOT` bytes from `at`.
+#[inline]
 fn copy_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize) -> usize {
     let (mut i, mut o) = (start, at);
     while i < end {
@@ -355,6 +356,7 @@ impl<'s, S: FnMut(&[u8])> Assembly<'s, S> {
     }
 
     /// Appends a field of a form body, decoded.
+    #[inline]
     fn field(&mut self, body: &[u8], field: Field) {
         let (start, end) = (field.start, field.end);
         if self.room_for(end - start) {
@@ -363,16 +365,26 @@ impl<'s, S: FnMut(&[u8])> Assembly<'s, S> {
             } else {
                 copy_into(body, start, end, &mut self.buf, self.len)
             };
-        } else if !field.escaped {
-            (self.sink)(&body[start..end]);
         } else {
-            let mut i = start;
-            while i < end {
-                let piece = piece_end(body, i, end, ASSEMBLY);
-                self.len = decode_into(body, i, piece, &mut self.buf, 0);
-                self.flush();
-                i = piece;
-            }
+            self.stream(body, field);
+        }
+    }
+
+    /// A field longer than the buffer (which is empty now): passed on as it is, or decoded a buffer at
+    /// a time.
+    #[cold]
+    fn stream(&mut self, body: &[u8], field: Field) {
+        let (start, end) = (field.start, field.end);
+        if !field.escaped {
+            (self.sink)(&body[start..end]);
+            return;
+        }
+        let mut i = start;
+        while i < end {
+            let piece = piece_end(body, i, end, ASSEMBLY);
+            self.len = decode_into(body, i, piece, &mut self.buf, 0);
+            self.flush();
+            i = piece;
         }
     }
 
@@ -465,10 +477,13 @@ impl Found {
 
     /// Whether the decoded field is UTF-8. When the whole raw body is UTF-8, only `%XX` escapes of high
     /// bytes can break that (ASCII bytes swapped for ASCII bytes leave every character whole).
+    #[inline]
     fn decodes_to_utf8(self, body: &[u8], body_is_utf8: bool) -> bool {
-        if body_is_utf8 && !self.marks.high {
-            return true;
-        }
+        (body_is_utf8 && !self.marks.high) || self.check_utf8(body)
+    }
+
+    #[cold]
+    fn check_utf8(self, body: &[u8]) -> bool {
         if self.marks.escaped {
             decodes_to_utf8(body, self.start, self.end)
         } else {
@@ -635,8 +650,38 @@ pub(crate) fn index_form<'s>(body: &[u8], scratch: &'s mut [Span]) -> Result<&'s
 
     let spans = &mut scratch[..count];
     rebase_prefixes(body, spans);
-    spans.sort_unstable_by(|a, b| cmp_spans(body, a, b));
+    if spans.len() <= SMALL_SORT {
+        insertion_sort(body, spans);
+    } else {
+        spans.sort_unstable_by(|a, b| cmp_spans(body, a, b));
+    }
     Ok(dedup(spans, |a, b| cmp_spans(body, a, b).is_eq()))
+}
+
+/// Up to this many spans are sorted by [`insertion_sort`] (a real webhook's 10 to 40 parameters).
+const SMALL_SORT: usize = 48;
+
+/// Insertion sort of a few spans: the prefixes decide nearly every step with one integer compare, and
+/// only equal prefixes call the full comparison.
+fn insertion_sort(body: &[u8], spans: &mut [Span]) {
+    for i in 1..spans.len() {
+        let current = spans[i];
+        let mut j = i;
+        while j > 0 {
+            let before = &spans[j - 1];
+            let less = if current.prefix == before.prefix {
+                cmp_spans(body, &current, before).is_lt()
+            } else {
+                current.prefix < before.prefix
+            };
+            if !less {
+                break;
+            }
+            spans[j] = spans[j - 1];
+            j -= 1;
+        }
+        spans[j] = current;
+    }
 }
 
 /// When every name starts with the same 16 decoded bytes, the prefixes cannot order anything and each
