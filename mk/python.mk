@@ -9,10 +9,12 @@ VENV_BIN := $(VENV)/bin
 # Pinned so a fresh clone tests against exactly what was tested here. Werkzeug, Flask, Django,
 # FastAPI/Starlette and python-multipart are also the minimums pyproject.toml states for its extras.
 # gunicorn serves the WSGI apps in the body-limit tests; ziglang links the manylinux2014 wheel
-# (glibc 2.17) and auditwheel confirms its tag.
+# (glibc 2.17) and auditwheel confirms its tag; redis (the package's `redis` extra) is what mypy
+# checks RedisStore against, and the client of the retry tests (mk/idempotency.mk).
 PYTHON_DEPS := maturin==1.16.0 pytest==8.4.2 twilio==9.13.0 flask==3.1.2 werkzeug==3.1.9 django==5.2.7 \
 	fastapi==0.119.0 starlette==0.48.0 python-multipart==0.0.34 uvicorn==0.37.0 gunicorn==27.0.1 \
-	requests==2.32.5 httpx==0.28.1 mypy==1.18.2 ruff==0.14.0 ziglang==0.17.0 auditwheel==6.8.2
+	requests==2.32.5 httpx==0.28.1 mypy==1.18.2 ruff==0.14.0 ziglang==0.17.0 auditwheel==6.8.2 \
+	redis==8.1.0
 VENV_STAMP := $(VENV)/.twilio-signature-python-deps
 
 .PHONY: venv python-install test-python bench-python wheel test-python-wheel
@@ -31,7 +33,10 @@ test-python: python-install
 	cd bindings-python && $(VENV_BIN)/ruff check . && $(VENV_BIN)/ruff format --check .
 	cd bindings-python && $(VENV_BIN)/mypy --strict examples python/twilio_signature
 	cd bindings-python && $(VENV_BIN)/python -m mypy.stubtest twilio_signature._native
-	cd bindings-python && $(VENV_BIN)/python -m pytest -q -p no:cacheprovider tests
+	@# The retry tests (tests/test_idempotency_*.py) run in test-idempotency, with the redis-server
+	@# they need; they are not run a second time here.
+	cd bindings-python && $(VENV_BIN)/python -m pytest -q -p no:cacheprovider tests \
+	  $(foreach t,$(IDEMPOTENCY_PY_TESTS),--ignore=$(t))
 
 bench-python: python-install
 	$(VENV_BIN)/python bindings-python/bench/compare.py

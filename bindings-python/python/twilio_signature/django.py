@@ -16,6 +16,7 @@ Middleware, guarding every path under the prefixes of ``TWILIO_WEBHOOK_PATHS`` (
     TWILIO_BASE_URL = None            # optional, e.g. "https://example.com"
     TWILIO_TRUSTED_PROXIES = []       # optional, networks ("10.0.0.0/8") whose X-Forwarded-* are believed
     TWILIO_MAX_BODY_BYTES = 1048576   # optional, larger bodies get 413
+    TWILIO_IDEMPOTENCY = None         # optional: Twilio's retries answered once (below)
 
 The token is ``settings.TWILIO_AUTH_TOKEN`` or the environment variable of that name; none (or only
 whitespace) raises :class:`~twilio_signature.MissingTokenError` (500). Without ``X-Twilio-Signature``
@@ -26,6 +27,13 @@ success ``request.twilio_verified`` holds the :class:`~twilio_signature.Verified
 refusal is one WARNING line on the logger ``twilio_signature.django``. Django's own
 ``SECURE_PROXY_SSL_HEADER`` and ``USE_X_FORWARDED_HOST`` already shape ``request.scheme`` and
 ``get_host()``, which these helpers start from.
+
+Retries (see :mod:`twilio_signature.idempotency`): ``@validate_twilio_request(idempotency=store)``, or
+for the middleware the setting ``TWILIO_IDEMPOTENCY``: a store (``MemoryStore()`` for one process,
+``RedisStore(redis.Redis(...))`` for several), an ``Idempotency(store, ...)`` driver, or the dotted
+path of one (``"myproject.twilio.retries"``), imported when the middleware is built. The first
+delivery runs the view and its response (status, Content-Type, body) is stored; a retry with the same
+``I-Twilio-Idempotency-Token`` gets it with ``Idempotent-Replayed: true`` and the view does not run.
 """
 
 from __future__ import annotations
@@ -38,10 +46,18 @@ from typing import Any, TypeVar, cast, overload
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.encoding import escape_uri_path
+from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 
 from twilio_signature._compat import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER
 from twilio_signature._web import DEFAULT_MAX_BODY_BYTES, TOKEN_SETTING, Guard, Refusal, bad_host
+from twilio_signature.idempotency import (
+    REPLAYED_HEADER,
+    TOKEN_HEADER,
+    Idempotency,
+    IdempotencyStore,
+    StoredResponse,
+)
 
 __all__ = ["TwilioSignatureMiddleware", "validate_twilio_request"]
 
@@ -114,6 +130,49 @@ def check(guard: Guard, request: HttpRequest) -> HttpResponse | None:
     return None
 
 
+def _capture(response: HttpResponse) -> StoredResponse | None:
+    """The view's response as stored; a streamed or file response cannot be."""
+    if getattr(response, "streaming", False):
+        return None
+    render = getattr(response, "render", None)
+    if render is not None and not getattr(response, "is_rendered", True):
+        render()  # a TemplateResponse from a decorated view: Django would render it next anyway
+    return StoredResponse(response.status_code, response.get("Content-Type"), bytes(response.content))
+
+
+def _replay(stored: StoredResponse) -> HttpResponse:
+    response = HttpResponse(stored.body, status=stored.status, content_type=stored.content_type)
+    if stored.content_type is None:
+        del response["Content-Type"]
+    response[REPLAYED_HEADER] = "true"
+    return response
+
+
+def _run_once(
+    retries: Idempotency | None, request: HttpRequest, handler: Callable[[], HttpResponse]
+) -> HttpResponse:
+    """``handler()`` for a verified request, once per Twilio delivery when ``retries`` is set."""
+    if retries is None:
+        return handler()
+    verified = request.twilio_verified
+    result = retries.run(verified.replay_key, request.headers.get(TOKEN_HEADER), handler, _capture)
+    return _replay(result) if isinstance(result, StoredResponse) else result
+
+
+def _retries_setting() -> Idempotency | None:
+    value = getattr(settings, "TWILIO_IDEMPOTENCY", None)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = import_string(value)
+    if not isinstance(value, (Idempotency, IdempotencyStore)):
+        raise TypeError(
+            "settings.TWILIO_IDEMPOTENCY must be an idempotency store (MemoryStore, RedisStore), an "
+            f"Idempotency, or the dotted path of one; got {type(value).__name__}"
+        )
+    return Idempotency.of(value)
+
+
 @overload
 def validate_twilio_request(view: F, /) -> F: ...
 @overload
@@ -124,6 +183,7 @@ def validate_twilio_request(
     trusted_proxies: Iterable[str] | None = None,
     trust_proxy: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    idempotency: Idempotency | IdempotencyStore | None = None,
 ) -> Callable[[F], F]: ...
 def validate_twilio_request(
     view: F | None = None,
@@ -134,9 +194,13 @@ def validate_twilio_request(
     trusted_proxies: Iterable[str] | None = None,
     trust_proxy: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    idempotency: Idempotency | IdempotencyStore | None = None,
 ) -> F | Callable[[F], F]:
     """Refuse requests to the view that Twilio did not sign (400 unsigned or a bad Host, 403 badly
-    signed, 413 a body over ``max_body_bytes``, 500 without a usable token)."""
+    signed, 413 a body over ``max_body_bytes``, 500 without a usable token); with ``idempotency``
+    (a store or an :class:`~twilio_signature.idempotency.Idempotency`), run the view once per Twilio
+    delivery and answer its retries with the stored response."""
+    retries = None if idempotency is None else Idempotency.of(idempotency)
     guard = Guard(
         "django",
         token=token,
@@ -153,7 +217,7 @@ def validate_twilio_request(
             if refused is not None:
                 return refused
             # Verified (request.twilio_verified is set): the one place the view is called.
-            return view(request, *args, **kwargs)
+            return _run_once(retries, request, lambda: view(request, *args, **kwargs))
 
         return cast(F, csrf_exempt(guarded))
 
@@ -173,6 +237,7 @@ class TwilioSignatureMiddleware:
             trust_proxy=getattr(settings, "TWILIO_TRUST_PROXY", False),
             max_body_bytes=getattr(settings, "TWILIO_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         )
+        self.retries = _retries_setting()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if self.paths and request.path.startswith(self.paths):
@@ -182,4 +247,5 @@ class TwilioSignatureMiddleware:
             # Verified (request.twilio_verified is set); the view is called below.
             # Twilio cannot send a CSRF token; the signature is this request's protection.
             request._dont_enforce_csrf_checks = True
+            return _run_once(self.retries, request, lambda: self.get_response(request))
         return self.get_response(request)

@@ -30,19 +30,44 @@ token raises :class:`~twilio_signature.MissingTokenError` (500). A route with ``
 parameters has its body read by FastAPI *before* the dependency runs, so to bound the memory of those
 reads add :class:`TwilioBodyLimit` as middleware too, with ``paths=[...]`` so that unsigned requests are
 refused before their body is read.
+
+Retries (see :mod:`twilio_signature.idempotency`): a dependency runs before the endpoint but cannot
+wrap it, so answering Twilio's retries once takes the helper's route class as well::
+
+    twilio = TwilioSignature(idempotency=RedisStore(redis.Redis()))   # or MemoryStore() for one process
+    router = APIRouter(route_class=twilio.route_class)
+
+    @router.post("/voice")
+    async def voice(verified: Annotated[Verified, Depends(twilio)]): ...
+
+    app.include_router(router)
+
+The route class verifies the request (once: the dependency then returns that result), runs the
+endpoint once per delivery and answers a retry with the stored response and ``Idempotent-Replayed:
+true``. It acts only on routes that depend on ``twilio``; other routes of the router are untouched.
+A route that depends on a ``TwilioSignature(idempotency=...)`` but is not built by its route class
+raises ``RuntimeError`` on every request (a 500) rather than silently running every retry.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the annotations of `__call__` at runtime.
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, MutableMapping
 from typing import Any
 
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
 
 from twilio_signature._compat import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER
 from twilio_signature._native import Verified
 from twilio_signature._web import DEFAULT_MAX_BODY_BYTES, Guard, Refusal
+from twilio_signature.idempotency import (
+    REPLAYED_HEADER,
+    TOKEN_HEADER,
+    Idempotency,
+    IdempotencyStore,
+    StoredResponse,
+)
 
 __all__ = ["TwilioBodyLimit", "TwilioSignature"]
 
@@ -51,6 +76,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_VERIFIED_KEY = "twilio_signature.verified"
+"""The request scope's entry where the route class leaves (helper, Verified) for the dependency."""
 
 
 def _raw_target(request: Request) -> str:
@@ -83,11 +111,29 @@ async def _read_body(guard: Guard, request: Request, url: str) -> bytes:
     return body
 
 
+def _capture(response: Response) -> StoredResponse | None:
+    """The endpoint's response as stored; a streamed one (no ``body``) cannot be."""
+    body = getattr(response, "body", None)
+    if not isinstance(body, bytes):
+        return None
+    return StoredResponse(response.status_code, response.headers.get("content-type"), body)
+
+
+def _replay(stored: StoredResponse) -> Response:
+    # The content type as a header, not media_type: Starlette would add a charset to text/*.
+    headers = {REPLAYED_HEADER: "true"}
+    if stored.content_type is not None:
+        headers["content-type"] = stored.content_type
+    return Response(stored.body, status_code=stored.status, headers=headers)
+
+
 class TwilioSignature:
     """A FastAPI dependency (or Starlette helper) returning the :class:`~twilio_signature.Verified`.
 
     Options as the Flask and Django helpers: ``token``, ``base_url``, ``trusted_proxies`` (networks,
-    ``"10.0.0.0/8"``), ``trust_proxy`` and ``max_body_bytes`` (default 1 MiB).
+    ``"10.0.0.0/8"``), ``trust_proxy`` and ``max_body_bytes`` (default 1 MiB); ``idempotency`` (a
+    store or an :class:`~twilio_signature.idempotency.Idempotency`) answers Twilio's retries once on
+    the routes built by :attr:`route_class`.
     """
 
     def __init__(
@@ -98,7 +144,10 @@ class TwilioSignature:
         trusted_proxies: Iterable[str] | None = None,
         trust_proxy: bool = False,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        idempotency: Idempotency | IdempotencyStore | None = None,
     ) -> None:
+        self.retries = None if idempotency is None else Idempotency.of(idempotency)
+        self._route_class: type[Any] | None = None
         self.guard = Guard(
             "fastapi",
             token=token,
@@ -109,6 +158,29 @@ class TwilioSignature:
         )
 
     async def __call__(self, request: Request) -> Verified:
+        found = request.scope.get(_VERIFIED_KEY)
+        if found is not None and found[0] is self:
+            verified: Verified = found[1]  # verified by our route class
+            return verified
+        if self.retries is not None:
+            raise RuntimeError(
+                "TwilioSignature(idempotency=...) answers retries only on routes built by its route "
+                "class: APIRouter(route_class=twilio.route_class) (or app.router.route_class = "
+                "twilio.route_class before the routes are added); without it every retry would run again"
+            )
+        return await self._verify(request)
+
+    @property
+    def route_class(self) -> type[Any]:
+        """A FastAPI ``APIRoute`` class: on each of its routes that depends on this helper, the
+        request is verified before the endpoint's dependencies are solved and, with
+        ``idempotency``, the endpoint runs once per Twilio delivery (retries get the stored
+        response). Routes that do not depend on this helper are left as they are."""
+        if self._route_class is None:
+            self._route_class = _make_route_class(self)
+        return self._route_class
+
+    async def _verify(self, request: Request) -> Verified:
         guard = self.guard
         client = request.client
         hosts = request.headers.getlist("host")
@@ -138,6 +210,38 @@ class TwilioSignature:
             return guard.verify(validator, url, body, signature, settings)
         except Refusal as refusal:
             raise HTTPException(status_code=refusal.status, detail=refusal.reason) from None
+
+
+def _make_route_class(twilio: TwilioSignature) -> type[Any]:
+    from fastapi.dependencies.models import Dependant
+    from fastapi.routing import APIRoute  # FastAPI only: plain Starlette users never get here
+
+    def depends_on_twilio(dependant: Dependant) -> bool:
+        return any(dep.call is twilio or depends_on_twilio(dep) for dep in dependant.dependencies)
+
+    class TwilioSignatureRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+            if not depends_on_twilio(self.dependant):
+                return handler
+
+            async def verified_route(request: Request) -> Response:
+                verified = await twilio._verify(request)  # a refusal raises HTTPException
+                request.scope[_VERIFIED_KEY] = (twilio, verified)
+                retries = twilio.retries
+                if retries is None:
+                    return await handler(request)
+                result = await retries.run_async(
+                    verified.replay_key,
+                    request.headers.get(TOKEN_HEADER),
+                    lambda: handler(request),
+                    _capture,
+                )
+                return _replay(result) if isinstance(result, StoredResponse) else result
+
+            return verified_route
+
+    return TwilioSignatureRoute
 
 
 class TwilioBodyLimit:

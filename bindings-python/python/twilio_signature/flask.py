@@ -19,6 +19,13 @@ both work and ``request.form`` stays usable in the view. On success ``flask.g.tw
 the :class:`~twilio_signature.Verified` result. Each refusal is one WARNING line on the logger
 ``twilio_signature.flask``.
 
+``idempotency=`` answers Twilio's retries once (see :mod:`twilio_signature.idempotency`): a store
+(``MemoryStore()`` for one process, ``RedisStore(redis.Redis(...))`` for several) or an
+``Idempotency(store, ...)`` driver. The first delivery runs the view and its response (status,
+Content-Type, body) is stored; a retry with the same ``I-Twilio-Idempotency-Token`` gets that response
+with ``Idempotent-Replayed: true`` and the view does not run. ``after_request`` functions still run on
+every response, replayed or not; what is stored is the view's own response.
+
 The URL is the one the server saw, built from the raw request target, unless ``base_url`` is given or
 the request comes from a trusted proxy (``trusted_proxies=["10.0.0.0/8"]`` or ``trust_proxy=True``),
 whose last ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` values then replace the scheme and host.
@@ -31,12 +38,19 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 from urllib.parse import quote
 
-from flask import abort, current_app, g, request
+from flask import Response, abort, current_app, g, make_response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from twilio_signature._compat import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER
 from twilio_signature._native import Verified
 from twilio_signature._web import DEFAULT_MAX_BODY_BYTES, TOKEN_SETTING, Guard, Refusal
+from twilio_signature.idempotency import (
+    REPLAYED_HEADER,
+    TOKEN_HEADER,
+    Idempotency,
+    IdempotencyStore,
+    StoredResponse,
+)
 
 __all__ = ["validate_twilio_request"]
 
@@ -92,6 +106,23 @@ def _check(guard: Guard) -> Verified:
         abort(refusal.status, description=refusal.reason)
 
 
+def _capture(response: Response) -> StoredResponse | None:
+    """The view's response as stored; a streamed or pass-through (file) body cannot be."""
+    if response.is_streamed or response.direct_passthrough:
+        return None
+    return StoredResponse(response.status_code, response.headers.get("Content-Type"), response.get_data())
+
+
+def _replay(stored: StoredResponse) -> Response:
+    response = Response(stored.body, status=stored.status)
+    if stored.content_type is None:
+        del response.headers["Content-Type"]
+    else:
+        response.headers["Content-Type"] = stored.content_type
+    response.headers[REPLAYED_HEADER] = "true"
+    return response
+
+
 @overload
 def validate_twilio_request(view: F, /) -> F: ...
 @overload
@@ -102,6 +133,7 @@ def validate_twilio_request(
     trusted_proxies: Iterable[str] | None = None,
     trust_proxy: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    idempotency: Idempotency | IdempotencyStore | None = None,
 ) -> Callable[[F], F]: ...
 def validate_twilio_request(
     view: F | None = None,
@@ -112,9 +144,13 @@ def validate_twilio_request(
     trusted_proxies: Iterable[str] | None = None,
     trust_proxy: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    idempotency: Idempotency | IdempotencyStore | None = None,
 ) -> F | Callable[[F], F]:
     """Refuse requests to the view that Twilio did not sign (400 unsigned or a bad Host, 403 badly
-    signed, 413 a body over ``max_body_bytes``, 500 without a usable token)."""
+    signed, 413 a body over ``max_body_bytes``, 500 without a usable token); with ``idempotency``
+    (a store or an :class:`~twilio_signature.idempotency.Idempotency`), run the view once per Twilio
+    delivery and answer its retries with the stored response."""
+    retries = None if idempotency is None else Idempotency.of(idempotency)
     guard = Guard(
         "flask",
         token=token,
@@ -127,9 +163,17 @@ def validate_twilio_request(
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            g.twilio_verified = _check(guard)
+            verified = g.twilio_verified = _check(guard)
             # Verified: the one place the view is called.
-            return current_app.ensure_sync(view)(*args, **kwargs)
+            if retries is None:
+                return current_app.ensure_sync(view)(*args, **kwargs)
+            result = retries.run(
+                verified.replay_key,
+                request.headers.get(TOKEN_HEADER),
+                lambda: make_response(current_app.ensure_sync(view)(*args, **kwargs)),
+                _capture,
+            )
+            return _replay(result) if isinstance(result, StoredResponse) else result
 
         return guarded  # type: ignore[return-value]
 
