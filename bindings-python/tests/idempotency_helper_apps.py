@@ -21,15 +21,14 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from idempotency_support import AUTH_TOKEN, BASE_URL, Counter, build_store, serve, wait_for_port
-from twilio_signature.idempotency import TOKEN_HEADER, Idempotency
-
-WAIT = 2.0
-"""How long a retry waits for a run in progress (short, as in the driver's tests)."""
+from idempotency_support import AUTH_TOKEN, BASE_URL, WAIT, Counter, build_store, serve, wait_for_port
+from twilio_signature.idempotency import TOKEN_HEADER, Idempotency, MemoryStore
 
 RETRIES: Idempotency | None = None
 """The driver of this instance; Django's ``TWILIO_IDEMPOTENCY`` names it by its dotted path."""
 COUNTER: Counter | None = None
+PROBE_STORE = MemoryStore()
+"""A store for the test of Django's dotted-path setting (read in the test process)."""
 
 urlpatterns: list[Any] = []
 """Django's URLconf (this module), filled in by ``django_app``."""
@@ -74,7 +73,7 @@ def flask_app(retries: Idempotency) -> Any:
 
 
 def fastapi_app(retries: Idempotency) -> Any:
-    from fastapi import APIRouter, Depends, FastAPI, Request, Response
+    from fastapi import APIRouter, Depends, FastAPI, Form, Request, Response
     from twilio_signature import Verified
     from twilio_signature.fastapi import TwilioSignature
 
@@ -98,6 +97,12 @@ def fastapi_app(retries: Idempotency) -> Any:
     async def error500(request: Request, verified: Twilio) -> Response:
         _count("/error500", request.headers.get(TOKEN_HEADER))
         return Response("database down", status_code=500, media_type="text/plain")
+
+    @router.post("/form")
+    async def form(request: Request, Digits: Annotated[str, Form()], verified: Twilio) -> Response:
+        # FastAPI parses the form after the route class has read (and verified) the raw body.
+        _count("/form", request.headers.get(TOKEN_HEADER))
+        return Response(f"<Response><Say>{Digits} {uuid.uuid4().hex}</Say></Response>", media_type="text/xml")
 
     @router.post("/unguarded")
     async def unguarded() -> dict[str, str]:

@@ -237,7 +237,8 @@ def make_app(idempotency: Idempotency, counter: Counter) -> Callable[..., Iterab
         except RuntimeError:
             result = (500, "text/plain", b"internal error")
         if isinstance(result, StoredResponse):
-            headers.append((REPLAYED_HEADER, "true"))
+            if result.replayed:  # not the driver's own 409 / 503
+                headers.append((REPLAYED_HEADER, "true"))
             status, content_type, payload = result.status, result.content_type or "", result.body
         else:
             status, content_type, payload = result

@@ -15,15 +15,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import idempotency_helper_apps
 import pytest
 from idempotency_support import (
     AUTH_TOKEN,
+    WAIT,
     Counter,
     RedisServer,
     free_port,
@@ -250,7 +253,8 @@ def test_redis_stopped_processes_by_default_refuses_with_the_option_and_recovers
         for instance in redis_fleet.refusing:
             token = new_token()
             reply = post(instance.port, "/voice", token)
-            assert reply.status == 503 and _runs(redis_fleet, token) == 0, (instance.framework, reply)
+            assert reply.status == 503 and not reply.replayed, (instance.framework, reply)
+            assert _runs(redis_fleet, token) == 0
     finally:
         redis_fleet.redis.start()
     # Redis is back (empty: no persistence): every instance stores and replays again.
@@ -297,3 +301,60 @@ def test_the_same_token_on_another_signed_url_is_another_delivery(fleet: Fleet) 
     assert first.status == other.status == 200 and not other.replayed and first.body != other.body
     assert _runs(fleet, token) == 2
     assert fleet.post(1, "/voice", token).body == first.body
+
+
+def test_a_retry_while_the_first_run_is_going_waits_then_gets_409(redis_fleet: Fleet) -> None:
+    # Flask runs the first delivery for 3.5 s; the retry on FastAPI waits WAIT (2 s), then gets 409;
+    # once the first run has finished, a retry on Django gets its response.
+    token = new_token()
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(redis_fleet.post, 0, "/voice?sleep=3.5", token)
+        deadline = time.monotonic() + 10
+        while _runs(redis_fleet, token) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.monotonic()
+        busy = redis_fleet.post(1, "/voice?sleep=3.5", token)
+        waited = time.monotonic() - started
+        assert busy.status == 409 and not busy.replayed, busy
+        assert WAIT - 0.1 <= waited < WAIT + 1.5
+        done = first.result(timeout=20)
+    assert done.status == 200
+    late = redis_fleet.post(2, "/voice?sleep=3.5", token)
+    assert late.status == 200 and late.replayed and late.body == done.body
+    assert _runs(redis_fleet, token) == 1
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_fastapi_form_parameters_work_under_the_route_class(
+    store: str, memory_apps: dict[str, Fleet], redis_fleet: Fleet
+) -> None:
+    fleet = memory_apps["fastapi"] if store == "memory" else redis_fleet
+    index = 0 if store == "memory" else 1  # the FastAPI instance
+    token = new_token()
+    first = fleet.post(index, "/form", token)
+    retry = fleet.post(index, "/form", token)
+    assert first.status == 200 and first.body.startswith(b"<Response><Say>1 "), first
+    assert retry.replayed and retry.body == first.body
+    assert _runs(fleet, token) == 1
+
+
+def test_a_wrong_idempotency_value_is_refused_when_the_helper_is_built() -> None:
+    from django.test import override_settings
+    from twilio_signature import django as django_helpers
+    from twilio_signature import flask as flask_helpers
+    from twilio_signature.fastapi import TwilioSignature
+    from twilio_signature.idempotency import MemoryStore
+
+    for wrong in ("redis://localhost:6379", MemoryStore, 42):
+        with pytest.raises(TypeError, match="idempotency= takes an idempotency store"):
+            flask_helpers.validate_twilio_request(idempotency=wrong)  # type: ignore[call-overload]
+        with pytest.raises(TypeError, match="idempotency= takes an idempotency store"):
+            django_helpers.validate_twilio_request(idempotency=wrong)  # type: ignore[call-overload]
+        with pytest.raises(TypeError, match="idempotency= takes an idempotency store"):
+            TwilioSignature(idempotency=wrong)  # type: ignore[arg-type]
+    with override_settings(TWILIO_IDEMPOTENCY=42), pytest.raises(TypeError, match="TWILIO_IDEMPOTENCY"):
+        django_helpers.TwilioSignatureMiddleware(lambda request: None)  # type: ignore[arg-type,return-value]
+    # A dotted path is imported; one naming a store object is accepted.
+    with override_settings(TWILIO_IDEMPOTENCY="idempotency_helper_apps.PROBE_STORE"):
+        middleware = django_helpers.TwilioSignatureMiddleware(lambda request: None)  # type: ignore[arg-type,return-value]
+    assert middleware.retries is not None and middleware.retries.store is idempotency_helper_apps.PROBE_STORE

@@ -144,7 +144,8 @@ def _replay(stored: StoredResponse) -> HttpResponse:
     response = HttpResponse(stored.body, status=stored.status, content_type=stored.content_type)
     if stored.content_type is None:
         del response["Content-Type"]
-    response[REPLAYED_HEADER] = "true"
+    if stored.replayed:
+        response[REPLAYED_HEADER] = "true"
     return response
 
 
@@ -165,12 +166,10 @@ def _retries_setting() -> Idempotency | None:
         return None
     if isinstance(value, str):
         value = import_string(value)
-    if not isinstance(value, (Idempotency, IdempotencyStore)):
-        raise TypeError(
-            "settings.TWILIO_IDEMPOTENCY must be an idempotency store (MemoryStore, RedisStore), an "
-            f"Idempotency, or the dotted path of one; got {type(value).__name__}"
-        )
-    return Idempotency.of(value)
+    try:
+        return Idempotency.of(value)
+    except TypeError as error:
+        raise TypeError(f"settings.TWILIO_IDEMPOTENCY: {error}") from None
 
 
 @overload

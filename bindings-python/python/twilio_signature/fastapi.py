@@ -121,7 +121,7 @@ def _capture(response: Response) -> StoredResponse | None:
 
 def _replay(stored: StoredResponse) -> Response:
     # The content type as a header, not media_type: Starlette would add a charset to text/*.
-    headers = {REPLAYED_HEADER: "true"}
+    headers = {REPLAYED_HEADER: "true"} if stored.replayed else {}
     if stored.content_type is not None:
         headers["content-type"] = stored.content_type
     return Response(stored.body, status_code=stored.status, headers=headers)

@@ -119,7 +119,8 @@ def _replay(stored: StoredResponse) -> Response:
         del response.headers["Content-Type"]
     else:
         response.headers["Content-Type"] = stored.content_type
-    response.headers[REPLAYED_HEADER] = "true"
+    if stored.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
     return response
 
 

@@ -48,7 +48,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
@@ -105,12 +105,14 @@ def delivery_key(replay_key: bytes, token: str | bytes) -> str:
 class StoredResponse:
     """A response to send as it is: a stored one replayed, or the 409/503 the driver answers itself.
 
-    ``content_type`` is ``None`` when the handler sent none.
+    ``content_type`` is ``None`` when the handler sent none. ``replayed`` is ``False`` for the
+    driver's own 409 and 503: only a stored response sent again gets ``Idempotent-Replayed: true``.
     """
 
     status: int
     content_type: str | None
     body: bytes
+    replayed: bool = field(default=True, compare=False)
 
     def encode(self) -> bytes:
         """The stored form (shared with the Go package): status and content-type length as two
@@ -339,9 +341,11 @@ def _ms(seconds: float) -> int:
 
 
 _IN_PROGRESS = StoredResponse(
-    409, "text/plain; charset=utf-8", b"this delivery is still being handled; retry later\n"
+    409, "text/plain; charset=utf-8", b"this delivery is still being handled; retry later\n", replayed=False
 )
-_UNAVAILABLE = StoredResponse(503, "text/plain; charset=utf-8", b"retry store unavailable; retry later\n")
+_UNAVAILABLE = StoredResponse(
+    503, "text/plain; charset=utf-8", b"retry store unavailable; retry later\n", replayed=False
+)
 
 
 @dataclass
@@ -393,8 +397,16 @@ class Idempotency:
     @classmethod
     def of(cls, value: Idempotency | IdempotencyStore) -> Idempotency:
         """``value`` itself if it is a driver, else a driver with default options over the store
-        (what the web helpers' ``idempotency=`` option accepts)."""
-        return value if isinstance(value, Idempotency) else cls(value)
+        (what the web helpers' ``idempotency=`` option accepts); ``TypeError`` for anything else, so
+        a mistake shows when the helper is built rather than at the first webhook."""
+        if isinstance(value, Idempotency):
+            return value
+        if isinstance(value, type) or not isinstance(value, IdempotencyStore):
+            raise TypeError(
+                "idempotency= takes an idempotency store (MemoryStore, RedisStore, or an object with "
+                f"claim, complete and release) or an Idempotency; got {type(value).__name__}"
+            )
+        return cls(value)
 
     def run(
         self,
