@@ -46,7 +46,9 @@ The route class verifies the request (once: the dependency then returns that res
 endpoint once per delivery and answers a retry with the stored response and ``Idempotent-Replayed:
 true``. It acts only on routes that depend on ``twilio``; other routes of the router are untouched.
 A route that depends on a ``TwilioSignature(idempotency=...)`` but is not built by its route class
-raises ``RuntimeError`` on every request (a 500) rather than silently running every retry.
+raises ``RuntimeError`` on every request (a 500) rather than silently running every retry. Plain
+Starlette (no route classes): keep ``TwilioSignature()`` without ``idempotency`` and call
+``Idempotency.run_async`` around your endpoint's work yourself.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the annotations of `__call__` at runtime.
