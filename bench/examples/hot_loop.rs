@@ -3,6 +3,7 @@
 //! ```text
 //! cargo build --release -p twilio-signature-bench --example hot_loop
 //! perf record --call-graph dwarf target/release/examples/hot_loop sms-20 3
+//! perf record target/release/examples/hot_loop sms-20 3 verify   # Validator::verify (stack scratch)
 //! ```
 
 use std::hint::black_box;
@@ -15,6 +16,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let name = args.next().unwrap_or_else(|| "sms-20".to_owned());
     let seconds: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let stack_scratch = args.next().as_deref() == Some("verify");
     let Some(workload) = everyday()
         .into_iter()
         .chain(adversarial())
@@ -31,7 +33,11 @@ fn main() {
     let start = Instant::now();
     while Instant::now() < deadline {
         for _ in 0..1000 {
-            let verdict = validator.verify_with_scratch(black_box(&request), &mut scratch);
+            let verdict = if stack_scratch {
+                validator.verify(black_box(&request))
+            } else {
+                validator.verify_with_scratch(black_box(&request), &mut scratch)
+            };
             assert!(verdict.is_ok());
         }
         runs += 1000;

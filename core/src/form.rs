@@ -1,9 +1,13 @@
 //! Form bodies and pre-split pairs: decoding, UTF-8 checking, and the canonical order of parameters.
 //!
-//! Nothing is copied. A form body is indexed into [`Span`]s in a caller's buffer in one pass that also
-//! notes which fields need decoding; the spans are sorted by their *decoded* (name, value) — first by a
-//! 16-byte decoded prefix of the name kept in the span, then, only on a tie, by decoding on the fly — and
-//! equal neighbours are dropped. Feeding a parameter to the HMAC decodes it again, into a stack buffer.
+//! A form body is indexed into [`Span`]s in a caller's buffer in one pass, a word at a time, that also
+//! notes which fields need decoding (and which may escape a byte above 0x7F, so their decoded bytes get
+//! a UTF-8 check); the spans are sorted by their *decoded* (name, value) — first by a 16-byte decoded
+//! prefix of the name kept in the span (taken after the part all names share, when they share more than
+//! that), then, only on a tie, by decoding on the fly — and equal neighbours are dropped. The signed
+//! string is then put together in a stack buffer ([`Assembly`]): plain fields copied, escaped ones
+//! decoded a word at a time, and handed to the HMAC in a few large updates; a field longer than the
+//! buffer is streamed through it.
 
 use core::cmp::Ordering;
 
