@@ -137,10 +137,13 @@ def django_app(retries: Idempotency) -> Any:
         TWILIO_WEBHOOK_PATHS=["/mw/"],
         TWILIO_BASE_URL=BASE_URL,
         TWILIO_IDEMPOTENCY=f"{__name__}.RETRIES",
+        TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates"}],
     )
     django.setup()
     from django.core.handlers.wsgi import WSGIHandler
     from django.http import HttpRequest, HttpResponse
+    from django.template import engines
+    from django.template.response import TemplateResponse
     from django.urls import path
     from twilio_signature.django import validate_twilio_request
 
@@ -157,8 +160,14 @@ def django_app(retries: Idempotency) -> Any:
         _count(request.path, request.headers.get(TOKEN_HEADER))
         return HttpResponse("database down", status=500, content_type="text/plain")
 
+    def template(request: HttpRequest) -> HttpResponse:
+        # Returned unrendered: the decorator renders it to store it, as Django would next.
+        _count(request.path, request.headers.get(TOKEN_HEADER))
+        twiml = engines["django"].from_string("<Response><Say>template {{ nonce }}</Say></Response>")
+        return TemplateResponse(request, twiml, {"nonce": uuid.uuid4().hex}, content_type="text/xml")
+
     guard = validate_twilio_request(base_url=BASE_URL, idempotency=retries)
-    views = {"voice": voice, "raise": fail, "error500": error500}
+    views = {"voice": voice, "raise": fail, "error500": error500, "template": template}
     for name, view in views.items():
         urlpatterns.append(path(name, guard(view)))  # the decorator
         urlpatterns.append(path(f"mw/{name}", view))  # the middleware (TWILIO_IDEMPOTENCY)

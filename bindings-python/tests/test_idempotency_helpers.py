@@ -358,3 +358,17 @@ def test_a_wrong_idempotency_value_is_refused_when_the_helper_is_built() -> None
     with override_settings(TWILIO_IDEMPOTENCY="idempotency_helper_apps.PROBE_STORE"):
         middleware = django_helpers.TwilioSignatureMiddleware(lambda request: None)  # type: ignore[arg-type,return-value]
     assert middleware.retries is not None and middleware.retries.store is idempotency_helper_apps.PROBE_STORE
+
+
+@pytest.mark.parametrize("name", ["django", "django-middleware"])
+def test_django_a_template_response_is_rendered_stored_and_replayed(
+    name: str, memory_apps: dict[str, Fleet]
+) -> None:
+    fleet = memory_apps[name]
+    token = new_token()
+    first = fleet.post(0, "/template", token)
+    retry = fleet.post(0, "/template", token)
+    assert first.status == 200 and first.body.startswith(b"<Response><Say>template "), first
+    assert retry.replayed and retry.body == first.body
+    assert retry.headers["content-type"] == first.headers["content-type"] == "text/xml"
+    assert _runs(fleet, token) == 1
