@@ -325,10 +325,10 @@ def test_a_retry_while_the_first_run_is_going_waits_then_gets_409(redis_fleet: F
 
 
 @pytest.mark.parametrize("store", ["memory", "redis"])
-def test_fastapi_form_parameters_work_under_the_route_class(
-    store: str, memory_apps: dict[str, Fleet], redis_fleet: Fleet
-) -> None:
-    fleet = memory_apps["fastapi"] if store == "memory" else redis_fleet
+def test_fastapi_form_parameters_under_the_route_class(store: str, request: pytest.FixtureRequest) -> None:
+    # (fixtures looked up by name: the memory case must not need Redis)
+    found: Any = request.getfixturevalue("memory_apps")["fastapi"] if store == "memory" else None
+    fleet: Fleet = found or request.getfixturevalue("redis_fleet")
     index = 0 if store == "memory" else 1  # the FastAPI instance
     token = new_token()
     first = fleet.post(index, "/form", token)
