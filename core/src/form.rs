@@ -182,6 +182,21 @@ fn decode_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize)
     // A field that starts with a run of escapes (a fully escaped field, an emoji) has it decoded in a
     // tight loop first.
     let (mut p, mut at) = (start, at);
+    while let Some(&[b'%', h1, l1, b'%', h2, l2]) = body.get(p..p + 6).filter(|_| p + 6 <= end) {
+        let (h1, l1, h2, l2) = (
+            HEX[usize::from(h1)],
+            HEX[usize::from(l1)],
+            HEX[usize::from(h2)],
+            HEX[usize::from(l2)],
+        );
+        if (h1 | l1 | h2 | l2) & NOT_HEX != 0 {
+            break;
+        }
+        out[at] = h1 << 4 | l1;
+        out[at + 1] = h2 << 4 | l2;
+        at += 2;
+        p += 6;
+    }
     while let Some(&[b'%', hi, lo]) = body.get(p..p + 3).filter(|_| p + 3 <= end) {
         let (hi, lo) = (HEX[usize::from(hi)], HEX[usize::from(lo)]);
         if (hi | lo) & NOT_HEX != 0 {
@@ -550,6 +565,22 @@ fn prefix_in(body: &[u8], start: usize, end: usize) -> u128 {
     }
 }
 
+/// Inside a field known to be escaped, from `p`: passes the words that have no `&` or `=` (stopping
+/// 16 bytes before the end), noting a possible high escape in `highs`. Returns where it stopped.
+fn skip_escaped(body: &[u8], mut p: usize, mut highs: u64) -> (usize, u64) {
+    while let Some(chunk) = body.get(p..p + 16) {
+        let (word, after) = (word_of(&chunk[..8]), word_of(&chunk[8..]));
+        if bytes_eq(word, b'&') | bytes_eq(word, b'=') != 0 {
+            break;
+        }
+        if highs == 0 {
+            highs = bytes_eq(word, b'%') & bytes_from_8(word >> 8 | after << 56);
+        }
+        p += 8;
+    }
+    (p, highs)
+}
+
 /// Indexes a form body into `scratch`, then sorts and de-duplicates it. Returns the spans in canonical
 /// order.
 pub(crate) fn index_form<'s>(body: &[u8], scratch: &'s mut [Span]) -> Result<&'s [Span], Error> {
@@ -605,11 +636,16 @@ pub(crate) fn index_form<'s>(body: &[u8], scratch: &'s mut [Span]) -> Result<&'s
         let mut bounds = ampersands | equals;
         if bounds == 0 && escapes != 0 {
             // Inside a field already known to be escaped: only a possible high escape matters, and
-            // once one is seen nothing here can change its marks.
+            // once one is seen nothing here can change its marks. The words that follow in the same
+            // field are looked at here too, as long as none has an `&` or `=`.
             if highs == 0 {
                 highs = bytes_eq(word, b'%') & bytes_from_8(word >> 8 | next << 56);
             }
-            p += 8;
+            (p, highs) = skip_escaped(body, p + 8, highs);
+            next = word_of(
+                body.get(p..p + 8)
+                    .unwrap_or(body.get(p..).unwrap_or_default()),
+            );
             continue;
         }
         let percents = bytes_eq(word, b'%');
@@ -652,14 +688,18 @@ pub(crate) fn index_form<'s>(body: &[u8], scratch: &'s mut [Span]) -> Result<&'s
     current.marks = marks_of(escapes, highs);
     push(name, value.unwrap_or(Found::at(body.len())))?;
 
-    let spans = &mut scratch[..count];
+    Ok(sort_form(body, &mut scratch[..count]))
+}
+
+/// Puts a form's spans in canonical order and drops equal neighbours; returns the kept prefix.
+fn sort_form<'s>(body: &[u8], spans: &'s mut [Span]) -> &'s [Span] {
     rebase_prefixes(body, spans);
     if spans.len() <= SMALL_SORT {
         insertion_sort(body, spans);
     } else {
         spans.sort_unstable_by(|a, b| cmp_spans(body, a, b));
     }
-    Ok(dedup(spans, |a, b| cmp_spans(body, a, b).is_eq()))
+    dedup(spans, |a, b| cmp_spans(body, a, b).is_eq())
 }
 
 /// Up to this many spans are sorted by [`insertion_sort`] (a real webhook's 10 to 40 parameters).
