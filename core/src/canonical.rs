@@ -180,7 +180,7 @@ impl<'a> Signed<'a> {
     /// Streams `url ++ params` into `sink`, gathered into a few large writes: a form is many short
     /// names, values and decoded runs, and each call into the HMAC has a fixed cost.
     pub(crate) fn feed(&self, url: &UrlPieces<'_>, sink: &mut impl FnMut(&[u8])) {
-        if let Params::None = self.params {
+        if self.params.is_empty() {
             // The URL alone (a GET, a JSON body): its pieces go to the sink as they are.
             for piece in url.pieces() {
                 sink(piece);

@@ -838,6 +838,14 @@ pub(crate) enum Params<'a> {
 }
 
 impl Params<'_> {
+    /// Whether there are no parameters to sign (a GET, an empty form, a JSON body).
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            Self::None => true,
+            Self::Form { spans, .. } | Self::Pairs { spans, .. } => spans.is_empty(),
+        }
+    }
+
     /// Appends `name ++ value` for each parameter, in order.
     pub(crate) fn feed<S: FnMut(&[u8])>(&self, out: &mut Assembly<'_, S>) {
         match *self {
