@@ -5,11 +5,12 @@ use core::fmt;
 use hmac::Hmac;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
 
 use crate::canonical::{Request, Signed};
 use crate::explain::{explain_with_keys, Explanation};
 use crate::form::Span;
-use crate::mac::{keyed_sha1, keyed_sha256, macs_equal, Algorithm, MacState, Tag};
+use crate::mac::{keyed_sha1, keyed_sha256, Algorithm, MacState, Tag};
 use crate::settings::SignatureSettings;
 use crate::signature::{ReceivedSignature, Signature};
 use crate::url::{Candidate, Candidates, UrlPieces};
@@ -46,7 +47,9 @@ impl core::error::Error for KeyIdTooLong {}
 pub struct Secret {
     key_id: [u8; MAX_KEY_ID_LEN],
     key_id_len: Option<u8>,
-    empty: bool,
+    /// Whether the secret is usable, kept as a `Choice`: it is derived from the secret's bytes, so the
+    /// verify path folds it into the constant-time verdict instead of branching on it.
+    usable: Choice,
     sha1: Hmac<Sha1>,
     sha256: Hmac<Sha256>,
 }
@@ -57,7 +60,7 @@ impl Secret {
         Self {
             key_id: [0; MAX_KEY_ID_LEN],
             key_id_len: None,
-            empty: !Self::is_usable(secret),
+            usable: usable_in_constant_time(secret),
             sha1: keyed_sha1(secret),
             sha256: keyed_sha256(secret),
         }
@@ -140,23 +143,52 @@ impl<'a> Key<'a> {
         }
     }
 
-    pub(crate) fn is_empty(self) -> bool {
+    /// Whether the secret is usable (see [`Secret::is_usable`]), without a branch on its bytes.
+    pub(crate) fn usable(self) -> Choice {
         match self {
-            Self::Prepared(secret) => secret.empty,
-            Self::Raw(secret) => !Secret::is_usable(secret),
+            Self::Prepared(secret) => secret.usable,
+            Self::Raw(secret) => usable_in_constant_time(secret),
         }
     }
 
-    /// Whether this key may be tried for a request naming `wanted` (or no key). Empty secrets never are.
-    pub(crate) fn eligible(self, wanted: Option<&[u8]>) -> bool {
-        if self.is_empty() {
-            return false;
-        }
+    /// For signing and diagnosis, which may branch on it (verify folds [`Key::usable`] into its verdict).
+    pub(crate) fn is_empty(self) -> bool {
+        !bool::from(self.usable())
+    }
+
+    /// Whether a request naming `wanted` (or no key) may be checked with this key: key ids are public.
+    fn named(self, wanted: Option<&[u8]>) -> bool {
         match (wanted, self.key_id()) {
             (Some(wanted), Some(id)) => wanted == id,
             _ => true,
         }
     }
+
+    /// Whether this key may sign, or be tried by a diagnosis, for a request naming `wanted` (or no key).
+    /// Empty secrets never are.
+    pub(crate) fn eligible(self, wanted: Option<&[u8]>) -> bool {
+        !self.is_empty() && self.named(wanted)
+    }
+}
+
+/// [`Secret::is_usable`] with the secret's bytes flowing only into arithmetic: no branch, no early
+/// exit, so a constant-time check (tests/ct) sees no secret-dependent control flow.
+fn usable_in_constant_time(secret: &[u8]) -> Choice {
+    // 1 when `x` is 0, else 0, by arithmetic.
+    fn is_zero(x: u8) -> u8 {
+        (u32::from(x).wrapping_sub(1) >> 31) as u8
+    }
+    let mut nonblank = 0u8;
+    for &byte in secret {
+        // ASCII whitespace as `u8::is_ascii_whitespace` has it: space, \t, \n, \x0c, \r.
+        let blank = is_zero(byte ^ b' ')
+            | is_zero(byte ^ b'\t')
+            | is_zero(byte ^ b'\n')
+            | is_zero(byte ^ 0x0c)
+            | is_zero(byte ^ b'\r');
+        nonblank |= blank ^ 1;
+    }
+    Choice::from(nonblank)
 }
 
 /// A successful verification: which secret and URL candidate matched, and a replay key.
@@ -212,7 +244,7 @@ fn verify_with_keys<'k>(
     let signed = Signed::new(request, scratch)?;
     let keys = keys
         .enumerate()
-        .filter(|(_, key)| key.eligible(settings.key_id));
+        .filter(|(_, key)| key.named(settings.key_id));
     let (secret_index, candidate, tag) =
         find_match(keys, settings.algorithm, &received, &signed, request.url)
             .ok_or(Error::SignatureMismatch)?;
@@ -239,12 +271,15 @@ pub(crate) fn find_match<'k>(
     // once that has failed.
     let mut candidates = None;
     for (secret_index, key) in keys {
+        // An unusable (blank) secret is tried like any other and can never match: its usability is
+        // part of the constant-time verdict, not a branch before it.
+        let usable = key.usable();
         let matches = |url: &UrlPieces<'_>| {
             let mut mac = key.mac(algorithm);
             signed.feed(url, &mut |bytes| mac.update(bytes));
             let tag = mac.finalize();
             // The verdict: the only branch on the compare's result.
-            if macs_equal(tag.as_bytes(), received.as_bytes()) {
+            if bool::from(tag.as_bytes().ct_eq(received.as_bytes()) & usable) {
                 Some(tag)
             } else {
                 None
@@ -426,7 +461,9 @@ impl<S: AsRef<[Secret]>> Validator<S> {
     /// assert!(!Validator::with_secrets(&[][..]).has_usable_secret());
     /// ```
     pub fn has_usable_secret(&self) -> bool {
-        self.secrets().iter().any(|secret| !secret.empty)
+        self.secrets()
+            .iter()
+            .any(|secret| bool::from(secret.usable))
     }
 
     fn keys(&self) -> impl Iterator<Item = Key<'_>> + Clone {
