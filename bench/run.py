@@ -122,7 +122,12 @@ def worker(name: str, language: str, what: str, argv: list[str]) -> Contender | 
         return None
     assert proc.stdout is not None and proc.stdin is not None
     stdin, stdout = proc.stdin, proc.stdout
-    if stdout.readline().strip() != "ready":
+    first = stdout.readline().strip()
+    if first == "unavailable":
+        proc.wait()
+        print(f"run.py: skipping {name}: unavailable on this machine", file=sys.stderr)
+        return None
+    if first != "ready":
         proc.wait()
         raise SystemExit(f"run.py: {name} failed its fixture check (exit {proc.returncode})")
 
