@@ -170,18 +170,38 @@ const fn bytes_eq(word: u64, byte: u8) -> u64 {
 /// How many bytes past its text [`decode_into`] and [`copy_into`] may write: they store whole words.
 pub(crate) const OVERSHOOT: usize = 16;
 
-/// Decodes `body[start..end]` into `out` at `at`; returns where the decoded text ends. `out` needs room
-/// for `end - start + OVERSHOOT` bytes from `at`.
-///
-/// Eight bytes at a time, at a fixed stride (the next word's place never waits for this one's bytes):
-/// each word is stored whole with its `+`s turned into spaces, `shift` bytes before its place in the
-/// input (two for every escape so far); each `%XX` escape in it is decoded with a table and stored over
-/// its `%`, and the rest of the word stored again one byte after it. Words may be read past `end` (never
-/// past `body`): only the bytes before `end` are kept, the others are overwritten or left past the end.
-fn decode_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize) -> usize {
-    // A field that starts with a run of escapes (a fully escaped field, an emoji) has it decoded in a
-    // tight loop first.
-    let (mut p, mut at) = (start, at);
+/// Decodes the run of `%XX` escapes that starts `body[p..end]` (if any) into `out` at `at`, four, two,
+/// then one at a time; returns where the run ends in `body` and in `out`.
+fn decode_escape_run(
+    body: &[u8],
+    mut p: usize,
+    end: usize,
+    out: &mut [u8],
+    mut at: usize,
+) -> (usize, usize) {
+    while let Some(&[b'%', h1, l1, b'%', h2, l2, b'%', h3, l3, b'%', h4, l4]) =
+        body.get(p..p + 12).filter(|_| p + 12 <= end)
+    {
+        let (h1, l1, h2, l2) = (
+            HEX[usize::from(h1)],
+            HEX[usize::from(l1)],
+            HEX[usize::from(h2)],
+            HEX[usize::from(l2)],
+        );
+        let (h3, l3, h4, l4) = (
+            HEX[usize::from(h3)],
+            HEX[usize::from(l3)],
+            HEX[usize::from(h4)],
+            HEX[usize::from(l4)],
+        );
+        if (h1 | l1 | h2 | l2 | h3 | l3 | h4 | l4) & NOT_HEX != 0 {
+            break;
+        }
+        let decoded = [h1 << 4 | l1, h2 << 4 | l2, h3 << 4 | l3, h4 << 4 | l4];
+        out[at..at + 4].copy_from_slice(&decoded);
+        at += 4;
+        p += 12;
+    }
     while let Some(&[b'%', h1, l1, b'%', h2, l2]) = body.get(p..p + 6).filter(|_| p + 6 <= end) {
         let (h1, l1, h2, l2) = (
             HEX[usize::from(h1)],
@@ -206,7 +226,22 @@ fn decode_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize)
         at += 1;
         p += 3;
     }
-    let start = p;
+    (p, at)
+}
+
+/// Decodes `body[start..end]` into `out` at `at`; returns where the decoded text ends. `out` needs room
+/// for `end - start + OVERSHOOT` bytes from `at`.
+///
+/// Eight bytes at a time, at a fixed stride (the next word's place never waits for this one's bytes):
+/// each word is stored whole with its `+`s turned into spaces, `shift` bytes before its place in the
+/// input (two for every escape so far); each `%XX` escape in it is decoded with a table and stored over
+/// its `%`, and the rest of the word stored again one byte after it. Words may be read past `end` (never
+/// past `body`): only the bytes before `end` are kept, the others are overwritten or left past the end.
+fn decode_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize) -> usize {
+    // A field that starts with a run of escapes (a fully escaped field, an emoji) has it decoded in a
+    // tight loop first.
+    let (start, at) = decode_escape_run(body, start, end, out, at);
+    let mut p = start;
     // Output place of input byte `x` is `at + x - start - shift`; `at - start` is applied last.
     let mut shift = 0;
     // Bytes at the start of the word that are the hex digits of an escape begun in the word before.
@@ -570,18 +605,16 @@ fn prefix_in(body: &[u8], start: usize, end: usize) -> u128 {
 fn skip_escaped(body: &[u8], mut p: usize, mut highs: u64) -> (usize, u64) {
     // Two words a step while there is room, then one.
     while let Some(chunk) = body.get(p..p + 24) {
-        let (first, second, after) = (
-            word_of(&chunk[..8]),
-            word_of(&chunk[8..16]),
-            word_of(&chunk[16..]),
-        );
+        let (first, second) = (word_of(&chunk[..8]), word_of(&chunk[8..16]));
         let bounds = bytes_eq(first, b'&') | bytes_eq(first, b'=') | bytes_eq(second, b'&');
         if bounds | bytes_eq(second, b'=') != 0 {
             break;
         }
         if highs == 0 {
-            highs = bytes_eq(first, b'%') & bytes_from_8(first >> 8 | second << 56)
-                | bytes_eq(second, b'%') & bytes_from_8(second >> 8 | after << 56);
+            // The bytes that follow each byte of the two words, read one byte further on.
+            let (first_next, second_next) = (word_of(&chunk[1..9]), word_of(&chunk[9..17]));
+            highs = bytes_eq(first, b'%') & bytes_from_8(first_next)
+                | bytes_eq(second, b'%') & bytes_from_8(second_next);
         }
         p += 16;
     }
