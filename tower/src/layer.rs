@@ -20,10 +20,12 @@ pub const DEFAULT_MAX_PARAMS: usize = 10_000;
 /// A tower [`Layer`] that lets through only requests signed by Twilio.
 ///
 /// In order: no `X-Twilio-Signature` header → 400, before the body is touched; a `Host` (or believed
-/// `X-Forwarded-Host`) that could move the URL → 400; a body over the limit → 413 (a declared
-/// `Content-Length` without reading, a streamed body as soon as it grows past the limit); a signature
-/// or body hash that does not match → 403; a validator with no usable secret → 500. Each refusal is
-/// logged through `tracing` at WARN (500: ERROR), target `twilio_signature_tower`.
+/// `X-Forwarded-Host`, or without `Host` the request's authority) that could move the URL, or a
+/// believed `X-Forwarded-Proto` other than `http`/`https` → 400; a validator with no usable secret →
+/// 500, before the body is read; a body over the limit → 413 (a declared `Content-Length` without
+/// reading, a streamed body as soon as it grows past the limit); a signature or body hash that does
+/// not match → 403 (the body is verified for every method, GET included). Each refusal is logged
+/// through `tracing` at WARN (500: ERROR), target `twilio_signature_tower`.
 ///
 /// A verified request reaches the inner service with its body intact and
 /// [`Verified`](twilio_signature::Verified) in its extensions.

@@ -64,8 +64,9 @@ impl Refusal {
     }
 }
 
-/// Bytes from the request shown in a log line: UTF-8 as is, anything else and every control character
-/// escaped, so that a hostile header cannot forge log lines.
+/// Bytes from the request shown in a log line: UTF-8 as is; invalid bytes and every control character
+/// (C0, DEL, C1) as `\xNN`, U+2028 and U+2029 as `\u2028`/`\u2029`; so that a hostile header cannot
+/// forge log lines.
 struct Printable<'a>(&'a [u8]);
 
 impl fmt::Display for Printable<'_> {
@@ -73,7 +74,11 @@ impl fmt::Display for Printable<'_> {
         for chunk in self.0.utf8_chunks() {
             for c in chunk.valid().chars() {
                 if c.is_control() {
+                    // C0, DEL and C1 (U+0080-U+009F).
                     write!(f, "\\x{:02x}", u32::from(c))?;
+                } else if matches!(c, '\u{2028}' | '\u{2029}') {
+                    // The line and paragraph separators end a line for some log viewers.
+                    write!(f, "\\u{:04x}", u32::from(c))?;
                 } else {
                     write!(f, "{c}")?;
                 }
@@ -97,5 +102,7 @@ mod tests {
             shown,
             "https://h/p?a=\\x0d\\x0afake line\\x7f\\xff caf\u{e9}"
         );
+        let shown = Printable("a\u{85}b\u{9f}c\u{2028}d\u{2029}e\u{a0}f".as_bytes()).to_string();
+        assert_eq!(shown, "a\\x85b\\x9fc\\u2028d\\u2029e\u{a0}f");
     }
 }

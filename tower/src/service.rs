@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{Either, Full};
 use tower::Service;
@@ -177,22 +177,14 @@ struct Checked<'p> {
     signature: &'p [u8],
 }
 
-/// Every check that needs no body: the configuration, the signature header, the host, the declared
-/// length.
+/// Every check that needs no body, in the shared order: the signature header (400), the host and
+/// forwarded scheme (400), the configuration (500), the declared length (413).
 fn check_head<'p, S: AsRef<[Secret]>>(
     config: &Config<S>,
     parts: &'p Parts,
     target: &Target,
     body: &impl Body,
 ) -> Result<Checked<'p>, Refusal> {
-    if !config.validator.has_usable_secret() {
-        return Err(Refusal::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "no usable secret is configured",
-            "every secret given to the validator is empty or whitespace only (an unset variable?): \
-             configure the Auth Token",
-        ));
-    }
     let Some(signature) = parts.headers.get(&SIGNATURE) else {
         return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
@@ -201,16 +193,23 @@ fn check_head<'p, S: AsRef<[Secret]>>(
         ));
     };
     let headers = &parts.headers;
+    let host_header = headers.get(http::header::HOST).map(HeaderValue::as_bytes);
     let hosts = [
+        ("the Host header", host_header),
         (
-            "Host",
-            headers.get(http::header::HOST).map(HeaderValue::as_bytes),
-        ),
-        (
-            "X-Forwarded-Host",
+            "the X-Forwarded-Host header",
             target
                 .forwarded
                 .then(|| last_value(headers, &FORWARDED_HOST))
+                .flatten(),
+        ),
+        // HTTP/2's `:authority`, or an HTTP/1.1 absolute-form target's: the host `host()` falls back
+        // to when there is no `Host` header (with any userinfo, which the check refuses).
+        (
+            "the request's authority",
+            host_header
+                .is_none()
+                .then(|| parts.uri.authority().map(|a| a.as_str().as_bytes()))
                 .flatten(),
         ),
     ];
@@ -218,7 +217,7 @@ fn check_head<'p, S: AsRef<[Secret]>>(
         if value.is_some_and(is_bad_host) {
             return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
-                format!("the {name} header is not a host"),
+                format!("{name} is not a host"),
                 "a host with / ? # @ \\, whitespace or control characters could move the URL",
             ));
         }
@@ -244,6 +243,16 @@ fn check_head<'p, S: AsRef<[Secret]>>(
                 "check what the trusted proxy sends",
             ));
         }
+    }
+    // The app's misconfiguration, checked once the client's request head is known to be well formed
+    // (an unsigned scanner gets 400, not 500) and before the body is read.
+    if !config.validator.has_usable_secret() {
+        return Err(Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no usable secret is configured",
+            "every secret given to the validator is empty or whitespace only (an unset variable?): \
+             configure the Auth Token",
+        ));
     }
     if declared_too_large(headers, body, config.body_limit) {
         return Err(read_refusal(ReadError::TooLarge, config.body_limit));
@@ -277,13 +286,11 @@ fn verify<S: AsRef<[Secret]>>(
     checked: &Checked<'_>,
     body: &[u8],
 ) -> Result<Verified, Refusal> {
-    let request = if parts.method == Method::GET || parts.method == Method::HEAD {
-        twilio_signature::Request::get(&target.url)
-    } else {
-        twilio_signature::Request::post(&target.url, body)
-    }
-    .signature(checked.signature)
-    .settings(parts.headers.get(&SETTINGS).map(HeaderValue::as_bytes));
+    // The body counts for every method: an empty one (a GET's, as Twilio sends it) leaves the URL
+    // alone, and a body added to a signed GET must not reach the inner service unverified.
+    let request = twilio_signature::Request::post(&target.url, body)
+        .signature(checked.signature)
+        .settings(parts.headers.get(&SETTINGS).map(HeaderValue::as_bytes));
     let validator: &Validator<S> = &config.validator;
     let needed = request.max_params();
     // `verify` and `explain` sort on the stack (up to DEFAULT_MAX_PARAMS); more go to the heap.

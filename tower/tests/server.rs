@@ -148,19 +148,31 @@ async fn a_signed_form_reaches_the_handler_with_its_body_and_the_secret_that_mat
 }
 
 #[tokio::test]
-async fn a_signed_get_covers_the_url_alone() {
+async fn a_signed_get_covers_the_url_alone_and_a_body_added_to_it_is_refused() {
     let (addr, host) = serve_default().await;
-    let url = format!("http://{host}/status?CallSid=CA1&CallStatus=completed");
+    let target = "/status?CallSid=CA1&CallStatus=completed";
+    let url = format!("http://{host}{target}");
     let sig = sign(PRIMARY.as_bytes(), &Request::get(&url)).expect("sign");
-    let head = format!(
-        "GET /status?CallSid=CA1&CallStatus=completed HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
-         X-Twilio-Signature: {}\r\n\r\n",
-        sig.as_str()
-    );
+    let head = |extra: &str| {
+        format!(
+            "GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
+             X-Twilio-Signature: {}\r\n{extra}\r\n",
+            sig.as_str()
+        )
+    };
+    // As Twilio sends it: no body, the URL alone.
     assert_eq!(
-        exchange(addr, &head, b"").await,
+        exchange(addr, &head(""), b"").await,
         (200, "secret=0 body=".to_owned())
     );
+    // A captured GET replayed with a body: the body is verified too, and never reaches the handler.
+    let replay = head(&format!(
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+        SMS.len()
+    ));
+    let (status, body) = exchange(addr, &replay, SMS.as_bytes()).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("secret="), "the handler did not run: {body}");
 }
 
 #[tokio::test]
@@ -389,6 +401,68 @@ async fn a_validator_without_a_usable_secret_answers_500() {
     let events = capture::events_with(&url);
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0].level, tracing::Level::ERROR);
+}
+
+#[tokio::test]
+async fn without_a_usable_secret_the_clients_400s_come_first_and_500_before_413() {
+    let blank = Validator::with_secrets(vec![Secret::new(b"  ")]);
+    let addr = serve(TwilioSignatureLayer::new(blank)).await;
+    let host = format!("127.0.0.1:{}", addr.port());
+    let sig = header("X-Twilio-Signature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    // An unsigned scanner: 400, whatever the configuration.
+    let head = post_head("/sms", &host, &[], SMS.len());
+    assert_eq!(
+        exchange(addr, &head, SMS.as_bytes()).await,
+        (400, "the X-Twilio-Signature header is missing\n".to_owned())
+    );
+    // A host that could move the URL: 400 too.
+    let head = post_head("/sms", "a@b", std::slice::from_ref(&sig), SMS.len());
+    assert_eq!(
+        exchange(addr, &head, SMS.as_bytes()).await,
+        (400, "the Host header is not a host\n".to_owned())
+    );
+    // A signed request with a declared body over the limit: the misconfiguration (500) before 413.
+    let head = post_head("/sms", &host, &[sig], 2 * 1024 * 1024);
+    assert_eq!(
+        exchange(addr, &head, b"").await,
+        (500, "no usable secret is configured\n".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn the_authority_of_an_absolute_form_target_is_checked_as_the_host() {
+    let (addr, _) = serve_default().await;
+    let url = "http://example.com/sms";
+    let sig = header("X-Twilio-Signature", &signature(PRIMARY, url, SMS));
+    let absolute = |authority: &str, host: Option<&str>| {
+        let host = host.map(|h| header("Host", h) + "\r\n").unwrap_or_default();
+        format!(
+            "POST http://{authority}/sms HTTP/1.1\r\nConnection: close\r\n{sig}\r\n{host}\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+            SMS.len()
+        )
+    };
+    let ok = (200, format!("secret=0 body={SMS}"));
+    let authority_refused = (400, "the request's authority is not a host\n".to_owned());
+    let cases = [
+        // Without a Host header the URL's host is the target's authority...
+        ("example.com", None, &ok),
+        // ...so userinfo there is refused like userinfo in Host, not spliced into the URL.
+        ("x@example.com", None, &authority_refused),
+        ("evil.example@example.com", None, &authority_refused),
+        // With a Host header, Host is the host (and checked): the authority is not used.
+        ("x@other.example", Some("example.com"), &ok),
+        (
+            "example.com",
+            Some("x@example.com"),
+            &(400, "the Host header is not a host\n".to_owned()),
+        ),
+    ];
+    for (authority, host, expected) in cases {
+        let head = absolute(authority, host);
+        let answer = exchange(addr, &head, SMS.as_bytes()).await;
+        assert_eq!(&answer, expected, "{authority} Host: {host:?}");
+    }
 }
 
 #[tokio::test]
