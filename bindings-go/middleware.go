@@ -49,11 +49,13 @@ type Options struct {
 // Rejection says why the middleware refused a request. Nothing in it carries a secret or the
 // signature the request should have had.
 type Rejection struct {
-	// Status is the HTTP status answered: 400 (no X-Twilio-Signature header, or a malformed host),
-	// 413 (body over MaxBodyBytes), 403 (the signature does not verify), 500 (no usable validator).
+	// Status is the HTTP status answered: 400 (no X-Twilio-Signature header, a malformed host, or a
+	// believed X-Forwarded-Proto that is not http or https), 500 (no usable validator), 413 (body over
+	// MaxBodyBytes), 403 (the signature does not verify).
 	Status int
-	// Err is the reason: ErrMissingSignature, ErrMalformedHost, ErrBodyOverLimit, one of the library's
-	// refusals (errors.Is against ErrSignatureMismatch...), or ErrClosed.
+	// Err is the reason: ErrMissingSignature, ErrMalformedHost, ErrMalformedProto, ErrNoValidator,
+	// ErrClosed, ErrBodyOverLimit, or one of the library's refusals (errors.Is against
+	// ErrSignatureMismatch...).
 	Err error
 	// URL is the URL verified (the public URL as the middleware reconstructed it).
 	URL string
@@ -73,6 +75,11 @@ var (
 	// ErrMalformedHost: the Host header, or a believed X-Forwarded-Host, is empty or contains
 	// / ? # @ \, whitespace or a control character, any of which could move the verified URL.
 	ErrMalformedHost = errors.New("twiliosig: malformed host")
+	// ErrMalformedProto: the X-Forwarded-Proto a trusted proxy sent (its last value) is neither http
+	// nor https (in any case), so it cannot be the scheme of the verified URL.
+	ErrMalformedProto = errors.New("twiliosig: the X-Forwarded-Proto header is not http or https")
+	// ErrNoValidator: Middleware was given a nil *Validator.
+	ErrNoValidator = errors.New("twiliosig: Middleware has no validator")
 	// ErrBodyOverLimit: the body is larger than Options.MaxBodyBytes.
 	ErrBodyOverLimit = errors.New("twiliosig: the body is larger than MaxBodyBytes")
 )
@@ -89,10 +96,11 @@ func VerifiedFrom(ctx context.Context) (Verified, bool) {
 
 // Middleware verifies each request before calling next, in this order: 400 when the
 // X-Twilio-Signature header is absent (the body unread); 400 when the Host header or a believed
-// X-Forwarded-Host is not a plain host; 413 when the body is over MaxBodyBytes (unread when its
+// X-Forwarded-Host is not a plain host, or a believed X-Forwarded-Proto is not http or https; 500 when
+// v is nil or closed (the body unread); 413 when the body is over MaxBodyBytes (unread when its
 // Content-Length says so, otherwise at most MaxBodyBytes+1 bytes are read); 403 when the signature does
-// not verify; 500 when v is nil or closed. Each refusal is logged once (or given to OnReject). The body
-// is read once and restored for next; what was verified is in the request's context (VerifiedFrom).
+// not verify (the body counts whatever the method). Each refusal is logged once (or given to
+// OnReject). The body is read once and restored for next; what was verified is in the request's context (VerifiedFrom).
 // With Options.Idempotency set, a verified request reaches next through Idempotent: a Twilio retry
 // gets the first delivery's stored response and next runs once per delivery.
 func Middleware(v *Validator, opts Options) func(http.Handler) http.Handler {
@@ -139,6 +147,18 @@ func (g *guard) check(w http.ResponseWriter, r *http.Request) (Verified, *Reject
 		return Verified{}, &Rejection{http.StatusBadRequest, err, url,
 			"a host with / ? # @ \\, whitespace or control characters could move the URL"}
 	}
+	if err := checkProto(r, g.opts); err != nil {
+		return Verified{}, &Rejection{http.StatusBadRequest, err, url, "check what the trusted proxy sends"}
+	}
+	// The app's misconfiguration: after the client's 400s (an unsigned scanner is not told 500),
+	// before the body is read.
+	if g.validator == nil {
+		return Verified{}, &Rejection{http.StatusInternalServerError, ErrNoValidator,
+			url, "build one with NewValidator and the Auth Token"}
+	}
+	if !g.validator.open() {
+		return Verified{}, &Rejection{http.StatusInternalServerError, ErrClosed, url, closedDiagnosis}
+	}
 	tooLarge := &Rejection{http.StatusRequestEntityTooLarge, ErrBodyOverLimit, url,
 		fmt.Sprintf("Twilio's webhooks are small; raise MaxBodyBytes (%d) if yours really are larger", g.maxBody)}
 	if r.ContentLength > g.maxBody {
@@ -157,21 +177,25 @@ func (g *guard) check(w http.ResponseWriter, r *http.Request) (Verified, *Reject
 			url, "the client stopped sending the body"}
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	if g.validator == nil {
-		return Verified{}, &Rejection{http.StatusInternalServerError, errors.New("twiliosig: Middleware has no validator"),
-			url, "build one with NewValidator and the Auth Token"}
-	}
 	settings := r.Header.Get("X-Twilio-Webhooks-Signature-Settings")
 	verified, err := g.validator.Verify(url, body, signature, settings)
 	switch {
-	case errors.Is(err, ErrClosed):
-		return Verified{}, &Rejection{http.StatusInternalServerError, err, url,
-			"the validator was closed while the server still uses it"}
+	case errors.Is(err, ErrClosed): // closed since the check above
+		return Verified{}, &Rejection{http.StatusInternalServerError, err, url, closedDiagnosis}
 	case err != nil:
 		return Verified{}, &Rejection{http.StatusForbidden, err, url,
 			diagnosis(g.validator.Explain(url, body, signature, settings))}
 	}
 	return verified, nil
+}
+
+const closedDiagnosis = "the validator was closed while the server still uses it"
+
+// open reports whether v has not been closed.
+func (v *Validator) open() bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.handle != nil
 }
 
 // reject reports the refusal (OnReject, or one log line) and answers its status.
@@ -205,23 +229,29 @@ func diagnosis(report string) string {
 	return strings.Join(lines, " ")
 }
 
-// printable escapes control characters (as \xNN), so that a header cannot start a new log line.
+// printable escapes control characters (C0, DEL and C1 as \xNN) and the line and paragraph
+// separators (U+2028, U+2029 as \uNNNN), so that a header cannot start a new log line.
 func printable(s string) string {
 	if !strings.ContainsFunc(s, isControl) {
 		return s
 	}
 	var b strings.Builder
 	for _, c := range s {
-		if isControl(c) {
-			fmt.Fprintf(&b, "\\x%02x", c)
-		} else {
+		switch {
+		case !isControl(c):
 			b.WriteRune(c)
+		case c <= 0xff:
+			fmt.Fprintf(&b, "\\x%02x", c)
+		default:
+			fmt.Fprintf(&b, "\\u%04x", c)
 		}
 	}
 	return b.String()
 }
 
-func isControl(c rune) bool { return c < 0x20 || c == 0x7f }
+func isControl(c rune) bool {
+	return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x2028 || c == 0x2029
+}
 
 // checkHosts refuses a Host header, or an X-Forwarded-Host from a trusted proxy, that is not a plain
 // host[:port]: such a value could move the URL verified (a path, a query, userinfo...).
@@ -238,6 +268,19 @@ func checkHosts(r *http.Request, opts Options) error {
 	return nil
 }
 
+// checkProto refuses a trusted proxy's X-Forwarded-Proto (its last value) that is neither http nor
+// https, in any case, when it would be the scheme of the URL (no BaseURL): the tower layer's rule.
+func checkProto(r *http.Request, opts Options) error {
+	if opts.BaseURL != "" || !fromTrustedProxy(r.RemoteAddr, opts.TrustedProxies) {
+		return nil
+	}
+	proto := lastValue(r.Header.Values("X-Forwarded-Proto"))
+	if proto != "" && !strings.EqualFold(proto, "http") && !strings.EqualFold(proto, "https") {
+		return fmt.Errorf("%w: %q", ErrMalformedProto, proto)
+	}
+	return nil
+}
+
 // badHost: empty, or any of / ? # @ \, ASCII whitespace or a control character.
 func badHost(host string) bool {
 	return host == "" || strings.ContainsFunc(host, func(c rune) bool {
@@ -247,7 +290,8 @@ func badHost(host string) bool {
 
 // PublicURL is the URL Twilio requested, as the middleware reconstructs it: the base (from
 // opts.BaseURL, trusted forwarding headers, or the connection) followed by the raw request target
-// exactly as received (never re-encoded). It does not check the host (the middleware does first).
+// exactly as received (never re-encoded). It does not check the host or the forwarded scheme (the
+// middleware does first).
 func PublicURL(r *http.Request, opts Options) string {
 	target := r.RequestURI
 	if target == "" || !strings.HasPrefix(target, "/") {

@@ -3,15 +3,19 @@
 package twiliosig
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -146,20 +150,7 @@ func TestMiddlewareOverARealServerLogsEachRefusal(t *testing.T) {
 	url := server.URL + "/sms?x=1"
 	post := func(signature string) int {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(form))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if signature != "" {
-			req.Header.Set("X-Twilio-Signature", signature)
-		}
-		resp, err := server.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
+		return postForm(t, server, url, "", map[string]string{"X-Twilio-Signature": signature})
 	}
 	expected, err := Sign([]byte(token), url, []byte(form), "")
 	if err != nil {
@@ -335,5 +326,165 @@ func TestMiddlewareWithoutAUsableValidatorAnswers500(t *testing.T) {
 		if rec.Code != http.StatusInternalServerError || !strings.Contains(logs, "refused: 500") {
 			t.Fatalf("%d %s", rec.Code, logs)
 		}
+	}
+}
+
+// postForm posts form to url on the server with the given Host ("": the URL's) and header lines
+// (empty values left out) and returns the response's status.
+func postForm(t *testing.T, server *httptest.Server, url, host string, headers map[string]string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(form))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
+	}
+	for name, value := range headers {
+		if value != "" {
+			req.Header.Set(name, value)
+		}
+	}
+	resp, err := server.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// rawExchange writes one raw HTTP/1.1 request to the server and returns the response's status.
+func rawExchange(t *testing.T, server *httptest.Server, raw string) int {
+	t.Helper()
+	conn, err := net.Dial("tcp", server.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// With no usable validator (nil or closed) the client's 400s still come first, and the 500 comes
+// before the body limit's 413 and before the body is read; through a real server on loopback.
+func TestMiddlewareAnswers500AfterThe400sAndBefore413(t *testing.T) {
+	closed := newValidator(t)
+	_ = closed.Close()
+	for name, v := range map[string]*Validator{"nil": nil, "closed": closed} {
+		var rejections []Rejection
+		opts := Options{MaxBodyBytes: 10, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+			OnReject: func(_ *http.Request, r Rejection) { rejections = append(rejections, r) }}
+		server := httptest.NewServer(Middleware(v, opts)(echo))
+		host := server.Listener.Addr().String()
+		sig := "X-Twilio-Signature: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n"
+		post := func(host, extra string, length int) string {
+			return fmt.Sprintf("POST /sms HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n%s"+
+				"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n", host, extra, length)
+		}
+		// Unsigned: 400, even though the app is misconfigured.
+		if got := rawExchange(t, server, post(host, "", len(form))+form); got != http.StatusBadRequest {
+			t.Errorf("%s: unsigned: %d", name, got)
+		}
+		// A host that could move the URL (net/http itself refuses such a Host header; a trusted
+		// proxy's X-Forwarded-Host reaches the middleware): 400.
+		if got := rawExchange(t, server, post(host, sig+"X-Forwarded-Host: a@b\r\n", len(form))+form); got != http.StatusBadRequest {
+			t.Errorf("%s: bad host: %d", name, got)
+		}
+		// Signed, with a declared body over MaxBodyBytes and not a byte of it sent: 500, not 413.
+		if got := rawExchange(t, server, post(host, sig, 1<<20)); got != http.StatusInternalServerError {
+			t.Errorf("%s: over the limit: %d", name, got)
+		}
+		server.Close()
+		want := []error{ErrMissingSignature, ErrMalformedHost, ErrNoValidator}
+		if name == "closed" {
+			want[2] = ErrClosed
+		}
+		if len(rejections) != len(want) {
+			t.Fatalf("%s: %d rejections: %v", name, len(rejections), rejections)
+		}
+		for i, err := range want {
+			if !errors.Is(rejections[i].Err, err) {
+				t.Errorf("%s: rejection %d is %v, want %v", name, i, rejections[i].Err, err)
+			}
+		}
+	}
+}
+
+// A trusted proxy's X-Forwarded-Proto must be http or https (in any case), like the tower layer's:
+// anything else is refused (400, logged), not pasted into the URL. Through a real server on loopback,
+// whose client is the trusted proxy 127.0.0.1.
+func TestMiddlewareRefusesAForwardedProtoOtherThanHTTPOrHTTPS(t *testing.T) {
+	var logs bytes.Buffer
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	opts := Options{TrustedProxies: trusted, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	server := httptest.NewServer(Middleware(newValidator(t), opts)(echo))
+	defer server.Close()
+	send := func(proto, signedURL string) int {
+		t.Helper()
+		sig, err := Sign([]byte(token), signedURL, []byte(form), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return postForm(t, server, server.URL+"/sms", "hooks.example.com",
+			map[string]string{"X-Twilio-Signature": sig, "X-Forwarded-Proto": proto})
+	}
+	if got := send("http, https", "https://hooks.example.com/sms"); got != http.StatusOK {
+		t.Fatalf("https: %d %s", got, logs.String())
+	}
+	// Each signed for the URL the unchecked scheme would have made: only the check refuses them.
+	for _, proto := range []string{"ftp", "https, javascript", "https:", "wss"} {
+		last := strings.TrimSpace(proto[strings.LastIndex(proto, ",")+1:])
+		logs.Reset()
+		if got := send(proto, last+"://hooks.example.com/sms"); got != http.StatusBadRequest {
+			t.Errorf("X-Forwarded-Proto %q: %d", proto, got)
+		}
+		want := "refused: 400 twiliosig: the X-Forwarded-Proto header is not http or https"
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("X-Forwarded-Proto %q: log %q", proto, logs.String())
+		}
+	}
+	// With BaseURL the header is not used, so not refused either.
+	base := httptest.NewServer(Middleware(newValidator(t), Options{BaseURL: "https://hooks.example.com", TrustedProxies: trusted})(echo))
+	defer base.Close()
+	server = base
+	if got := send("ftp", "https://hooks.example.com/sms"); got != http.StatusOK {
+		t.Fatalf("BaseURL with X-Forwarded-Proto ftp: %d", got)
+	}
+}
+
+// The log line escapes C1 controls and U+2028/U+2029 too, not only C0 and DEL: a request target
+// carrying them (sent raw to a real server) cannot break the line for a log viewer.
+func TestMiddlewareLogLineEscapesC1AndLineSeparators(t *testing.T) {
+	var lines []string
+	opts := Options{OnReject: func(_ *http.Request, r Rejection) { lines = append(lines, r.String()) }}
+	server := httptest.NewServer(Middleware(newValidator(t), opts)(echo))
+	defer server.Close()
+	target := "/sms?a=\u2028b\u2029c\u0085d\u009fe\u00a0f"
+	raw := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nX-Twilio-Signature: x\r\n"+
+		"Content-Length: 0\r\n\r\n", target, server.Listener.Addr())
+	if got := rawExchange(t, server, raw); got != http.StatusForbidden {
+		t.Fatalf("%d", got)
+	}
+	if len(lines) != 1 {
+		t.Fatalf("%q", lines)
+	}
+	want := `url=http://` + server.Listener.Addr().String() + `/sms?a=\u2028b\u2029c\x85d\x9fe` + "\u00a0f;"
+	if !strings.Contains(lines[0], want) || strings.ContainsAny(lines[0], "\u2028\u2029\u0085\u009f") {
+		t.Fatalf("%q\nwant it to contain %q", lines[0], want)
+	}
+	if got := printable("a\x00b\x7fc\u0080d\u2029"); got != `a\x00b\x7fc\x80d\u2029` {
+		t.Fatalf("printable: %q", got)
 	}
 }
