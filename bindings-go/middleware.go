@@ -336,11 +336,16 @@ func fromTrustedProxy(remoteAddr string, trusted []netip.Prefix) bool {
 	return false
 }
 
-// lastValue is the last comma-separated item of a possibly repeated header: the nearest proxy's.
+// lastValue is the last comma-separated item of a possibly repeated header: the nearest proxy's,
+// trimmed of ASCII whitespace only (as the tower layer and the Python helpers trim: strings.TrimSpace
+// would also drop NBSP or NEL and so accept "https\u00a0").
 func lastValue(values []string) string {
 	if len(values) == 0 {
 		return ""
 	}
 	items := strings.Split(values[len(values)-1], ",")
-	return strings.TrimSpace(items[len(items)-1])
+	return strings.Trim(items[len(items)-1], asciiWhitespace)
 }
+
+// asciiWhitespace is what Rust's trim_ascii and the Python helpers trim.
+const asciiWhitespace = " \t\n\x0c\r"

@@ -444,7 +444,7 @@ func TestMiddlewareRefusesAForwardedProtoOtherThanHTTPOrHTTPS(t *testing.T) {
 		t.Fatalf("https: %d %s", got, logs.String())
 	}
 	// Each signed for the URL the unchecked scheme would have made: only the check refuses them.
-	for _, proto := range []string{"ftp", "https, javascript", "https:", "wss"} {
+	for _, proto := range []string{"ftp", "https, javascript", "https:", "wss", "https\u00a0", "\u0085http"} {
 		last := strings.TrimSpace(proto[strings.LastIndex(proto, ",")+1:])
 		logs.Reset()
 		if got := send(proto, last+"://hooks.example.com/sms"); got != http.StatusBadRequest {
