@@ -774,3 +774,175 @@ def test_refusal_logging_can_be_silenced() -> None:
     finally:
         logger.setLevel(logging.NOTSET)
         logger.removeHandler(handler)
+
+
+# -- review fixes: configuration, lengths, forwarded scheme, log escaping -----------------------------
+
+
+@pytest.mark.parametrize("value", [None, [], (), "/twilio/", b"/twilio/", [b"/twilio/"], 42], ids=repr)
+def test_django_middleware_refuses_webhook_paths_that_guard_nothing(value: object) -> None:
+    """Missing, empty, a bare string (once iterated per character) or non-strings: the middleware
+    is not built, with an error naming the setting, rather than letting every request through."""
+    from django.core.exceptions import ImproperlyConfigured
+    from django.test import override_settings
+    from twilio_signature.django import TwilioSignatureMiddleware
+
+    with override_settings():
+        if value is None:
+            del django_settings.TWILIO_WEBHOOK_PATHS
+        else:
+            django_settings.TWILIO_WEBHOOK_PATHS = value
+        with pytest.raises(ImproperlyConfigured, match="TWILIO_WEBHOOK_PATHS") as error:
+            TwilioSignatureMiddleware(lambda request: None)  # type: ignore[arg-type,return-value]
+        with pytest.raises(ImproperlyConfigured):
+            WSGIHandler()  # Django builds its middleware chain here: the server never starts
+    if value is None or value in ([], ()):
+        assert "would verify no request" in str(error.value)
+    with override_settings(TWILIO_WEBHOOK_PATHS=("/twilio/", "/mw/")):
+        assert TwilioSignatureMiddleware(lambda request: None).paths == ("/twilio/", "/mw/")  # type: ignore[arg-type,return-value]
+
+
+def test_django_middleware_guards_an_app_mounted_under_a_script_name() -> None:
+    """TWILIO_WEBHOOK_PATHS = ["/mw/"] is relative to the mount point: with the app at /app, the
+    request /app/mw/sms (request.path) is under it (request.path_info /mw/sms). Unguarded, the view
+    would answer Django's CSRF 403 to both requests below."""
+    from werkzeug.exceptions import NotFound
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    mounted = DispatcherMiddleware(NotFound(), {"/app": WSGIHandler()})
+    gen = _serve_wsgi(werkzeug_server("127.0.0.1", 0, mounted, threaded=True))
+    port = next(gen)
+    try:
+        unsigned = {"Content-Type": "application/x-www-form-urlencoded"}
+        status, response = raw_post(port, "/app/mw/sms", form_body(), unsigned)
+        assert status == 400 and b"X-Twilio-Signature header is missing" in response, response
+        url = f"http://127.0.0.1:{port}/app/mw/sms"
+        status, response = raw_post(port, "/app/mw/sms", form_body(), signed("django-token", url))
+        assert status == 200 and b"ok HMAC_SHA1" in response, response
+        # Signed without the mount prefix: not the URL Twilio called.
+        wrong = signed("django-token", f"http://127.0.0.1:{port}/mw/sms")
+        assert raw_post(port, "/app/mw/sms", form_body(), wrong)[0] == 403
+    finally:
+        next(gen, None)
+
+
+def test_declared_length_with_more_digits_than_any_size() -> None:
+    from twilio_signature._web import Guard, Refusal
+
+    guard = Guard("flask", max_body_bytes=1000)
+    assert guard.check_declared_length("0" * 5000 + "3", "u") == 3
+    assert guard.check_declared_length("0" * 5000, "u") == 0
+    assert guard.check_declared_length("1000", "u") == 1000
+    for too_big in ("1001", "9" * 19, "1" + "0" * 19, "9" * 5000, "0" * 5000 + "9" * 20):
+        with pytest.raises(Refusal) as refusal:
+            guard.check_declared_length(too_big, "u")
+        assert refusal.value.status == 413
+    for malformed in ("-1", "1e3", " 3", "٣"):
+        with pytest.raises(Refusal) as refusal:
+            guard.check_declared_length(malformed, "u")
+        assert refusal.value.status == 400
+
+
+@pytest.mark.parametrize("server", ["flask", "django", "django_wsgiref", "fastapi", "fastapi_mw"])
+def test_content_length_of_thousands_of_digits_is_never_a_500(servers: dict[str, int], server: str) -> None:
+    """int() of more than 4300 digits raises ValueError: 5000 nines are 413, and 5000 zeros before
+    the real length are that length (the signed request is accepted). uvicorn's h11 refuses both
+    with its own 400 before the app runs; the TwilioBodyLimit check itself is called directly."""
+    port = servers[server]
+    route = "/form" if server == "fastapi_mw" else "/sms"
+    token = TOKEN.get(server, "django-token")
+    headers = signed(token, f"http://127.0.0.1:{port}{route}")
+    body = form_body()
+    huge = raw_post(port, route, body, {**headers, "Content-Length": "9" * 5000})[0]
+    padded = raw_post(port, route, body, {**headers, "Content-Length": "0" * 5000 + str(len(body))})[0]
+    if server.startswith("fastapi"):
+        assert (huge, padded) == (400, 400)
+    else:
+        assert (huge, padded) == (413, 200)
+
+
+def test_body_limit_middleware_answers_413_to_a_length_of_thousands_of_digits() -> None:
+    import asyncio
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the app ran")
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    for length, expected in (("9" * 5000, 413), ("1" + "0" * 19, 413), ("x", 400)):
+        sent.clear()
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/form",
+            "raw_path": b"/form",
+            "query_string": b"",
+            "headers": [(b"x-twilio-signature", b"x"), (b"content-length", length.encode())],
+        }
+        asyncio.run(TwilioBodyLimit(app)(scope, receive, send))
+        assert sent[0]["status"] == expected, length
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_forwarded_proto_other_than_http_or_https_is_refused_400(
+    servers: dict[str, int], framework: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As the tower layer: a believed X-Forwarded-Proto is http or https in any ASCII case, kept as
+    sent in the URL; anything else (which would be pasted into the URL) is a logged 400."""
+    port = servers[framework]
+    token = TOKEN[framework]
+    for proto in ("javascript", "https:", "ftp", "https\xa0", "http s"):
+        url = f"{proto}://127.0.0.1:{port}/proxied"
+        headers = {**signed(token, url), "X-Forwarded-Proto": proto}
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger=f"twilio_signature.{framework}"):
+            status, response = raw_post(port, "/proxied", form_body(), headers)
+        assert status == 400, (proto, response)
+        assert b"the X-Forwarded-Proto header is not http or https" in response
+        lines = [r.getMessage() for r in caplog.records if r.name == f"twilio_signature.{framework}"]
+        assert len(lines) == 1
+        assert lines[0].startswith("twilio webhook refused: 400 the X-Forwarded-Proto header is not http")
+    for proto in ("https", "HTTPS", "Http"):
+        headers = {**signed(token, f"{proto}://127.0.0.1:{port}/proxied"), "X-Forwarded-Proto": proto}
+        assert raw_post(port, "/proxied", form_body(), headers)[0] == 200, proto
+    # From an untrusted peer the header is ignored, whatever it holds.
+    headers = {**signed(token, f"http://127.0.0.1:{port}/sms"), "X-Forwarded-Proto": "javascript"}
+    assert raw_post(port, "/sms", form_body(), headers)[0] == 200
+
+
+def test_printable_escapes_c0_c1_controls_and_unicode_line_separators() -> None:
+    from twilio_signature._web import printable
+
+    assert printable("https://h/sms?a=b ü €") == "https://h/sms?a=b ü €"
+    assert printable("a\nb\x00\x1f\x7f") == "a\\x0ab\\x00\\x1f\\x7f"
+    assert printable("a\x80\x85\x9b\x9f\xa0b") == "a\\x80\\x85\\x9b\\x9f\xa0b"
+    assert printable("a\u2028b\u2029c") == "a\\u2028b\\u2029c"
+    for c in map(chr, range(0x110000)):
+        if c != "\\":
+            assert len(("x" + printable(c) + "x").splitlines()) == 1, hex(ord(c))
+
+
+@pytest.mark.parametrize("framework", ["flask", "django"])
+def test_refusal_log_line_escapes_c1_bytes_of_the_url(
+    servers: dict[str, int], framework: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Werkzeug decodes the request target as latin-1: the bytes 0x9b (CSI) and e2 80 a8 (U+2028 in
+    UTF-8) reach the URL as C1 characters. (NEL, 0x85, is whitespace to Werkzeug, gunicorn and h11,
+    which refuse such a request line before any app runs.)"""
+    port = servers[framework]
+    target = b"/sms?x=\x9b[2J\xe2\x80\xa8y".decode("latin-1")
+    with caplog.at_level(logging.WARNING, logger=f"twilio_signature.{framework}"):
+        status, _ = raw_post(port, target, form_body(), {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 400
+    lines = [r.getMessage() for r in caplog.records if r.name == f"twilio_signature.{framework}"]
+    assert len(lines) == 1
+    # (Werkzeug hands the target over UTF-8-encoded and read as latin-1: 0x9b arrives as "\xc2\x9b".)
+    assert f"url=http://127.0.0.1:{port}/sms?x=" in lines[0] and "\\x9b[2J" in lines[0]
+    assert "\\x80" in lines[0]
+    assert not any("\x80" <= c <= "\x9f" for c in lines[0]) and len(lines[0].splitlines()) == 1

@@ -5,7 +5,7 @@ Every helper runs the same steps (docs/contract.md, web helpers), each in its ow
 
 1. no ``X-Twilio-Signature`` -> 400, before the body is read;
 2. a ``Host`` (or believed ``X-Forwarded-Host``) with ``/ ? # @ \\``, whitespace or a control
-   character -> 400;
+   character -> 400; a believed ``X-Forwarded-Proto`` other than ``http``/``https`` -> 400;
 3. no usable token -> :class:`MissingTokenError` (500), logged at ERROR;
 4. a declared ``Content-Length`` over ``max_body_bytes`` -> 413 unread; a streamed body is read to at
    most ``max_body_bytes + 1`` bytes -> 413 past the limit;
@@ -31,6 +31,9 @@ DEFAULT_MAX_BODY_BYTES = 1 << 20
 """The body limit of every helper unless ``max_body_bytes`` says otherwise: 1 MiB."""
 
 _HOST_FORBIDDEN = frozenset("/?#@\\\x7f")
+_ASCII_WHITESPACE = " \t\n\r\x0c"
+_MAX_LENGTH_DIGITS = 19
+"""The digits of the largest Content-Length taken as a number (2**63 - 1 has 19)."""
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -81,14 +84,31 @@ def last_value(lines: Sequence[str]) -> str | None:
     """The entry the nearest proxy added to a forwarding header: the last item of the last line."""
     if not lines:
         return None
-    return lines[-1].rsplit(",", 1)[-1].strip() or None
+    # ASCII whitespace only, as the tower layer trims: str.strip() would also drop NBSP or NEL.
+    return lines[-1].rsplit(",", 1)[-1].strip(_ASCII_WHITESPACE) or None
+
+
+def _unsafe(c: str) -> bool:
+    """A character a log line must not carry as it is: a C0 or C1 control (0x00-0x1f, 0x7f-0x9f;
+    NEL, 0x85, can come from a URL byte the framework decodes as latin-1) or U+2028/U+2029, on which
+    log tools (and ``str.splitlines``) split lines."""
+    return c < " " or "\x7f" <= c <= "\x9f" or c in "\u2028\u2029"
 
 
 def printable(text: str) -> str:
-    """``text`` with control characters escaped, so a hostile header cannot forge log lines."""
-    if all(" " <= c != "\x7f" for c in text):
+    """``text`` with control characters and line separators escaped (``\\x85``, ``\\u2028``), so a
+    hostile header or URL cannot forge or split log lines."""
+    if not any(_unsafe(c) for c in text):
         return text
-    return "".join(c if " " <= c != "\x7f" else f"\\x{ord(c):02x}" for c in text)
+    return "".join(
+        (f"\\x{ord(c):02x}" if c <= "\xff" else f"\\u{ord(c):04x}") if _unsafe(c) else c for c in text
+    )
+
+
+def _http_scheme(scheme: str) -> bool:
+    """``http`` or ``https`` in any ASCII case (``str.lower`` alone would also fold non-ASCII
+    look-alikes)."""
+    return scheme.isascii() and scheme.lower() in ("http", "https")
 
 
 def _diagnosis(explanation: str) -> str:
@@ -187,10 +207,11 @@ class Guard:
         """
         believed = self.trust_proxy or self._trusted(remote_addr)
         if believed:
-            scheme = last_value(header("X-Forwarded-Proto")) or scheme
+            forwarded_proto = last_value(header("X-Forwarded-Proto"))
+            scheme = forwarded_proto or scheme
             forwarded_host = last_value(header("X-Forwarded-Host"))
         else:
-            forwarded_host = None
+            forwarded_proto = forwarded_host = None
         if self.base_url is not None:
             path = target[len(prefix) :] if prefix and target.startswith(prefix) else target
             url = self.base_url + path
@@ -207,6 +228,15 @@ class Guard:
                     url,
                     "a host with / ? # @ \\, whitespace or control characters could move the URL",
                 )
+        # The scheme goes into the URL as sent (as the tower layer does): only http or https, in any
+        # ASCII case. Without base_url only: with it, the forwarded scheme plays no part.
+        if self.base_url is None and forwarded_proto is not None and not _http_scheme(forwarded_proto):
+            raise self.refuse(
+                400,
+                "the X-Forwarded-Proto header is not http or https",
+                url,
+                "check what the trusted proxy sends",
+            )
         return url
 
     def missing_signature(self, url: str) -> Refusal:
@@ -249,7 +279,12 @@ class Guard:
             return None
         if not content_length.isdigit() or not content_length.isascii():
             raise self.refuse(400, "the Content-Length header is not a number", url, "")
-        length = int(content_length)
+        # Leading zeros are no size; more than 19 digits is past any limit (and int() of thousands of
+        # digits raises Python's int-string-limit ValueError: a 500, not a 413).
+        digits = content_length.lstrip("0")
+        if len(digits) > _MAX_LENGTH_DIGITS:
+            raise self.too_large(url)
+        length = int(digits or "0")
         if length > self.max_body_bytes:
             raise self.too_large(url)
         return length

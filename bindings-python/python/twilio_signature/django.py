@@ -12,7 +12,7 @@ Middleware, guarding every path under the prefixes of ``TWILIO_WEBHOOK_PATHS`` (
 ``django.middleware.csrf.CsrfViewMiddleware``; verified requests skip the CSRF check)::
 
     MIDDLEWARE = ["twilio_signature.django.TwilioSignatureMiddleware", ...]
-    TWILIO_WEBHOOK_PATHS = ["/twilio/"]
+    TWILIO_WEBHOOK_PATHS = ["/twilio/"]   # required; relative to the mount point (request.path_info)
     TWILIO_BASE_URL = None            # optional, e.g. "https://example.com"
     TWILIO_TRUSTED_PROXIES = []       # optional, networks ("10.0.0.0/8") whose X-Forwarded-* are believed
     TWILIO_MAX_BODY_BYTES = 1048576   # optional, larger bodies get 413
@@ -44,6 +44,8 @@ from io import BytesIO
 from typing import Any, TypeVar, cast, overload
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.handlers.wsgi import LimitedStream, WSGIRequest
 from django.http import HttpRequest, HttpResponse
 from django.utils.encoding import escape_uri_path
 from django.utils.module_loading import import_string
@@ -62,6 +64,7 @@ from twilio_signature.idempotency import (
 __all__ = ["TwilioSignatureMiddleware", "validate_twilio_request"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+_PATHS_SETTING = "TWILIO_WEBHOOK_PATHS"
 
 
 def _raw_target(request: HttpRequest) -> str:
@@ -83,7 +86,14 @@ def _header(request: HttpRequest) -> Callable[[str], list[str]]:
 
 def _read_body(guard: Guard, request: HttpRequest, url: str) -> bytes:
     meta = request.META
-    if guard.check_declared_length(meta.get("CONTENT_LENGTH"), url) is not None:
+    length = guard.check_declared_length(meta.get("CONTENT_LENGTH"), url)
+    if length is not None:
+        if meta["CONTENT_LENGTH"] != str(length) and not hasattr(request, "_body"):
+            # Leading zeros: Django's int() of thousands of digits raises (a 500), and WSGIRequest
+            # sized its stream 0 for them. Hand it the length as the number it is.
+            meta["CONTENT_LENGTH"] = str(length)
+            if isinstance(request, WSGIRequest):
+                request._stream = LimitedStream(meta["wsgi.input"], length)
         return bytes(request.body)  # Django reads exactly the declared length, already checked
     if "chunked" not in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
         return bytes(request.body)  # no body
@@ -160,6 +170,35 @@ def _run_once(
     return _replay(result) if isinstance(result, StoredResponse) else result
 
 
+def _webhook_paths(value: object) -> tuple[str, ...]:
+    """``TWILIO_WEBHOOK_PATHS`` as a tuple of prefixes; :class:`ImproperlyConfigured` when it would
+    guard nothing (missing, empty) or not what was meant (a bare string, non-string entries)."""
+    example = f'{_PATHS_SETTING} = ["/twilio/"]'
+    if isinstance(value, str):
+        raise ImproperlyConfigured(
+            f"settings.{_PATHS_SETTING} is a string ({value!r}), not a list of path prefixes: "
+            f"write {_PATHS_SETTING} = [{value!r}]"
+        )
+    try:
+        paths: tuple[object, ...] = tuple(cast(Iterable[object], value)) if value is not None else ()
+    except TypeError:
+        raise ImproperlyConfigured(
+            f"settings.{_PATHS_SETTING} must be a list of path prefixes, such as {example}"
+        ) from None
+    if not paths:
+        raise ImproperlyConfigured(
+            f"settings.{_PATHS_SETTING} is {'not set' if value is None else 'empty'}: "
+            "TwilioSignatureMiddleware would verify no request. List the path prefixes of the "
+            f"webhooks (relative to the app's mount point), such as {example}"
+        )
+    prefixes = tuple(path for path in paths if isinstance(path, str))
+    if len(prefixes) != len(paths):
+        raise ImproperlyConfigured(
+            f"settings.{_PATHS_SETTING} must hold path prefixes as strings, such as {example}"
+        )
+    return prefixes
+
+
 def _retries_setting() -> Idempotency | None:
     value = getattr(settings, "TWILIO_IDEMPOTENCY", None)
     if value is None:
@@ -224,11 +263,18 @@ def validate_twilio_request(
 
 
 class TwilioSignatureMiddleware:
-    """Verifies every request under ``settings.TWILIO_WEBHOOK_PATHS`` (path prefixes)."""
+    """Verifies every request under ``settings.TWILIO_WEBHOOK_PATHS`` (path prefixes).
+
+    The prefixes are matched against ``request.path_info``: they are relative to the app's mount
+    point (``SCRIPT_NAME``), so ``["/twilio/"]`` guards ``/app/twilio/sms`` of an app mounted at
+    ``/app``. A setting that is missing, empty, a bare string or holds anything but strings raises
+    :class:`~django.core.exceptions.ImproperlyConfigured` when the middleware is built, rather than
+    guarding nothing (or one-character prefixes).
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self.paths = tuple(getattr(settings, "TWILIO_WEBHOOK_PATHS", ()))
+        self.paths = _webhook_paths(getattr(settings, _PATHS_SETTING, None))
         self.guard = Guard(
             "django",
             base_url=getattr(settings, "TWILIO_BASE_URL", None),
@@ -239,7 +285,7 @@ class TwilioSignatureMiddleware:
         self.retries = _retries_setting()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if self.paths and request.path.startswith(self.paths):
+        if request.path_info.startswith(self.paths):
             refused = check(self.guard, request)
             if refused is not None:
                 return refused

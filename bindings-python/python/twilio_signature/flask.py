@@ -82,7 +82,10 @@ def _check(guard: Guard) -> Verified:
             header=request.headers.getlist,
         )
         validator = guard.validator(current_app.config.get(TOKEN_SETTING), url)
-        guard.check_declared_length(environ.get("CONTENT_LENGTH"), url)
+        length = guard.check_declared_length(environ.get("CONTENT_LENGTH"), url)
+        if length is not None and environ["CONTENT_LENGTH"] != str(length):
+            # Leading zeros: Werkzeug reads a length it cannot int() (over 4300 digits) as 0.
+            environ["CONTENT_LENGTH"] = str(length)
         # Werkzeug bounds the read: a Content-Length body is read to its declared length, a chunked
         # one (servers that set wsgi.input_terminated) to at most max_content_length, where it stops
         # without an error; so the limit given is ours + 1, and a body that long is too large.
