@@ -112,11 +112,13 @@ def _serve_wsgi(server: Any) -> Iterator[int]:
     server.shutdown()
 
 
-def _serve_asgi(app: FastAPI) -> Iterator[int]:
+def _serve_asgi(app: Any, root_path: str = "") -> Iterator[int]:
     port = free_port()
     # log_config=None: uvicorn's records propagate to the root logger, where caplog sees them.
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="error")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, log_level="error", root_path=root_path
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -946,3 +948,66 @@ def test_refusal_log_line_escapes_c1_bytes_of_the_url(
     assert f"url=http://127.0.0.1:{port}/sms?x=" in lines[0] and "\\x9b[2J" in lines[0]
     assert "\\x80" in lines[0]
     assert not any("\x80" <= c <= "\x9f" for c in lines[0]) and len(lines[0].splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("paths", "error"),
+    [
+        ("/form", TypeError),
+        (b"/form", TypeError),
+        ([b"/form"], TypeError),
+        (42, TypeError),
+        ([], ValueError),
+        ((), ValueError),
+    ],
+    ids=repr,
+)
+def test_body_limit_middleware_refuses_paths_that_guard_nothing(paths: Any, error: type[Exception]) -> None:
+    """A bare string (once iterated per character), non-strings or an empty list: the middleware is
+    not built, and neither is the app's middleware stack, rather than guarding nothing."""
+    with pytest.raises(error, match="paths") as raised:
+        TwilioBodyLimit(FastAPI(), paths=paths)
+    if isinstance(paths, str):
+        assert "not a str: write paths=['/form']" in str(raised.value)
+    if error is ValueError:
+        assert "no unsigned request would be refused" in str(raised.value)
+    app = FastAPI()
+    app.add_middleware(TwilioBodyLimit, paths=paths)
+    with pytest.raises(error):
+        app.build_middleware_stack()  # what Starlette does on the first call (lifespan or request)
+    assert TwilioBodyLimit(FastAPI(), paths=("/form", "/sms")).paths == ("/form", "/sms")
+    assert TwilioBodyLimit(FastAPI()).paths == ()  # no paths: only signed requests are bounded
+
+
+@pytest.mark.parametrize("mount", ["starlette-mount", "uvicorn-root-path"])
+def test_body_limit_middleware_guards_an_app_mounted_under_a_prefix(mount: str) -> None:
+    """paths=["/form"] is relative to the mount point: under Starlette's Mount("/app") and uvicorn
+    --root-path /app alike, scope["path"] is /app/form (root_path /app). Unguarded, the unsigned
+    body would be read by FastAPI whole before the dependency's 400."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    inner = fastapi_app(with_limit_middleware=True)
+    if mount == "starlette-mount":
+        app: Any = Starlette(routes=[Mount("/app", app=inner)])
+        target = "/app/form"
+    else:
+        app, target = inner, "/form"  # uvicorn prepends the root path to the path itself
+    gen = _serve_asgi(app, root_path="/app" if mount == "uvicorn-root-path" else "")
+    port = next(gen)
+    try:
+        unsigned = {"Content-Type": "application/x-www-form-urlencoded"}
+        for chunked in (False, True):
+            status, sent, peak = stream_post(port, target, unsigned, 64 * MIB, chunked)
+            assert status == 400, chunked
+            assert sent < 32 * MIB and peak < 4 * MIB, (chunked, sent, peak)
+        status, response = raw_post(port, target, form_body(), unsigned)
+        assert status == 400 and b"X-Twilio-Signature header is missing" in response, response
+        url = f"http://127.0.0.1:{port}/app/form"
+        status, response = raw_post(port, target, form_body(), signed("fastapi-token", url))
+        assert status == 200 and b'"ok":"HMAC_SHA1"' in response, response
+        # A signed body over the limit is still 413 before it is read.
+        big = {**signed("fastapi-token", url), "Content-Length": str(2 * MIB)}
+        assert raw_post(port, target, b"", big)[0] == 413
+    finally:
+        next(gen, None)

@@ -53,7 +53,7 @@ Starlette (no route classes): keep ``TwilioSignature()`` without ``idempotency``
 
 # No `from __future__ import annotations`: FastAPI reads the annotations of `__call__` at runtime.
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, MutableMapping
-from typing import Any
+from typing import Any, cast
 
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -256,6 +256,13 @@ class TwilioBodyLimit:
     read (FastAPI would otherwise read the whole body before the dependency could refuse it)::
 
         app.add_middleware(TwilioBodyLimit, paths=["/twilio/"], max_body_bytes=1 << 20)
+
+    The prefixes are matched against the path relative to the app's mount point (``scope["path"]``
+    without its ``root_path``, as Starlette routes it), so ``["/twilio/"]`` guards ``/app/twilio/sms``
+    of an app mounted at ``/app`` (``Mount("/app", app=...)`` or ``uvicorn --root-path /app``).
+    ``paths`` that is empty, a bare string or holds anything but strings raises
+    :class:`TypeError` / :class:`ValueError` when the middleware is built, rather than guarding
+    nothing (or one-character prefixes).
     """
 
     def __init__(
@@ -266,7 +273,7 @@ class TwilioBodyLimit:
     ) -> None:
         self.app = app
         self.guard = Guard("fastapi", max_body_bytes=max_body_bytes)
-        self.paths = tuple(paths or ())
+        self.paths = () if paths is None else _path_prefixes(paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -274,7 +281,7 @@ class TwilioBodyLimit:
             return
         headers = {name.lower(): value for name, value in scope.get("headers", ())}
         signed = b"x-twilio-signature" in headers
-        guarded = bool(self.paths) and str(scope.get("path", "")).startswith(self.paths)
+        guarded = bool(self.paths) and _mounted_path(scope).startswith(self.paths)
         if not signed and not guarded:
             await self.app(scope, receive, send)
             return
@@ -301,6 +308,45 @@ class TwilioBodyLimit:
             return message
 
         await self.app(scope, bounded, send)
+
+
+_PATHS_EXAMPLE = "paths=['/twilio/']"
+
+
+def _path_prefixes(paths: object) -> tuple[str, ...]:
+    """``paths`` as a tuple of prefixes; :class:`TypeError` / :class:`ValueError` when it would guard
+    nothing (empty) or not what was meant (a bare string, non-string entries)."""
+    if isinstance(paths, str):
+        raise TypeError(
+            f"TwilioBodyLimit paths must be a list of path prefixes such as {_PATHS_EXAMPLE}, "
+            f"not a str: write paths=[{paths!r}]"
+        )
+    try:
+        prefixes: tuple[object, ...] = tuple(cast(Iterable[object], paths))
+    except TypeError:
+        raise TypeError(
+            f"TwilioBodyLimit paths must be a list of path prefixes such as {_PATHS_EXAMPLE}"
+        ) from None
+    if not prefixes:
+        raise ValueError(
+            "TwilioBodyLimit paths is empty: no unsigned request would be refused before its body is "
+            "read. List the path prefixes of the webhooks (relative to the app's mount point), such "
+            f"as {_PATHS_EXAMPLE}, or leave paths out to bound signed requests only"
+        )
+    if not all(isinstance(prefix, str) for prefix in prefixes):
+        raise TypeError(f"TwilioBodyLimit paths must hold path prefixes as strings, such as {_PATHS_EXAMPLE}")
+    return cast(tuple[str, ...], prefixes)
+
+
+def _mounted_path(scope: Scope) -> str:
+    """The request path relative to the app's mount point. Starlette's ``Mount`` and ``uvicorn
+    --root-path`` both leave the full path in ``scope["path"]`` and the mount in ``root_path``;
+    a server that strips it already (an older ASGI convention) leaves the path as it is."""
+    path = str(scope.get("path", ""))
+    root = str(scope.get("root_path", "")).rstrip("/")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :] or "/"
+    return path
 
 
 async def _plain(send: Send, status: int, text: str) -> None:
