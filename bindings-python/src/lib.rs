@@ -8,7 +8,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
-use twilio_signature::{Candidate, Error, Request, Secret, Span, Verified};
+use twilio_signature::{Candidate, Error, Overflow, Request, Secret, Span, Verified};
 
 create_exception!(
     twilio_signature,
@@ -334,7 +334,7 @@ impl PyValidator {
         body: &[u8],
     ) -> Result<Verified, Error> {
         let go = || {
-            self.with_scratch(request.max_params(), |scratch| {
+            self.with_scratch(request, |scratch| {
                 self.core().verify_with_scratch(request, scratch)
             })
         };
@@ -346,20 +346,27 @@ impl PyValidator {
     }
 
     fn verify_pairs(&self, request: &Request<'_>) -> Result<Verified, Error> {
-        self.with_scratch(request.max_params(), |scratch| {
+        self.with_scratch(request, |scratch| {
             self.core().verify_with_scratch(request, scratch)
         })
     }
 
-    /// Runs `f` with a scratch buffer for `needed` parameters, capped at `max_params`: on the stack
-    /// for small forms, on the heap above that.
-    fn with_scratch<R>(&self, needed: usize, f: impl FnOnce(&mut [Span]) -> R) -> R {
-        let len = needed.min(self.max_params);
-        if len <= STACK_PARAMS {
-            f(&mut [Span::EMPTY; STACK_PARAMS][..len])
-        } else {
-            f(&mut vec![Span::EMPTY; len])
+    /// Runs `f` with a scratch buffer for at most `max_params` parameters: a small one on the stack
+    /// first, and only when the form overflows it, one on the heap sized to the form's parameters
+    /// (`Request::max_params`) and capped at `max_params`.
+    fn with_scratch<R: Overflow>(
+        &self,
+        request: &Request<'_>,
+        mut f: impl FnMut(&mut [Span]) -> R,
+    ) -> R {
+        let small = f(&mut [Span::EMPTY; STACK_PARAMS][..self.max_params.min(STACK_PARAMS)]);
+        if !small.overflowed() || self.max_params <= STACK_PARAMS {
+            return small;
         }
+        f(&mut vec![
+            Span::EMPTY;
+            request.max_params().min(self.max_params)
+        ])
     }
 }
 
@@ -484,7 +491,7 @@ impl PyValidator {
             signature_settings,
             "signature_settings",
         )?);
-        self.with_scratch(request.max_params(), |scratch| {
+        self.with_scratch(&request, |scratch| {
             self.core().sign_with_scratch(&request, scratch)
         })
         .map(|s| s.as_str().to_owned())
@@ -505,7 +512,7 @@ impl PyValidator {
             signature_settings,
             "signature_settings",
         )?);
-        self.with_scratch(request.max_params(), |scratch| {
+        self.with_scratch(&request, |scratch| {
             self.core().sign_with_scratch(&request, scratch)
         })
         .map(|s| s.as_str().to_owned())
@@ -523,11 +530,10 @@ impl PyValidator {
     ) -> PyResult<String> {
         let (request, body) = body_request(url, body, signature, signature_settings)?;
         let go = || {
-            self.with_scratch(request.max_params(), |scratch| {
-                self.core()
-                    .explain_with_scratch(&request, scratch)
-                    .to_string()
+            self.with_scratch(&request, |scratch| {
+                self.core().explain_with_scratch(&request, scratch)
             })
+            .to_string()
         };
         Ok(if body.len() >= DETACH_THRESHOLD {
             py.detach(go)

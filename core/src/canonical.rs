@@ -87,8 +87,9 @@ impl<'a> Request<'a> {
 
     /// The most form parameters this request can have: its body's non-empty `&`-separated segments
     /// (empty ones, as in `a=1&&b=2` or a body of `&`s, are skipped and need no room), or the number of
-    /// pre-split pairs. Size a scratch buffer for [`Validator::verify_with_scratch`] with it: the C ABI
-    /// and the Python binding do, so a body of `&`s cannot make them allocate.
+    /// pre-split pairs. Size a scratch buffer for [`Validator::verify_with_scratch`] with it when a
+    /// small one overflowed (see [`Overflow`]): the C ABI, the Python binding and the tower layer do, so
+    /// a body of `&`s cannot make them allocate, and a request that fits pays for no count.
     ///
     /// ```
     /// use twilio_signature::Request;
@@ -98,6 +99,7 @@ impl<'a> Request<'a> {
     /// ```
     ///
     /// [`Validator::verify_with_scratch`]: crate::Validator::verify_with_scratch
+    /// [`Overflow`]: crate::Overflow
     pub fn max_params(&self) -> usize {
         match self.payload {
             Payload::Body(body) => non_empty_segments(body),

@@ -22,6 +22,6 @@ pub use settings::SignatureSettings;
 pub use signature::Signature;
 pub use url::Candidate;
 pub use validator::{
-    explain, sign, verify, verify_with_scratch, KeyIdTooLong, Secret, Validator, Verified,
-    DEFAULT_MAX_PARAMS, MAX_KEY_ID_LEN,
+    explain, sign, verify, verify_with_scratch, KeyIdTooLong, Overflow, Secret, Validator,
+    Verified, DEFAULT_MAX_PARAMS, MAX_KEY_ID_LEN,
 };

@@ -330,9 +330,7 @@ fn sign_with_key(
 /// assert!(verify(b"12345", &request).is_ok());
 /// ```
 pub fn verify(secret: &[u8], request: &Request<'_>) -> Result<Verified, Error> {
-    with_stack_scratch(request, |scratch| {
-        verify_with_scratch(secret, request, scratch)
-    })
+    with_stack_scratch(|scratch| verify_with_scratch(secret, request, scratch))
 }
 
 /// [`verify`] with the parameters sorted in `scratch` (see [`Validator::verify_with_scratch`]).
@@ -354,14 +352,12 @@ pub fn verify_with_scratch(
 /// assert_eq!(signature.as_str().len(), 28);
 /// ```
 pub fn sign(secret: &[u8], request: &Request<'_>) -> Result<Signature, Error> {
-    with_stack_scratch(request, |scratch| {
-        sign_with_key(Key::Raw(secret), request, scratch)
-    })
+    with_stack_scratch(|scratch| sign_with_key(Key::Raw(secret), request, scratch))
 }
 
 /// [`Validator::explain`] for one raw secret.
 pub fn explain(secret: &[u8], request: &Request<'_>) -> Explanation {
-    with_stack_scratch(request, |scratch| {
+    with_stack_scratch(|scratch| {
         let verdict = verify_with_keys(core::iter::once(Key::Raw(secret)), request, scratch);
         explain_with_keys(
             &core::iter::once(Key::Raw(secret)),
@@ -372,18 +368,50 @@ pub fn explain(secret: &[u8], request: &Request<'_>) -> Explanation {
     })
 }
 
-/// The stack buffer tried first: enough for any real webhook, and cheap to zero (1.5 KiB).
+/// The stack buffer tried first: enough for any real webhook, and cheap to zero (2 KiB).
 const SMALL_SCRATCH: usize = 64;
 
-/// Runs `f` with a zeroed stack scratch buffer: [`SMALL_SCRATCH`] spans when the request cannot have
-/// more parameters than that (a form has at most one more than it has `&`s), else
-/// [`DEFAULT_MAX_PARAMS`].
-fn with_stack_scratch<R>(request: &Request<'_>, f: impl FnOnce(&mut [Span]) -> R) -> R {
-    if request.max_params() <= SMALL_SCRATCH {
-        f(&mut [Span::EMPTY; SMALL_SCRATCH])
-    } else {
-        f(&mut [Span::EMPTY; DEFAULT_MAX_PARAMS])
+/// What the `*_with_scratch` calls return, asked whether the scratch buffer ran out of room
+/// ([`Error::TooManyParams`]): then a larger buffer may succeed. Callers that keep a small buffer on the
+/// stack try it first and size a larger one (with [`Request::max_params`]) only when this says so.
+///
+/// ```
+/// use twilio_signature::{Overflow, Request, Secret, Span, Validator};
+/// let validator = Validator::new(Secret::new(b"12345"));
+/// let request = Request::post("https://example.com/sms", "a=1&b=2&c=3")
+///     .signature("RSOYDt4T1cUTdK1PDd93/VVr8B8=");
+/// assert!(validator.verify_with_scratch(&request, &mut [Span::EMPTY; 2]).overflowed());
+/// assert!(!validator.verify_with_scratch(&request, &mut [Span::EMPTY; 3]).overflowed());
+/// ```
+pub trait Overflow {
+    /// True when the scratch buffer was too small for the form's parameters.
+    fn overflowed(&self) -> bool;
+}
+
+impl<T> Overflow for Result<T, Error> {
+    /// True for [`Error::TooManyParams`].
+    fn overflowed(&self) -> bool {
+        matches!(self, Err(Error::TooManyParams))
     }
+}
+
+impl Overflow for Explanation {
+    /// True when the verdict is [`Error::TooManyParams`].
+    fn overflowed(&self) -> bool {
+        self.verdict.overflowed()
+    }
+}
+
+/// Runs `f` with a zeroed stack scratch buffer of [`SMALL_SCRATCH`] spans, and only if the form has more
+/// parameters than that, again with [`DEFAULT_MAX_PARAMS`]. Trying the small buffer first costs a form
+/// with more parameters one aborted indexing pass of 64, and spares every other request a count of its
+/// parameters up front.
+fn with_stack_scratch<R: Overflow>(mut f: impl FnMut(&mut [Span]) -> R) -> R {
+    let small = f(&mut [Span::EMPTY; SMALL_SCRATCH]);
+    if !small.overflowed() {
+        return small;
+    }
+    f(&mut [Span::EMPTY; DEFAULT_MAX_PARAMS])
 }
 
 /// Verifies webhook requests against one or more pre-keyed secrets.
@@ -472,9 +500,7 @@ impl<S: AsRef<[Secret]>> Validator<S> {
 
     /// Verifies a request, with room for [`DEFAULT_MAX_PARAMS`] form parameters on the stack.
     pub fn verify(&self, request: &Request<'_>) -> Result<Verified, Error> {
-        with_stack_scratch(request, |scratch| {
-            self.verify_with_scratch(request, scratch)
-        })
+        with_stack_scratch(|scratch| self.verify_with_scratch(request, scratch))
     }
 
     /// Verifies a request, sorting parameters in `scratch`: a form with more distinct-or-not parameters
@@ -492,9 +518,7 @@ impl<S: AsRef<[Secret]>> Validator<S> {
     ///
     /// [`Mistake`]: crate::Mistake
     pub fn explain(&self, request: &Request<'_>) -> Explanation {
-        with_stack_scratch(request, |scratch| {
-            self.explain_with_scratch(request, scratch)
-        })
+        with_stack_scratch(|scratch| self.explain_with_scratch(request, scratch))
     }
 
     /// [`Validator::explain`] with the parameters sorted in `scratch` (see
@@ -506,7 +530,7 @@ impl<S: AsRef<[Secret]>> Validator<S> {
 
     /// Signs `request` with the first secret its settings header allows (see [`sign`]).
     pub fn sign(&self, request: &Request<'_>) -> Result<Signature, Error> {
-        with_stack_scratch(request, |scratch| self.sign_with_scratch(request, scratch))
+        with_stack_scratch(|scratch| self.sign_with_scratch(request, scratch))
     }
 
     /// [`Validator::sign`] with the parameters sorted in `scratch`.

@@ -140,10 +140,9 @@ pub unsafe extern "C" fn tws_explain(
         let (secret, request) = unsafe { (input(secret, secret_len)?, raw.borrow()?) };
         let validator = Validator::new(Secret::new(secret));
         let text = with_scratch(TWS_DEFAULT_MAX_PARAMS, &request, |scratch| {
-            validator
-                .explain_with_scratch(&request, scratch)
-                .to_string()
-        });
+            validator.explain_with_scratch(&request, scratch)
+        })
+        .to_string();
         // SAFETY: per the contract.
         unsafe { write_text(text.as_bytes(), out, out_capacity, written_out) }
     })

@@ -6,7 +6,8 @@
 use core::ffi::c_int;
 
 use tws_core::{
-    Error, Explanation, Request, Secret, Signature, Span, Validator, Verified, DEFAULT_MAX_PARAMS,
+    Error, Explanation, Overflow, Request, Secret, Signature, Span, Validator, Verified,
+    DEFAULT_MAX_PARAMS,
 };
 
 use crate::boundary::{guard, input, optional_input, output, write, write_text};
@@ -72,20 +73,23 @@ impl tws_validator {
     }
 }
 
-/// Runs `f` with a scratch buffer large enough for `request`'s form, but no larger than `max_params`: a
-/// body has as many parameters as non-empty `&`-separated segments (`Request::max_params`; a body of `&`s
-/// needs none), so a form with more than `max_params` parameters still overflows it: `TooManyParams`. Buffers of up to `DEFAULT_MAX_PARAMS` spans live on
-/// the stack (a small one for the usual webhook, since each is zeroed per call); larger ones on the heap.
-pub(crate) fn with_scratch<R>(
+/// Runs `f` with a scratch buffer for at most `max_params` parameters: a small one on the stack first
+/// (each is zeroed per call), and only when the form overflows it (`Overflow`), one sized to the form's
+/// parameters (`Request::max_params`: its non-empty `&`-separated segments, so a body of `&`s needs none)
+/// and capped at `max_params`, so a form with more still gets `TooManyParams`. Up to
+/// `DEFAULT_MAX_PARAMS` spans live on the stack, more on the heap.
+pub(crate) fn with_scratch<R: Overflow>(
     max_params: usize,
     request: &Request<'_>,
-    f: impl FnOnce(&mut [Span]) -> R,
+    mut f: impl FnMut(&mut [Span]) -> R,
 ) -> R {
     const SMALL: usize = 64;
+    let small = f(&mut [Span::EMPTY; SMALL][..max_params.min(SMALL)]);
+    if !small.overflowed() || max_params <= SMALL {
+        return small;
+    }
     let len = request.max_params().min(max_params);
-    if len <= SMALL {
-        f(&mut [Span::EMPTY; SMALL][..len])
-    } else if len <= DEFAULT_MAX_PARAMS {
+    if len <= DEFAULT_MAX_PARAMS {
         f(&mut [Span::EMPTY; DEFAULT_MAX_PARAMS][..len])
     } else {
         f(&mut vec![Span::EMPTY; len])

@@ -13,7 +13,7 @@ use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{Either, Full};
 use tower::Service;
-use twilio_signature::{Error, Secret, Span, Validator, Verified, DEFAULT_MAX_PARAMS};
+use twilio_signature::{Error, Overflow, Secret, Span, Validator, Verified};
 
 use crate::body::{declared_too_large, read_limited, ReadError};
 use crate::layer::Config;
@@ -277,6 +277,9 @@ fn read_refusal(error: ReadError, limit: usize) -> Refusal {
     }
 }
 
+/// Parameters sorted in a stack buffer; a form with more gets a heap buffer.
+const STACK_PARAMS: usize = 64;
+
 /// The verdict, with the parameters sorted on the stack when they fit (nearly always) and in a heap
 /// buffer of at most `max_params` spans otherwise.
 fn verify<S: AsRef<[Secret]>>(
@@ -292,22 +295,28 @@ fn verify<S: AsRef<[Secret]>>(
         .signature(checked.signature)
         .settings(parts.headers.get(&SETTINGS).map(HeaderValue::as_bytes));
     let validator: &Validator<S> = &config.validator;
-    let needed = request.max_params();
-    // `verify` and `explain` sort on the stack (up to DEFAULT_MAX_PARAMS); more go to the heap.
-    let mut heap = (needed > DEFAULT_MAX_PARAMS || config.max_params < DEFAULT_MAX_PARAMS)
-        .then(|| vec![Span::EMPTY; needed.min(config.max_params)]);
-    let verdict = match &mut heap {
-        None => validator.verify(&request),
-        Some(scratch) => validator.verify_with_scratch(&request, scratch),
-    };
+    // Sorted on the stack when the form fits (nearly always); only a form that overflows it is counted
+    // and given a heap buffer of at most `max_params` spans.
+    let mut stack = [Span::EMPTY; STACK_PARAMS];
+    let small = &mut stack[..config.max_params.min(STACK_PARAMS)];
+    let mut verdict = validator.verify_with_scratch(&request, small);
+    let mut heap = None;
+    if verdict.overflowed() && config.max_params > STACK_PARAMS {
+        let scratch = heap.insert(vec![
+            Span::EMPTY;
+            request.max_params().min(config.max_params)
+        ]);
+        verdict = validator.verify_with_scratch(&request, scratch);
+    }
     let error = match verdict {
         Ok(verified) => return Ok(verified),
         Err(error) => error,
     };
-    let explanation = match &mut heap {
-        None => validator.explain(&request),
-        Some(scratch) => validator.explain_with_scratch(&request, scratch),
+    let scratch = match &mut heap {
+        Some(heap) => &mut heap[..],
+        None => &mut stack[..config.max_params.min(STACK_PARAMS)],
     };
+    let explanation = validator.explain_with_scratch(&request, scratch);
     let status = match error {
         Error::MissingSignature => StatusCode::BAD_REQUEST,
         _ => StatusCode::FORBIDDEN,
