@@ -145,6 +145,9 @@ pub(crate) struct Signed<'a> {
     pub(crate) params: Params<'a>,
     /// For opaque bodies: the `bodySHA256` from the URL and the body it must match.
     pub(crate) body_hash: Option<(&'a [u8], &'a [u8])>,
+    /// Whether some fields' decoded bytes are only checked for UTF-8 as they are fed (see
+    /// [`Signed::feed`]).
+    unchecked: bool,
 }
 
 impl<'a> Signed<'a> {
@@ -159,15 +162,17 @@ impl<'a> Signed<'a> {
                 Ok(Self {
                     params: Params::None,
                     body_hash: Some((hash, body)),
+                    unchecked: false,
                 })
             }
-            (Payload::Body(body), None) => Ok(Self {
-                params: Params::Form {
-                    body,
-                    spans: form::index_form(body, scratch)?,
-                },
-                body_hash: None,
-            }),
+            (Payload::Body(body), None) => {
+                let (spans, unchecked) = form::index_form(body, scratch)?;
+                Ok(Self {
+                    params: Params::Form { body, spans },
+                    body_hash: None,
+                    unchecked,
+                })
+            }
             (Payload::Params(_), Some(_)) => Err(Error::BodyRequired),
             (Payload::Params(pairs), None) => Ok(Self {
                 params: Params::Pairs {
@@ -175,26 +180,50 @@ impl<'a> Signed<'a> {
                     spans: form::index_pairs(pairs, scratch)?,
                 },
                 body_hash: None,
+                unchecked: false,
             }),
         }
     }
 
     /// Streams `url ++ params` into `sink`, gathered into a few large writes: a form is many short
     /// names, values and decoded runs, and each call into the HMAC has a fixed cost.
-    pub(crate) fn feed(&self, url: &UrlPieces<'_>, sink: &mut impl FnMut(&[u8])) {
+    ///
+    /// Returns `Err(MalformedBody)` when a field that indexing left unchecked does not decode to UTF-8:
+    /// its bytes are checked as they are decoded here, so a large escaped field is decoded once, not
+    /// once to check it and again to sign it. The sink has then had the whole string all the same; a
+    /// caller must not use what it made of it.
+    pub(crate) fn feed(
+        &self,
+        url: &UrlPieces<'_>,
+        sink: &mut impl FnMut(&[u8]),
+    ) -> Result<(), Error> {
         if self.params.is_empty() {
             // The URL alone (a GET, a JSON body): its pieces go to the sink as they are.
             for piece in url.pieces() {
                 sink(piece);
             }
-            return;
+            return Ok(());
         }
         let mut out = Assembly::new(sink);
         for piece in url.pieces() {
             out.write(piece);
         }
         self.params.feed(&mut out);
-        out.flush();
+        if out.finish() {
+            Ok(())
+        } else {
+            Err(Error::MalformedBody)
+        }
+    }
+
+    /// Whether the form is well formed, for callers that feed nothing (no secret to try): the checks
+    /// [`Signed::feed`] does, on their own.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        if self.unchecked {
+            self.feed(&UrlPieces::whole(b""), &mut |_| {})
+        } else {
+            Ok(())
+        }
     }
 
     /// True when there is no body hash to check, or it matches (compared in constant time).

@@ -622,7 +622,8 @@ impl<'k, K: Iterator<Item = Key<'k>> + Clone> Attempt<'_, K> {
                     Made::WithParams => c.full_tries += 1,
                 });
             });
-        let (secret_index, candidate, _) = find_match(keys, algorithm, &received, signed, url)?;
+        let (secret_index, candidate, _) =
+            find_match(keys, algorithm, &received, signed, url).ok()?;
         Some(Diagnosis {
             mistake,
             secret_index,

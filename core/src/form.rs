@@ -13,9 +13,11 @@ use core::cmp::Ordering;
 
 use crate::Error;
 
-/// Bodies are indexed with 31-bit offsets; the top bit of an end offset marks "needs decoding".
+/// Bodies are indexed with 31-bit offsets; the top bit of an end offset marks "needs decoding", of a
+/// start offset "its decoded bytes need a UTF-8 check" (done as the field is assembled).
 pub(crate) const MAX_BODY_LEN: usize = (1 << 31) - 1;
 const ESCAPED: u32 = 1 << 31;
+const CHECK_UTF8: u32 = 1 << 31;
 
 /// One parameter's place in the scratch buffer that sorting works in.
 ///
@@ -43,9 +45,10 @@ impl Span {
 
     fn field(start: u32, end: u32) -> Field {
         Field {
-            start: start as usize,
+            start: (start & !CHECK_UTF8) as usize,
             end: (end & !ESCAPED) as usize,
             escaped: end & ESCAPED != 0,
+            check_utf8: start & CHECK_UTF8 != 0,
         }
     }
 
@@ -79,6 +82,8 @@ struct Field {
     start: usize,
     end: usize,
     escaped: bool,
+    /// Its decoded bytes may not be UTF-8: checked when they are assembled.
+    check_utf8: bool,
 }
 
 impl Field {
@@ -333,30 +338,6 @@ fn piece_end(body: &[u8], start: usize, end: usize, max: usize) -> usize {
     }
 }
 
-/// Raw bytes decoded per piece when a field's decoded UTF-8 is checked.
-const UTF8_PIECE: usize = 512;
-
-/// Whether the decoded bytes of `body[start..end]` are UTF-8, a piece at a time: a character cut at the
-/// end of a piece is carried to the front of the next.
-fn decodes_to_utf8(body: &[u8], start: usize, end: usize) -> bool {
-    let mut buf = [0u8; 3 + UTF8_PIECE + OVERSHOOT];
-    let (mut i, mut carried) = (start, 0);
-    while i < end {
-        let piece = piece_end(body, i, end, UTF8_PIECE);
-        let len = decode_into(body, i, piece, &mut buf, carried);
-        i = piece;
-        carried = match core::str::from_utf8(&buf[..len]) {
-            Ok(_) => 0,
-            Err(e) if e.error_len().is_none() && i < end => {
-                buf.copy_within(e.valid_up_to()..len, 0);
-                len - e.valid_up_to()
-            }
-            Err(_) => return false,
-        };
-    }
-    true
-}
-
 /// The first 16 decoded bytes of an escaped field, as [`prefix_of_raw`] gives a plain one's.
 fn prefix_of_escaped(body: &[u8], start: usize, end: usize) -> u128 {
     // 16 escapes are 48 raw bytes; a cut before a split escape loses at most 2 more.
@@ -377,6 +358,8 @@ pub(crate) struct Assembly<'s, S: FnMut(&[u8])> {
     sink: &'s mut S,
     buf: [u8; ASSEMBLY + OVERSHOOT],
     len: usize,
+    /// Whether every field whose decoded bytes needed a UTF-8 check passed it.
+    utf8: bool,
 }
 
 /// The assembly buffer's size: a real webhook's canonical string fits.
@@ -388,7 +371,14 @@ impl<'s, S: FnMut(&[u8])> Assembly<'s, S> {
             sink,
             buf: [0; ASSEMBLY + OVERSHOOT],
             len: 0,
+            utf8: true,
         }
+    }
+
+    /// Hands the last bytes to the sink; returns whether the decoded fields that needed it were UTF-8.
+    pub(crate) fn finish(mut self) -> bool {
+        self.flush();
+        self.utf8
     }
 
     /// Makes room for `len` more bytes; false when they can never fit (the buffer is then empty).
@@ -414,11 +404,15 @@ impl<'s, S: FnMut(&[u8])> Assembly<'s, S> {
     fn field(&mut self, body: &[u8], field: Field) {
         let (start, end) = (field.start, field.end);
         if self.room_for(end - start) {
+            let at = self.len;
             self.len = if field.escaped {
-                decode_into(body, start, end, &mut self.buf, self.len)
+                decode_into(body, start, end, &mut self.buf, at)
             } else {
-                copy_into(body, start, end, &mut self.buf, self.len)
+                copy_into(body, start, end, &mut self.buf, at)
             };
+            if field.check_utf8 {
+                self.utf8 &= core::str::from_utf8(&self.buf[at..self.len]).is_ok();
+            }
         } else {
             self.stream(body, field);
         }
@@ -433,12 +427,26 @@ impl<'s, S: FnMut(&[u8])> Assembly<'s, S> {
             (self.sink)(&body[start..end]);
             return;
         }
-        let mut i = start;
+        // A character cut at the end of a piece is kept and decoded on with the next.
+        let (mut i, mut carried) = (start, 0);
         while i < end {
-            let piece = piece_end(body, i, end, ASSEMBLY);
-            self.len = decode_into(body, i, piece, &mut self.buf, 0);
-            self.flush();
+            let piece = piece_end(body, i, end, ASSEMBLY - carried);
+            let len = decode_into(body, i, piece, &mut self.buf, carried);
             i = piece;
+            let whole = match field.check_utf8 {
+                false => len,
+                true => match core::str::from_utf8(&self.buf[..len]) {
+                    Ok(_) => len,
+                    Err(e) if e.error_len().is_none() && i < end => e.valid_up_to(),
+                    Err(_) => {
+                        self.utf8 = false;
+                        len
+                    }
+                },
+            };
+            (self.sink)(&self.buf[..whole]);
+            self.buf.copy_within(whole..len, 0);
+            carried = len - whole;
         }
     }
 
@@ -529,20 +537,30 @@ impl Found {
         self.end as u32 | if self.marks.escaped { ESCAPED } else { 0 }
     }
 
-    /// Whether the decoded field is UTF-8. When the whole raw body is UTF-8, only `%XX` escapes of high
-    /// bytes can break that (ASCII bytes swapped for ASCII bytes leave every character whole).
+    /// Checks what can be checked of the field's UTF-8 now: `Err` when the field is not UTF-8, `Ok(true)`
+    /// when its decoded bytes must still be checked (when it is assembled), `Ok(false)` when they are
+    /// known to be UTF-8. When the whole raw body is UTF-8, only `%XX` escapes of high bytes can break
+    /// that (ASCII bytes swapped for ASCII bytes leave every character whole).
     #[inline]
-    fn decodes_to_utf8(self, body: &[u8], body_is_utf8: bool) -> bool {
-        (body_is_utf8 && !self.marks.high) || self.check_utf8(body)
+    fn utf8_check(self, body: &[u8], body_is_utf8: bool) -> Result<bool, Error> {
+        if body_is_utf8 && !self.marks.high {
+            Ok(false)
+        } else if self.marks.escaped {
+            Ok(true)
+        } else {
+            self.check_raw_utf8(body).map(|()| false)
+        }
     }
 
     #[cold]
-    fn check_utf8(self, body: &[u8]) -> bool {
-        if self.marks.escaped {
-            decodes_to_utf8(body, self.start, self.end)
-        } else {
-            core::str::from_utf8(&body[self.start..self.end]).is_ok()
-        }
+    fn check_raw_utf8(self, body: &[u8]) -> Result<(), Error> {
+        core::str::from_utf8(&body[self.start..self.end])
+            .map(|_| ())
+            .map_err(|_| Error::MalformedBody)
+    }
+
+    fn start_offset(self, check_utf8: bool) -> u32 {
+        self.start as u32 | if check_utf8 { CHECK_UTF8 } else { 0 }
     }
 }
 
@@ -633,19 +651,26 @@ fn skip_escaped(body: &[u8], mut p: usize, mut highs: u64) -> (usize, u64) {
 
 /// Indexes a form body into `scratch`, then sorts and de-duplicates it. Returns the spans in canonical
 /// order.
-pub(crate) fn index_form<'s>(body: &[u8], scratch: &'s mut [Span]) -> Result<&'s [Span], Error> {
+///
+/// The decoded bytes of escaped fields that may escape bytes above 0x7F are not checked here: their
+/// spans are marked, the second value returned is true, and [`Assembly`] checks them as it decodes them.
+pub(crate) fn index_form<'s>(
+    body: &[u8],
+    scratch: &'s mut [Span],
+) -> Result<(&'s [Span], bool), Error> {
     if body.len() > MAX_BODY_LEN {
         return Err(Error::BodyTooLarge);
     }
     let body_is_utf8 = core::str::from_utf8(body).is_ok();
     let mut count = 0;
+    let mut unchecked = false;
     let mut push = |name: Found, value: Found| -> Result<(), Error> {
         if name.start == value.end {
             return Ok(()); // an empty segment (`&&`)
         }
-        if !name.decodes_to_utf8(body, body_is_utf8) || !value.decodes_to_utf8(body, body_is_utf8) {
-            return Err(Error::MalformedBody);
-        }
+        let check_name = name.utf8_check(body, body_is_utf8)?;
+        let check_value = value.utf8_check(body, body_is_utf8)?;
+        unchecked |= check_name | check_value;
         let prefix = if name.marks.escaped {
             prefix_of_escaped(body, name.start, name.end)
         } else {
@@ -653,9 +678,9 @@ pub(crate) fn index_form<'s>(body: &[u8], scratch: &'s mut [Span]) -> Result<&'s
         };
         *scratch.get_mut(count).ok_or(Error::TooManyParams)? = Span {
             prefix,
-            name_start: name.start as u32,
+            name_start: name.start_offset(check_name),
             name_end: name.end_offset(),
-            value_start: value.start as u32,
+            value_start: value.start_offset(check_value),
             value_end: value.end_offset(),
         };
         count += 1;
@@ -738,7 +763,7 @@ pub(crate) fn index_form<'s>(body: &[u8], scratch: &'s mut [Span]) -> Result<&'s
     current.marks = marks_of(escapes, highs);
     push(name, value.unwrap_or(Found::at(body.len())))?;
 
-    Ok(sort_form(body, &mut scratch[..count]))
+    Ok((sort_form(body, &mut scratch[..count]), unchecked))
 }
 
 /// Puts a form's spans in canonical order and drops equal neighbours; returns the kept prefix.
@@ -894,7 +919,7 @@ impl Params<'_> {
                 // parameter some places ahead, so its cache miss overlaps this one's work.
                 for (i, span) in spans.iter().enumerate() {
                     if let Some(ahead) = spans.get(i + TOUCH_AHEAD) {
-                        core::hint::black_box(body[ahead.name_start as usize..].first().copied());
+                        core::hint::black_box(body.get(ahead.name().start).copied());
                     }
                     out.field(body, span.name());
                     out.field(body, span.value());
@@ -921,18 +946,26 @@ mod tests {
         Decoded::new(s.as_bytes()).collect()
     }
 
-    fn canonical(body: &str) -> Result<std::string::String, Error> {
-        let mut scratch = [Span::EMPTY; 64];
-        let spans = index_form(body.as_bytes(), &mut scratch)?;
+    /// The canonical parameters of a form body as verify puts them together (indexed, sorted,
+    /// assembled, the decoded UTF-8 checks done as it assembles), or the body's error.
+    fn assembled(body: &[u8], scratch: &mut [Span]) -> Result<Vec<u8>, Error> {
+        let (spans, unchecked) = index_form(body, scratch)?;
         let mut out = Vec::new();
         let mut sink = |b: &[u8]| out.extend_from_slice(b);
         let mut assembly = Assembly::new(&mut sink);
-        Params::Form {
-            body: body.as_bytes(),
-            spans,
+        Params::Form { body, spans }.feed(&mut assembly);
+        let utf8 = assembly.finish();
+        // Fields are only left unchecked when the index says so.
+        assert!(utf8 || unchecked, "{body:?}");
+        if utf8 {
+            Ok(out)
+        } else {
+            Err(Error::MalformedBody)
         }
-        .feed(&mut assembly);
-        assembly.flush();
+    }
+
+    fn canonical(body: &str) -> Result<std::string::String, Error> {
+        let out = assembled(body.as_bytes(), &mut [Span::EMPTY; 64])?;
         Ok(std::string::String::from_utf8(out).unwrap())
     }
 
@@ -984,7 +1017,7 @@ mod tests {
         // Raw body not UTF-8, decoded field is: `%C3` then a raw continuation byte make `é`.
         let body = b"a=%C3\xA9";
         let mut scratch = [Span::EMPTY; 4];
-        assert!(index_form(body, &mut scratch).is_ok());
+        assert_eq!(assembled(body, &mut scratch).unwrap(), "a\u{e9}".as_bytes());
         // Raw body UTF-8, decoded field is not: an escaped continuation after a whole `é`.
         assert_eq!(canonical("a=\u{e9}%A9"), Err(Error::MalformedBody));
         assert_eq!(canonical("%FF%FF=1&b=2"), Err(Error::MalformedBody));
@@ -995,8 +1028,12 @@ mod tests {
         );
         // A raw stray byte is refused even when the field has escapes.
         assert_eq!(
-            index_form(b"a=%41\xff", &mut scratch),
+            assembled(b"a=%41\xff", &mut scratch),
             Err(Error::MalformedBody)
+        );
+        assert_eq!(
+            index_form(b"a\xff=1", &mut scratch).err(),
+            Some(Error::MalformedBody)
         );
     }
 
@@ -1020,7 +1057,7 @@ mod tests {
         let mut expected: Vec<Vec<u8>> = names.iter().map(|n| decode(n)).collect();
         expected.sort();
         let mut scratch = [Span::EMPTY; 16];
-        let spans = index_form(body.as_bytes(), &mut scratch).unwrap();
+        let (spans, _) = index_form(body.as_bytes(), &mut scratch).unwrap();
         let got: Vec<Vec<u8>> = spans
             .iter()
             .map(|s| s.name().decoded(body.as_bytes()).collect())
@@ -1151,11 +1188,24 @@ mod tests {
                 u128::from_be_bytes(prefix),
                 "{body:?} {start}..{end}"
             );
+            // Decoded and checked as assembly does it, in its buffer or (long fields) streamed.
+            let mut got = Vec::new();
+            let mut sink = |b: &[u8]| got.extend_from_slice(b);
+            let mut assembly = Assembly::new(&mut sink);
+            let field = Field {
+                start,
+                end,
+                escaped: true,
+                check_utf8: true,
+            };
+            assembly.write(b"x");
+            assembly.field(&body, field);
             assert_eq!(
-                decodes_to_utf8(&body, start, end),
+                assembly.finish(),
                 core::str::from_utf8(&expected).is_ok(),
                 "{body:?} {start}..{end}"
             );
+            assert_eq!(&got[1..], &expected[..], "{body:?} {start}..{end}");
             let len = copy_into(&body, start, end, &mut out, 3);
             assert_eq!(&out[3..len], &body[start..end]);
         }
@@ -1211,12 +1261,15 @@ mod tests {
             expected.sort();
             expected.dedup();
             let mut scratch = [Span::EMPTY; 8];
-            let indexed = index_form(body.as_bytes(), &mut scratch);
             if expected.iter().any(|n| core::str::from_utf8(n).is_err()) {
-                assert_eq!(indexed, Err(Error::MalformedBody), "{body}");
+                assert_eq!(
+                    assembled(body.as_bytes(), &mut scratch),
+                    Err(Error::MalformedBody),
+                    "{body}"
+                );
                 continue;
             }
-            let spans = indexed.unwrap();
+            let (spans, _) = index_form(body.as_bytes(), &mut scratch).unwrap();
             let got: Vec<Vec<u8>> = spans
                 .iter()
                 .map(|s| s.name().decoded(body.as_bytes()).collect())
@@ -1258,12 +1311,12 @@ mod tests {
                 .map(|pair| (decoded(&pair[0]), decoded(&pair[1])))
                 .collect();
             let mut scratch = [Span::EMPTY; 8];
-            let indexed = index_form(&body, &mut scratch);
+            let got = assembled(&body, &mut scratch);
             let malformed = pairs
                 .iter()
                 .any(|(n, v)| core::str::from_utf8(n).is_err() || core::str::from_utf8(v).is_err());
             if malformed {
-                assert_eq!(indexed, Err(Error::MalformedBody), "{body:?}");
+                assert_eq!(got, Err(Error::MalformedBody), "{body:?}");
                 continue;
             }
             pairs.sort();
@@ -1272,16 +1325,7 @@ mod tests {
                 .into_iter()
                 .flat_map(|(n, v)| [n, v].concat())
                 .collect();
-            let mut out = Vec::new();
-            let mut sink = |b: &[u8]| out.extend_from_slice(b);
-            let mut assembly = Assembly::new(&mut sink);
-            Params::Form {
-                body: &body,
-                spans: indexed.unwrap(),
-            }
-            .feed(&mut assembly);
-            assembly.flush();
-            assert_eq!(out, expected, "{body:?}");
+            assert_eq!(got.unwrap(), expected, "{body:?}");
         }
     }
 

@@ -246,8 +246,7 @@ fn verify_with_keys<'k>(
         .enumerate()
         .filter(|(_, key)| key.named(settings.key_id));
     let (secret_index, candidate, tag) =
-        find_match(keys, settings.algorithm, &received, &signed, request.url)
-            .ok_or(Error::SignatureMismatch)?;
+        find_match(keys, settings.algorithm, &received, &signed, request.url)?;
     if !signed.body_hash_matches() {
         return Err(Error::BodyHashMismatch);
     }
@@ -259,43 +258,52 @@ fn verify_with_keys<'k>(
     })
 }
 
-/// The first (key, URL candidate) whose MAC over the canonical string equals the received signature.
+/// The first (key, URL candidate) whose MAC over the canonical string equals the received signature:
+/// `Err(SignatureMismatch)` when there is none, `Err(MalformedBody)` when the form turns out not to
+/// decode to UTF-8 (whatever the MAC; see [`Signed::feed`]).
 pub(crate) fn find_match<'k>(
     keys: impl Iterator<Item = (usize, Key<'k>)>,
     algorithm: Algorithm,
     received: &ReceivedSignature,
     signed: &Signed<'_>,
     url: &[u8],
-) -> Option<(usize, Candidate, Tag)> {
+) -> Result<(usize, Candidate, Tag), Error> {
     // Nearly every request matches the URL as given, so the other candidates are only worked out
     // once that has failed.
     let mut candidates = None;
+    let mut fed = false;
     for (secret_index, key) in keys {
         // An unusable (blank) secret is tried like any other and can never match: its usability is
         // part of the constant-time verdict, not a branch before it.
         let usable = key.usable();
-        let matches = |url: &UrlPieces<'_>| {
+        let mut matches = |url: &UrlPieces<'_>| -> Result<Option<Tag>, Error> {
             let mut mac = key.mac(algorithm);
-            signed.feed(url, &mut |bytes| mac.update(bytes));
+            // A malformed form is refused on its first feed, before any verdict.
+            signed.feed(url, &mut |bytes| mac.update(bytes))?;
+            fed = true;
             let tag = mac.finalize();
             // The verdict: the only branch on the compare's result.
             if bool::from(tag.as_bytes().ct_eq(received.as_bytes()) & usable) {
-                Some(tag)
+                Ok(Some(tag))
             } else {
-                None
+                Ok(None)
             }
         };
-        if let Some(tag) = matches(&UrlPieces::whole(url)) {
-            return Some((secret_index, Candidate::AsGiven, tag));
+        if let Some(tag) = matches(&UrlPieces::whole(url))? {
+            return Ok((secret_index, Candidate::AsGiven, tag));
         }
         let others = candidates.get_or_insert_with(|| Candidates::new(url));
         for (candidate, url) in others.iter().skip(1) {
-            if let Some(tag) = matches(&url) {
-                return Some((secret_index, candidate, tag));
+            if let Some(tag) = matches(&url)? {
+                return Ok((secret_index, candidate, tag));
             }
         }
     }
-    None
+    if !fed {
+        // No secret was tried: the form is still judged, as when there is one.
+        signed.check()?;
+    }
+    Err(Error::SignatureMismatch)
 }
 
 fn sign_with_key(
@@ -314,7 +322,7 @@ fn sign_with_key(
     let mut mac = key.mac(settings.algorithm);
     signed.feed(&UrlPieces::whole(request.url), &mut |bytes| {
         mac.update(bytes);
-    });
+    })?;
     Ok(Signature::encode(&mac.finalize()))
 }
 
