@@ -433,16 +433,18 @@ impl<'s, S: FnMut(&[u8])> Assembly<'s, S> {
             let piece = piece_end(body, i, end, ASSEMBLY - carried);
             let len = decode_into(body, i, piece, &mut self.buf, carried);
             i = piece;
-            let whole = match field.check_utf8 {
-                false => len,
-                true => match core::str::from_utf8(&self.buf[..len]) {
-                    Ok(_) => len,
-                    Err(e) if e.error_len().is_none() && i < end => e.valid_up_to(),
-                    Err(_) => {
-                        self.utf8 = false;
-                        len
-                    }
-                },
+            let checked = if field.check_utf8 {
+                core::str::from_utf8(&self.buf[..len])
+            } else {
+                Ok("")
+            };
+            let whole = match checked {
+                Ok(_) => len,
+                Err(e) if e.error_len().is_none() && i < end => e.valid_up_to(),
+                Err(_) => {
+                    self.utf8 = false;
+                    len
+                }
             };
             (self.sink)(&self.buf[..whole]);
             self.buf.copy_within(whole..len, 0);
