@@ -11,6 +11,7 @@
 
 use core::cmp::Ordering;
 
+use crate::scan::{bytes_eq, Block, BLOCK};
 use crate::Error;
 
 /// Bodies are indexed with 31-bit offsets; the top bit of an end offset marks "needs decoding", of a
@@ -164,13 +165,6 @@ const HEX: [u8; 256] = {
     table
 };
 const NOT_HEX: u8 = 0x80;
-
-/// The high bit of each byte of `word` that equals `byte` (exact: no carries cross bytes).
-const fn bytes_eq(word: u64, byte: u8) -> u64 {
-    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-    let x = word ^ (0x0101_0101_0101_0101 * byte as u64);
-    !(((x & LOW7) + LOW7) | x | LOW7)
-}
 
 /// How many bytes past its text [`decode_into`] and [`copy_into`] may write: they store whole words.
 pub(crate) const OVERSHOOT: usize = 16;
@@ -507,6 +501,14 @@ fn cmp_spans(body: &[u8], a: &Span, b: &Span) -> Ordering {
         .then_with(|| cmp_fields(body, a.value(), b.value()))
 }
 
+/// How many escapes and possible high escapes (see [`Block`]) a body has before some point: a field
+/// has them when the counts at its two ends differ.
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    escapes: u32,
+    highs: u32,
+}
+
 /// What the indexing pass noted about one name or value.
 #[derive(Clone, Copy, Default)]
 struct Marks {
@@ -597,13 +599,6 @@ fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
     a.len().cmp(&b.len())
 }
 
-/// The high bit of each byte of `word` that is at least `0x38` (`'8'`) or above 0x7F.
-const fn bytes_from_8(word: u64) -> u64 {
-    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    (((word & LOW7) + 0x4848_4848_4848_4848) | word) & HIGH
-}
-
 /// The first 16 bytes of `body[start..end]` as [`prefix_of_raw`] gives them, with one load when the
 /// body has 16 bytes from `start`.
 fn prefix_in(body: &[u8], start: usize, end: usize) -> u128 {
@@ -618,37 +613,6 @@ fn prefix_in(body: &[u8], start: usize, end: usize) -> u128 {
         }
         None => prefix_of_raw(&body[start..end]),
     }
-}
-
-/// Inside a field known to be escaped, from `p`: passes the words that have no `&` or `=` (stopping
-/// 16 bytes before the end), noting a possible high escape in `highs`. Returns where it stopped.
-fn skip_escaped(body: &[u8], mut p: usize, mut highs: u64) -> (usize, u64) {
-    // Two words a step while there is room, then one.
-    while let Some(chunk) = body.get(p..p + 24) {
-        let (first, second) = (word_of(&chunk[..8]), word_of(&chunk[8..16]));
-        let bounds = bytes_eq(first, b'&') | bytes_eq(first, b'=') | bytes_eq(second, b'&');
-        if bounds | bytes_eq(second, b'=') != 0 {
-            break;
-        }
-        if highs == 0 {
-            // The bytes that follow each byte of the two words, read one byte further on.
-            let (first_next, second_next) = (word_of(&chunk[1..9]), word_of(&chunk[9..17]));
-            highs = bytes_eq(first, b'%') & bytes_from_8(first_next)
-                | bytes_eq(second, b'%') & bytes_from_8(second_next);
-        }
-        p += 16;
-    }
-    while let Some(chunk) = body.get(p..p + 16) {
-        let (word, after) = (word_of(&chunk[..8]), word_of(&chunk[8..]));
-        if bytes_eq(word, b'&') | bytes_eq(word, b'=') != 0 {
-            break;
-        }
-        if highs == 0 {
-            highs = bytes_eq(word, b'%') & bytes_from_8(word >> 8 | after << 56);
-        }
-        p += 8;
-    }
-    (p, highs)
 }
 
 /// Indexes a form body into `scratch`, then sorts and de-duplicates it. Returns the spans in canonical
@@ -689,81 +653,62 @@ pub(crate) fn index_form<'s>(
         Ok(())
     };
 
-    // One pass, a word at a time: `&` ends a segment, its first `=` ends the name; a field is escaped if
-    // it has a `%` or `+`, and "high" if a `%` in it is followed by a byte from `8` up (it may escape a
-    // byte above 0x7F, so its decoded bytes get their own UTF-8 check; a few non-escapes are caught too,
-    // which only costs that check).
-    let marks_of = |escapes: u64, highs: u64| Marks {
-        escaped: escapes != 0,
-        high: highs != 0,
+    // One pass, a block of 64 bytes at a time (see [`Block`]): `&` ends a segment, its first `=` ends
+    // the name. A field is escaped if it has a `%` or `+`, and "high" if it has a possible escape of a
+    // byte above 0x7F: both are read off running counts of those bytes, taken at each `&` and `=`.
+    let mut segment = |start: usize, from: Counts, equals: Option<(usize, Counts)>, end, to| {
+        let field = |start, end, from: Counts, to: Counts| Found {
+            start,
+            end,
+            marks: Marks {
+                escaped: to.escapes != from.escapes,
+                high: to.highs != from.highs,
+            },
+        };
+        match equals {
+            Some((at, counts)) => push(
+                field(start, at, from, counts),
+                field(at + 1, end, counts, to),
+            ),
+            None => push(field(start, end, from, to), Found::at(end)),
+        }
     };
-    let (mut name, mut value) = (Found::at(0), None::<Found>);
-    let (mut escapes, mut highs) = (0u64, 0u64); // of the current field, in words already passed
-    let mut next = body
-        .get(..8)
-        .map_or_else(|| word_of(&body[..body.len().min(8)]), word_of);
+    let (mut start, mut start_counts) = (0, Counts::default());
+    let mut equals = None;
+    let mut before = Counts::default(); // in the blocks before this one
     let mut p = 0;
     while p < body.len() {
-        let word = next;
-        next = match body.get(p + 8..p + 16) {
-            Some(chunk) => word_of(chunk),
-            None => word_of(body.get(p + 8..).unwrap_or_default()),
+        let block = match body.get(p..p + BLOCK + 1) {
+            Some(bytes) => Block::of(bytes.try_into().unwrap_or(&[0; BLOCK + 1])),
+            None => {
+                // The last block, padded with zeros (which are none of the bytes looked for).
+                let mut tail = [0; BLOCK + 1];
+                tail[..body.len() - p].copy_from_slice(&body[p..]);
+                Block::of(&tail)
+            }
         };
-        let (ampersands, equals) = (bytes_eq(word, b'&'), bytes_eq(word, b'='));
-        let mut bounds = ampersands | equals;
-        if bounds == 0 && escapes != 0 {
-            // Inside a field already known to be escaped: only a possible high escape matters, and
-            // once one is seen nothing here can change its marks. The words that follow in the same
-            // field are looked at here too, as long as none has an `&` or `=`.
-            if highs == 0 {
-                highs = bytes_eq(word, b'%') & bytes_from_8(word >> 8 | next << 56);
-            }
-            (p, highs) = skip_escaped(body, p + 8, highs);
-            next = word_of(
-                body.get(p..p + 8)
-                    .unwrap_or(body.get(p..).unwrap_or_default()),
-            );
-            continue;
-        }
-        let percents = bytes_eq(word, b'%');
-        let mut word_escapes = percents | bytes_eq(word, b'+');
-        let mut word_highs = percents & bytes_from_8(word >> 8 | next << 56);
+        let mut bounds = block.ampersands | block.equals;
         while bounds != 0 {
-            let bit = bounds & bounds.wrapping_neg();
-            bounds ^= bit;
-            let at = p + bit.trailing_zeros() as usize / 8;
-            let current = value.as_mut().unwrap_or(&mut name);
-            if ampersands & bit != 0 {
-                let marks = marks_of(
-                    escapes | word_escapes & (bit - 1),
-                    highs | word_highs & (bit - 1),
-                );
-                current.end = at;
-                current.marks = marks;
-                push(name, value.unwrap_or(Found::at(at)))?;
-                (name, value) = (Found::at(at + 1), None);
-            } else if value.is_none() {
-                name.end = at;
-                name.marks = marks_of(
-                    escapes | word_escapes & (bit - 1),
-                    highs | word_highs & (bit - 1),
-                );
-                value = Some(Found::at(at + 1));
-            } else {
-                continue; // an `=` inside a value is a plain byte
+            let bit = bounds.trailing_zeros();
+            bounds &= bounds - 1;
+            let at = p + bit as usize;
+            let below = (1u64 << bit) - 1;
+            let counts = Counts {
+                escapes: before.escapes + (block.escapes & below).count_ones(),
+                highs: before.highs + (block.highs & below).count_ones(),
+            };
+            if block.ampersands >> bit & 1 != 0 {
+                segment(start, start_counts, equals, at, counts)?;
+                (start, start_counts, equals) = (at + 1, counts, None);
+            } else if equals.is_none() {
+                equals = Some((at, counts)); // later `=`s are plain bytes of the value
             }
-            (escapes, highs) = (0, 0);
-            word_escapes &= !(bit - 1) ^ bit;
-            word_highs &= !(bit - 1) ^ bit;
         }
-        escapes |= word_escapes;
-        highs |= word_highs;
-        p += 8;
+        before.escapes += block.escapes.count_ones();
+        before.highs += block.highs.count_ones();
+        p += BLOCK;
     }
-    let current = value.as_mut().unwrap_or(&mut name);
-    current.end = body.len();
-    current.marks = marks_of(escapes, highs);
-    push(name, value.unwrap_or(Found::at(body.len())))?;
+    segment(start, start_counts, equals, body.len(), before)?;
 
     Ok((sort_form(body, &mut scratch[..count]), unchecked))
 }
@@ -1088,16 +1033,9 @@ mod tests {
             let chunk = &bytes[..next() % 9];
             let word = word_of(chunk);
             let mask = b"&=%+".iter().fold(0, |m, &b| m | bytes_eq(word, b));
-            let from_8 = bytes_from_8(word);
             for i in 0..8 {
                 let special = chunk.get(i).is_some_and(|b| b"&=%+".contains(b));
                 assert_eq!(mask >> (8 * i + 7) & 1 == 1, special, "{chunk:?} byte {i}");
-                let at_least_8 = chunk.get(i).is_some_and(|&b| b >= b'8');
-                assert_eq!(
-                    from_8 >> (8 * i + 7) & 1 == 1,
-                    at_least_8,
-                    "{chunk:?} byte {i}"
-                );
             }
         }
     }

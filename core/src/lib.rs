@@ -8,6 +8,7 @@ mod error;
 mod explain;
 mod form;
 mod mac;
+mod scan;
 mod settings;
 mod signature;
 mod url;

@@ -1,0 +1,190 @@
+//! The bytes of a form body that matter, found 64 at a time: one bit per byte for `&`, `=`, escapes
+//! (`%` or `+`) and possible escapes of a byte above 0x7F (`%` followed by a byte from `8` up).
+//!
+//! On x86 and x86-64 (SSE2 is part of x86-64), the classification runs on 16-byte vectors through
+//! `safe_arch`'s safe wrappers of the SSE2 intrinsics (this crate forbids `unsafe`); elsewhere on
+//! 64-bit words, the same answer a little slower. The tests hold both to a byte-at-a-time loop.
+
+/// What one 64-byte block holds, one bit per byte (bit `i` is byte `i`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Block {
+    pub(crate) ampersands: u64,
+    pub(crate) equals: u64,
+    /// `%` or `+`: the field holding it must be decoded.
+    pub(crate) escapes: u64,
+    /// A `%` followed by a byte from `8` (0x38) up: it may escape a byte above 0x7F, so the field's
+    /// decoded bytes need a UTF-8 check. A few non-escapes (`%=`, `%z`) are caught too, which only costs
+    /// that check.
+    pub(crate) highs: u64,
+}
+
+/// Bytes classified per call to [`Block::of`]: 64, plus one looked at for `highs`.
+pub(crate) const BLOCK: usize = 64;
+
+impl Block {
+    /// Classifies `bytes[..64]`; `bytes[64]` is the byte after the block (0 at the end of a body).
+    #[inline]
+    pub(crate) fn of(bytes: &[u8; BLOCK + 1]) -> Self {
+        let mut block = Self::default();
+        for quarter in 0..4 {
+            let at = 16 * quarter;
+            let chunk = Quarter::of(&bytes[at..at + 17]);
+            block.ampersands |= u64::from(chunk.ampersands) << at;
+            block.equals |= u64::from(chunk.equals) << at;
+            block.escapes |= u64::from(chunk.escapes) << at;
+            block.highs |= u64::from(chunk.highs) << at;
+        }
+        block
+    }
+}
+
+/// [`Block`]'s masks for 16 bytes.
+struct Quarter {
+    ampersands: u16,
+    equals: u16,
+    escapes: u16,
+    highs: u16,
+}
+
+impl Quarter {
+    /// Classifies `bytes[..16]`; `bytes[16]` follows them. `bytes` has 17 bytes.
+    #[cfg(all(any(target_arch = "x86", target_arch = "x86_64"), target_feature = "sse2"))]
+    #[inline(always)]
+    fn of(bytes: &[u8]) -> Self {
+        use safe_arch::{
+            bitand_m128i, bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, max_u8_m128i,
+            move_mask_i8_m128i, set_splat_i8_m128i,
+        };
+        let load = |at: usize| {
+            let chunk: &[u8; 16] = bytes[at..at + 16].try_into().unwrap_or(&[0; 16]);
+            load_unaligned_m128i(chunk)
+        };
+        let (this, next) = (load(0), load(1));
+        let is = |byte: u8| cmp_eq_mask_i8_m128i(this, set_splat_i8_m128i(byte as i8));
+        let mask = |m| move_mask_i8_m128i(m) as u16;
+        let percents = is(b'%');
+        // A byte is at least `8` (unsigned) when the larger of it and `8` is itself.
+        let from_8 = cmp_eq_mask_i8_m128i(max_u8_m128i(next, set_splat_i8_m128i(b'8' as i8)), next);
+        Self {
+            ampersands: mask(is(b'&')),
+            equals: mask(is(b'=')),
+            escapes: mask(bitor_m128i(percents, is(b'+'))),
+            highs: mask(bitand_m128i(percents, from_8)),
+        }
+    }
+
+    /// Classifies `bytes[..16]`; `bytes[16]` follows them. `bytes` has 17 bytes.
+    #[cfg(not(all(any(target_arch = "x86", target_arch = "x86_64"), target_feature = "sse2")))]
+    #[inline(always)]
+    fn of(bytes: &[u8]) -> Self {
+        Self::of_words(bytes)
+    }
+
+    /// The portable classification, on two 64-bit words at a time.
+    #[cfg_attr(
+        all(any(target_arch = "x86", target_arch = "x86_64"), target_feature = "sse2"),
+        allow(dead_code)
+    )]
+    #[inline(always)]
+    fn of_words(bytes: &[u8]) -> Self {
+        let word = |at: usize| {
+            u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default())
+        };
+        let half = |at: usize| {
+            let (this, next) = (word(at), word(at + 1));
+            let percents = bytes_eq(this, b'%');
+            [
+                bytes_eq(this, b'&'),
+                bytes_eq(this, b'='),
+                percents | bytes_eq(this, b'+'),
+                percents & bytes_from_8(next),
+            ]
+            .map(high_bits)
+        };
+        let (low, high) = (half(0), half(8));
+        let join = |i: usize| u16::from(low[i]) | u16::from(high[i]) << 8;
+        Self {
+            ampersands: join(0),
+            equals: join(1),
+            escapes: join(2),
+            highs: join(3),
+        }
+    }
+}
+
+/// The high bit of each byte of `word` that equals `byte` (exact: no carries cross bytes).
+pub(crate) const fn bytes_eq(word: u64, byte: u8) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let x = word ^ (0x0101_0101_0101_0101 * byte as u64);
+    !(((x & LOW7) + LOW7) | x | LOW7)
+}
+
+/// The high bit of each byte of `word` that is at least `0x38` (`'8'`) or above 0x7F.
+const fn bytes_from_8(word: u64) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    (((word & LOW7) + 0x4848_4848_4848_4848) | word) & HIGH
+}
+
+/// The high bits of a word's bytes (each 0x80 or 0), gathered into one bit per byte.
+const fn high_bits(mask: u64) -> u8 {
+    ((mask >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn by_bytes(bytes: &[u8; BLOCK + 1]) -> Block {
+        let mut block = Block::default();
+        for i in 0..BLOCK {
+            let bit = 1u64 << i;
+            let (b, next) = (bytes[i], bytes[i + 1]);
+            if b == b'&' {
+                block.ampersands |= bit;
+            }
+            if b == b'=' {
+                block.equals |= bit;
+            }
+            if b == b'%' || b == b'+' {
+                block.escapes |= bit;
+            }
+            if b == b'%' && next >= b'8' {
+                block.highs |= bit;
+            }
+        }
+        block
+    }
+
+    #[test]
+    fn blocks_are_classified_as_a_byte_loop_does() {
+        let alphabet = [
+            0u8, 1, b'%', b'&', b'+', b'=', b'a', b'7', b'8', b'9', 0x37, 0x39, 0x7F, 0x80, 0xA6,
+            0xFF, b'F', b'f', b' ',
+        ];
+        let mut seed = 17u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as usize
+        };
+        for _ in 0..20_000 {
+            let mut bytes = [0u8; BLOCK + 1];
+            for b in &mut bytes {
+                *b = alphabet[next() % alphabet.len()];
+            }
+            let expected = by_bytes(&bytes);
+            assert_eq!(Block::of(&bytes), expected, "{bytes:?}");
+            // The portable words agree too, wherever the vector code is what runs.
+            let mut words = Block::default();
+            for quarter in 0..4 {
+                let at = 16 * quarter;
+                let chunk = Quarter::of_words(&bytes[at..at + 17]);
+                words.ampersands |= u64::from(chunk.ampersands) << at;
+                words.equals |= u64::from(chunk.equals) << at;
+                words.escapes |= u64::from(chunk.escapes) << at;
+                words.highs |= u64::from(chunk.highs) << at;
+            }
+            assert_eq!(words, expected, "{bytes:?}");
+        }
+    }
+}
