@@ -48,7 +48,10 @@ struct Quarter {
 
 impl Quarter {
     /// Classifies `bytes[..16]`; `bytes[16]` follows them. `bytes` has 17 bytes.
-    #[cfg(all(any(target_arch = "x86", target_arch = "x86_64"), target_feature = "sse2"))]
+    #[cfg(all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        target_feature = "sse2"
+    ))]
     #[inline(always)]
     fn of(bytes: &[u8]) -> Self {
         use safe_arch::{
@@ -60,11 +63,16 @@ impl Quarter {
             load_unaligned_m128i(chunk)
         };
         let (this, next) = (load(0), load(1));
-        let is = |byte: u8| cmp_eq_mask_i8_m128i(this, set_splat_i8_m128i(byte as i8));
-        let mask = |m| move_mask_i8_m128i(m) as u16;
+        let splat = |byte: u8| set_splat_i8_m128i(i8::from_ne_bytes([byte]));
+        let is = |byte: u8| cmp_eq_mask_i8_m128i(this, splat(byte));
+        // The move mask has one bit per byte: 16 bits.
+        let mask = |m| {
+            let [low, high, ..] = move_mask_i8_m128i(m).to_le_bytes();
+            u16::from_le_bytes([low, high])
+        };
         let percents = is(b'%');
         // A byte is at least `8` (unsigned) when the larger of it and `8` is itself.
-        let from_8 = cmp_eq_mask_i8_m128i(max_u8_m128i(next, set_splat_i8_m128i(b'8' as i8)), next);
+        let from_8 = cmp_eq_mask_i8_m128i(max_u8_m128i(next, splat(b'8')), next);
         Self {
             ampersands: mask(is(b'&')),
             equals: mask(is(b'=')),
@@ -74,22 +82,26 @@ impl Quarter {
     }
 
     /// Classifies `bytes[..16]`; `bytes[16]` follows them. `bytes` has 17 bytes.
-    #[cfg(not(all(any(target_arch = "x86", target_arch = "x86_64"), target_feature = "sse2")))]
-    #[inline(always)]
+    #[cfg(not(all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        target_feature = "sse2"
+    )))]
+    #[inline]
     fn of(bytes: &[u8]) -> Self {
         Self::of_words(bytes)
     }
 
     /// The portable classification, on two 64-bit words at a time.
     #[cfg_attr(
-        all(any(target_arch = "x86", target_arch = "x86_64"), target_feature = "sse2"),
+        all(
+            any(target_arch = "x86", target_arch = "x86_64"),
+            target_feature = "sse2"
+        ),
         allow(dead_code)
     )]
-    #[inline(always)]
+    #[inline]
     fn of_words(bytes: &[u8]) -> Self {
-        let word = |at: usize| {
-            u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default())
-        };
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
         let half = |at: usize| {
             let (this, next) = (word(at), word(at + 1));
             let percents = bytes_eq(this, b'%');

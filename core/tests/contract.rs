@@ -291,16 +291,26 @@ fn a_form_that_does_not_decode_to_utf8_is_malformed_whoever_checks_it() {
         "a=%C0%AF",
         "%FF=1&b=2",
         &format!("b=1&a={}%F0%9F%98", "%C3%A9".repeat(3000)),
-        &format!("a={}%ED%A0%80{}&z=1", "x".repeat(2000), "%C3%A9".repeat(500)),
+        &format!(
+            "a={}%ED%A0%80{}&z=1",
+            "x".repeat(2000),
+            "%C3%A9".repeat(500)
+        ),
     ] {
         let request = Request::post("https://h/", body).signature(&sig);
         let malformed = Some(Error::MalformedBody);
         assert_eq!(verify(b"k", &request).err(), malformed, "{body}");
         let two = [Secret::new(b"k"), Secret::new(b"j")];
-        assert_eq!(Validator::with_secrets(&two).verify(&request).err(), malformed);
+        assert_eq!(
+            Validator::with_secrets(&two).verify(&request).err(),
+            malformed
+        );
         // No secret at all, or none with the key id the settings header names: nothing is fed.
         let none: [Secret; 0] = [];
-        assert_eq!(Validator::with_secrets(&none).verify(&request).err(), malformed);
+        assert_eq!(
+            Validator::with_secrets(&none).verify(&request).err(),
+            malformed
+        );
         let named = Secret::with_key_id(b"KS1", b"k").unwrap();
         let other_key = request.settings(Some(b"key=KS2"));
         assert_eq!(
