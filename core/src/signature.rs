@@ -65,27 +65,42 @@ fn decode_canonical(text: &[u8], out: &mut [u8; 32]) -> Option<usize> {
         .take_while(|&&c| c == b'=')
         .count();
     let digits = &text[..text.len() - padding];
+    // Whole quads: each digit looked up, the invalid ones (0xFF) noted in `invalid`, no branch per
+    // digit.
+    let mut quads = digits.chunks_exact(4);
+    let mut invalid = 0u8;
     let mut len = 0;
-    for quad in digits.chunks(4) {
-        let mut bits = 0u32;
-        for &c in quad {
-            bits = bits << 6 | u32::from(digit_value(c)?);
-        }
-        // A short last quad (2 or 3 digits) carries 1 or 2 bytes; its leftover low bits must be zero.
-        let (bytes, spare) = match quad.len() {
-            4 => (3, 0),
-            3 => (2, 2),
-            2 => (1, 4),
-            _ => return None,
-        };
-        if bits & ((1 << spare) - 1) != 0 {
-            return None;
-        }
-        let bits = bits >> spare;
-        for i in (0..bytes).rev() {
-            *out.get_mut(len)? = (bits >> (8 * i)) as u8;
-            len += 1;
-        }
+    for (quad, three) in (&mut quads).zip(out.chunks_exact_mut(3)) {
+        let values = [0, 1, 2, 3].map(|i| DIGIT_VALUES[usize::from(quad[i])]);
+        invalid |= values[0] | values[1] | values[2] | values[3];
+        let bits = values
+            .iter()
+            .fold(0u32, |bits, &value| bits << 6 | u32::from(value & 0x3F));
+        three.copy_from_slice(&bits.to_be_bytes()[1..]);
+        len += 3;
+    }
+    if invalid & 0xC0 != 0 || len != (digits.len() - quads.remainder().len()) / 4 * 3 {
+        return None;
+    }
+    // A short last quad (2 or 3 digits) carries 1 or 2 bytes; its leftover low bits must be zero.
+    let rest = quads.remainder();
+    let (bytes, spare) = match rest.len() {
+        0 => return Some(len),
+        3 => (2, 2),
+        2 => (1, 4),
+        _ => return None,
+    };
+    let mut bits = 0u32;
+    for &c in rest {
+        bits = bits << 6 | u32::from(digit_value(c)?);
+    }
+    if bits & ((1 << spare) - 1) != 0 {
+        return None;
+    }
+    let bits = bits >> spare;
+    for i in (0..bytes).rev() {
+        *out.get_mut(len)? = (bits >> (8 * i)) as u8;
+        len += 1;
     }
     Some(len)
 }
@@ -126,5 +141,44 @@ impl core::fmt::Debug for Signature {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         // A signature is public (it travels in a header), so it is shown.
         f.debug_tuple("Signature").field(&self.as_str()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_agrees_with_base64ct_on_canonical_text_and_refuses_the_rest() {
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \xff";
+        let mut seed = 23u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as usize
+        };
+        let mut accepted = 0;
+        for round in 0..200_000 {
+            let len = [28, 44, 4, 8, 12][round % 5];
+            let mut text = [0u8; 44];
+            for c in &mut text[..len] {
+                // Mostly digits, so that many texts are valid.
+                *c = alphabet[next() % if next() % 50 == 0 { alphabet.len() } else { 64 }];
+            }
+            // Valid padding half the time.
+            if round % 2 == 0 {
+                text[len - 1] = b'=';
+            }
+            let text = &text[..len];
+            let mut ours = [0u8; 32];
+            let mut theirs = [0u8; 32];
+            let expected = Base64::decode(text, &mut theirs).ok().map(<[u8]>::len);
+            let got = decode_canonical(text, &mut ours);
+            assert_eq!(got, expected, "{:?}", core::str::from_utf8(text));
+            if let Some(n) = got {
+                assert_eq!(ours[..n], theirs[..n]);
+                accepted += 1;
+            }
+        }
+        assert!(accepted > 10_000, "{accepted}");
     }
 }
