@@ -714,7 +714,7 @@ pub(crate) fn index_form<'s>(
         ..
     } = index;
 
-    Ok((sort_form(body, &mut scratch[..count]), unchecked))
+    Ok((sort_form(body, scratch, count), unchecked))
 }
 
 /// The indexing pass's output so far: spans in `scratch[..count]`.
@@ -782,20 +782,29 @@ impl Index<'_, '_> {
     }
 }
 
-/// Puts a form's spans in canonical order and drops equal neighbours; returns the kept prefix.
-fn sort_form<'s>(body: &[u8], spans: &'s mut [Span]) -> &'s [Span] {
+/// Puts a form's spans (`scratch[..count]`) in canonical order and drops equal neighbours; returns the
+/// kept spans, at the start of `scratch` or, for a small form, just after its spans when there is room.
+fn sort_form<'s>(body: &[u8], scratch: &'s mut [Span], count: usize) -> &'s [Span] {
+    let (spans, spare) = scratch.split_at_mut(count);
     rebase_prefixes(body, spans);
-    if spans.len() <= SMALL_SORT {
-        sort_small(body, spans);
-    } else {
+    let sorted = if count > SMALL_SORT {
         // Prefixes decide nearly every comparison: compared here, inline.
         spans.sort_unstable_by(|a, b| match a.prefix.cmp(&b.prefix) {
             Ordering::Equal => cmp_spans(body, a, b),
             order => order,
         });
-    }
+        spans
+    } else if let Some(spare) = spare.get_mut(..count) {
+        sort_small(body, spans, spare);
+        spare
+    } else {
+        let mut sorted = [Span::EMPTY; SMALL_SORT];
+        sort_small(body, spans, &mut sorted[..count]);
+        spans.copy_from_slice(&sorted[..count]);
+        spans
+    };
     // Spans whose prefixes differ are never equal.
-    dedup(spans, |a, b| {
+    dedup(sorted, |a, b| {
         a.prefix == b.prefix && cmp_spans(body, a, b).is_eq()
     })
 }
@@ -806,8 +815,8 @@ const SMALL_SORT: usize = 64;
 /// Sorts a few spans by compact keys: the first 7 bytes of the name's prefix and the span's index in
 /// one `u64`, so the sort moves and compares single words (a real webhook's names differ in their first
 /// 7 bytes); names that share those 7 bytes are then put in order among themselves by the full
-/// comparison, and the spans moved into the keys' order.
-fn sort_small(body: &[u8], spans: &mut [Span]) {
+/// comparison, and the spans copied in the keys' order into `sorted` (as long as `spans`).
+fn sort_small(body: &[u8], spans: &[Span], sorted: &mut [Span]) {
     let n = spans.len();
     let mut keys = [0u64; SMALL_SORT];
     let keys = &mut keys[..n];
@@ -830,11 +839,9 @@ fn sort_small(body: &[u8], spans: &mut [Span]) {
         }
         i = j;
     }
-    let mut sorted = [Span::EMPTY; SMALL_SORT];
     for (slot, key) in sorted.iter_mut().zip(keys.iter()) {
         *slot = *span_of(*key);
     }
-    spans.copy_from_slice(&sorted[..n]);
 }
 
 /// Insertion sort of a short run (names that share their first 7 bytes).
