@@ -648,9 +648,45 @@ pub(crate) fn index_form<'s>(
     if body.len() > MAX_BODY_LEN {
         return Err(Error::BodyTooLarge);
     }
+    // Twilio escapes every byte outside ASCII, so a body is nearly always ASCII, hence UTF-8: the pass
+    // assumes it is, and notes whether every byte was ASCII. Only when one was not, and the body turns
+    // out not to be UTF-8, is the body indexed again with every field's UTF-8 checked. (An overflow
+    // may have stopped the pass early, before a malformed field it would have refused first.)
+    let utf8 = || core::str::from_utf8(body).is_ok();
+    let (count, unchecked) = match scan_form(body, scratch, true) {
+        Ok(Scanned {
+            count,
+            unchecked,
+            ascii,
+        }) if ascii || utf8() => (count, unchecked),
+        Err(Error::TooManyParams) if !utf8() => {
+            let scanned = scan_form(body, scratch, false)?;
+            (scanned.count, scanned.unchecked)
+        }
+        Err(error) => return Err(error),
+        Ok(_) => {
+            let scanned = scan_form(body, scratch, false)?;
+            (scanned.count, scanned.unchecked)
+        }
+    };
+    Ok((sort_form(body, scratch, count), unchecked))
+}
+
+/// What [`scan_form`] found.
+struct Scanned {
+    count: usize,
+    unchecked: bool,
+    /// Every byte of the body is ASCII.
+    ascii: bool,
+}
+
+/// The indexing pass: puts the body's parameters in `scratch` (unsorted). With `body_is_utf8`, trusts
+/// that the raw body is UTF-8 and checks only what escapes decode to.
+fn scan_form(body: &[u8], scratch: &mut [Span], body_is_utf8: bool) -> Result<Scanned, Error> {
+    let mut ascii = true;
     let mut index = Index {
         body,
-        body_is_utf8: core::str::from_utf8(body).is_ok(),
+        body_is_utf8,
         scratch,
         count: 0,
         unchecked: false,
@@ -672,6 +708,7 @@ pub(crate) fn index_form<'s>(
             tail[..body.len() - p].copy_from_slice(&body[p..]);
             Block::of(&tail)
         };
+        ascii &= block.ascii;
         // The escapes not yet in a field that has ended.
         let (mut escapes, mut highs) = (block.escapes, block.highs);
         let mut bounds = block.ampersands | block.equals;
@@ -707,14 +744,11 @@ pub(crate) fn index_form<'s>(
         high: carried_highs != 0,
     };
     index.segment(start, equals, body.len(), marks)?;
-    let Index {
-        scratch,
-        count,
-        unchecked,
-        ..
-    } = index;
-
-    Ok((sort_form(body, scratch, count), unchecked))
+    Ok(Scanned {
+        count: index.count,
+        unchecked: index.unchecked,
+        ascii,
+    })
 }
 
 /// The indexing pass's output so far: spans in `scratch[..count]`.

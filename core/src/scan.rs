@@ -16,6 +16,8 @@ pub(crate) struct Block {
     /// decoded bytes need a UTF-8 check. A few non-escapes (`%=`, `%z`) are caught too, which only costs
     /// that check.
     pub(crate) highs: u64,
+    /// Every byte of the block is ASCII.
+    pub(crate) ascii: bool,
 }
 
 /// Bytes classified per call to [`Block::of`]: 64, plus one looked at for `highs`.
@@ -26,6 +28,7 @@ impl Block {
     #[inline]
     pub(crate) fn of(bytes: &[u8; BLOCK + 1]) -> Self {
         let mut block = Self::default();
+        let mut high_bytes = 0;
         for quarter in 0..4 {
             let at = 16 * quarter;
             let chunk = Quarter::of(&bytes[at..at + 17]);
@@ -33,7 +36,9 @@ impl Block {
             block.equals |= u64::from(chunk.equals) << at;
             block.escapes |= u64::from(chunk.escapes) << at;
             block.highs |= u64::from(chunk.highs) << at;
+            high_bytes |= chunk.high_bytes;
         }
+        block.ascii = high_bytes == 0;
         block
     }
 }
@@ -44,6 +49,8 @@ struct Quarter {
     equals: u16,
     escapes: u16,
     highs: u16,
+    /// The bytes above 0x7F (one bit each).
+    high_bytes: u16,
 }
 
 impl Quarter {
@@ -78,6 +85,7 @@ impl Quarter {
             equals: mask(is(b'=')),
             escapes: mask(bitor_m128i(percents, is(b'+'))),
             highs: mask(bitand_m128i(percents, from_8)),
+            high_bytes: mask(this),
         }
     }
 
@@ -110,6 +118,7 @@ impl Quarter {
                 bytes_eq(this, b'='),
                 percents | bytes_eq(this, b'+'),
                 percents & bytes_from_8(next),
+                this & 0x8080_8080_8080_8080,
             ]
             .map(high_bits)
         };
@@ -120,6 +129,7 @@ impl Quarter {
             equals: join(1),
             escapes: join(2),
             highs: join(3),
+            high_bytes: join(4),
         }
     }
 }
@@ -145,6 +155,7 @@ const fn high_bits(mask: u64) -> u8 {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
 
     fn by_bytes(bytes: &[u8; BLOCK + 1]) -> Block {
@@ -165,6 +176,7 @@ mod tests {
                 block.highs |= bit;
             }
         }
+        block.ascii = bytes[..BLOCK].is_ascii();
         block
     }
 
@@ -179,15 +191,23 @@ mod tests {
             seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
             (seed >> 33) as usize
         };
-        for _ in 0..20_000 {
+        let ascii: std::vec::Vec<u8> = alphabet.iter().copied().filter(u8::is_ascii).collect();
+        for round in 0..20_000 {
+            // Half the blocks all ASCII.
+            let choices = if round % 2 == 0 {
+                &ascii[..]
+            } else {
+                &alphabet[..]
+            };
             let mut bytes = [0u8; BLOCK + 1];
             for b in &mut bytes {
-                *b = alphabet[next() % alphabet.len()];
+                *b = choices[next() % choices.len()];
             }
             let expected = by_bytes(&bytes);
             assert_eq!(Block::of(&bytes), expected, "{bytes:?}");
             // The portable words agree too, wherever the vector code is what runs.
             let mut words = Block::default();
+            let mut high_bytes = 0;
             for quarter in 0..4 {
                 let at = 16 * quarter;
                 let chunk = Quarter::of_words(&bytes[at..at + 17]);
@@ -195,7 +215,9 @@ mod tests {
                 words.equals |= u64::from(chunk.equals) << at;
                 words.escapes |= u64::from(chunk.escapes) << at;
                 words.highs |= u64::from(chunk.highs) << at;
+                high_bytes |= chunk.high_bytes;
             }
+            words.ascii = high_bytes == 0;
             assert_eq!(words, expected, "{bytes:?}");
         }
     }
