@@ -192,10 +192,11 @@ fn param_pairs<'py>(
         if dict.len() > limit {
             return Err(to_py_err(Error::TooManyParams));
         }
-        return dict
-            .iter()
-            .map(|(name, value)| str_pair(name, value))
-            .collect();
+        let mut pairs = Vec::with_capacity(dict.len());
+        for (name, value) in dict.iter() {
+            pairs.push(str_pair(name, value)?);
+        }
+        return Ok(pairs);
     }
     // A lying `__len__` raises (negative, or past isize) or is merely wrong; either way it is a hint.
     let hint = params.len().unwrap_or(0);
@@ -221,10 +222,11 @@ fn param_pairs<'py>(
 fn borrow_pairs<'a>(
     pairs: &'a [(Bound<'_, PyString>, Bound<'_, PyString>)],
 ) -> PyResult<Vec<(&'a str, &'a str)>> {
-    pairs
-        .iter()
-        .map(|(name, value)| Ok((name.to_str()?, value.to_str()?)))
-        .collect()
+    let mut borrowed = Vec::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        borrowed.push((name.to_str()?, value.to_str()?));
+    }
+    Ok(borrowed)
 }
 
 fn candidate_name(candidate: Candidate) -> &'static str {
@@ -476,6 +478,28 @@ impl PyValidator {
         self.verify_pairs(&request)
             .map(|v| self.verified(v))
             .map_err(to_py_err)
+    }
+
+    /// `verify_params` as a bool, without building the `Verified` object (the drop-in
+    /// `RequestValidator.validate` uses it).
+    #[pyo3(signature = (url, params, signature, signature_settings = None))]
+    fn is_valid_params(
+        &self,
+        url: &Bound<'_, PyAny>,
+        params: &Bound<'_, PyAny>,
+        signature: Option<&Bound<'_, PyAny>>,
+        signature_settings: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let url = text_or_bytes(url, "url")?;
+        let owned = param_pairs(params, self.max_params)?;
+        let pairs = borrow_pairs(&owned)?;
+        let request = Request {
+            url,
+            payload: twilio_signature::Payload::Params(&pairs),
+            signature: optional_text_or_bytes(signature, "signature")?,
+            settings: optional_text_or_bytes(signature_settings, "signature_settings")?,
+        };
+        Ok(self.verify_pairs(&request).is_ok())
     }
 
     #[pyo3(signature = (url, body, signature_settings = None))]

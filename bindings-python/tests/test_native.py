@@ -120,6 +120,23 @@ def test_params_as_a_plain_dict_or_as_pairs_give_the_same_answer() -> None:
         validator.verify_params(URL, {**dict(pairs), "Digits": "1235"}, SIGNATURE)
 
 
+def test_is_valid_params_is_verify_params_as_a_bool() -> None:
+    validator = ts.Validator("12345")
+    pairs = [(name, value) for name, value in (p.split("=") for p in BODY.replace("%2B", "+").split("&"))]
+    assert validator.is_valid_params(URL, dict(pairs), SIGNATURE) is True
+    assert validator.is_valid_params(URL, pairs, SIGNATURE) is True
+    assert validator.is_valid_params(URL, {**dict(pairs), "Digits": "1235"}, SIGNATURE) is False
+    assert validator.is_valid_params(URL, pairs, None) is False
+    # A URL with bodySHA256 cannot be verified from params (verify_params raises BodyRequiredError).
+    hashed = URL + "&bodySHA256=" + ts.body_sha256("{}")
+    assert validator.is_valid_params(hashed, pairs, SIGNATURE) is False
+    with pytest.raises(ts.BodyRequiredError):
+        validator.verify_params(hashed, pairs, SIGNATURE)
+    for wrong in ({"a": 1}, [("a",)], "a=1"):
+        with pytest.raises(TypeError):
+            validator.is_valid_params(URL, wrong, SIGNATURE)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     "call",
     [

@@ -317,6 +317,34 @@ fn copy_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize) -
     at + (end - start)
 }
 
+/// `dst.copy_from_slice(src)`, with the short lengths of names and values (pre-split pairs are each
+/// their own slice, so they cannot be copied as a fixed block) done by two fixed-size copies that may
+/// overlap, instead of a call to `memcpy` per field.
+#[inline]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let len = src.len();
+    match len {
+        0..4 => {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = *s;
+            }
+        }
+        4..8 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[len - 4..len].copy_from_slice(&src[len - 4..]);
+        }
+        8..=16 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[len - 8..len].copy_from_slice(&src[len - 8..]);
+        }
+        17..=32 => {
+            dst[..16].copy_from_slice(&src[..16]);
+            dst[len - 16..len].copy_from_slice(&src[len - 16..]);
+        }
+        _ => dst.copy_from_slice(src),
+    }
+}
+
 /// Where to end a piece of `body[start..end]` of at most `max` raw bytes so that no escape is cut: an
 /// escape that the cut would split starts at a `%` one or two bytes before it (hex digits are never `%`).
 fn piece_end(body: &[u8], start: usize, end: usize, max: usize) -> usize {
@@ -391,7 +419,7 @@ impl<'s, S: FnMut(&[u8])> Assembly<'s, S> {
     /// Appends bytes as they are.
     pub(crate) fn write(&mut self, bytes: &[u8]) {
         if self.room_for(bytes.len()) {
-            self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            copy_short(&mut self.buf[self.len..self.len + bytes.len()], bytes);
             self.len += bytes.len();
         } else {
             (self.sink)(bytes);
@@ -829,11 +857,11 @@ fn sort_form<'s>(body: &[u8], scratch: &'s mut [Span], count: usize) -> &'s [Spa
         });
         spans
     } else if let Some(spare) = spare.get_mut(..count) {
-        sort_small(body, spans, spare);
+        sort_small(spans, spare, |a, b| cmp_spans(body, a, b));
         spare
     } else {
         let mut sorted = [Span::EMPTY; SMALL_SORT];
-        sort_small(body, spans, &mut sorted[..count]);
+        sort_small(spans, &mut sorted[..count], |a, b| cmp_spans(body, a, b));
         spans.copy_from_slice(&sorted[..count]);
         spans
     };
@@ -850,7 +878,7 @@ const SMALL_SORT: usize = 64;
 /// one `u64`, so the sort moves and compares single words (a real webhook's names differ in their first
 /// 7 bytes); names that share those 7 bytes are then put in order among themselves by the full
 /// comparison, and the spans copied in the keys' order into `sorted` (as long as `spans`).
-fn sort_small(body: &[u8], spans: &[Span], sorted: &mut [Span]) {
+fn sort_small(spans: &[Span], sorted: &mut [Span], cmp: impl Fn(&Span, &Span) -> Ordering) {
     let n = spans.len();
     let mut keys = [0u64; SMALL_SORT];
     let keys = &mut keys[..n];
@@ -868,7 +896,7 @@ fn sort_small(body: &[u8], spans: &[Span], sorted: &mut [Span]) {
         }
         if j - i > 1 {
             insertion_sort_by(&mut keys[i..j], |a, b| {
-                cmp_spans(body, span_of(*a), span_of(*b)).is_lt()
+                cmp(span_of(*a), span_of(*b)).is_lt()
             });
         }
         i = j;
@@ -932,7 +960,7 @@ pub(crate) fn index_pairs<'s>(
     if pairs.len() > scratch.len() || u32::try_from(pairs.len()).is_err() {
         return Err(Error::TooManyParams);
     }
-    let spans = &mut scratch[..pairs.len()];
+    let (spans, spare) = scratch.split_at_mut(pairs.len());
     for (index, (span, (name, _))) in spans.iter_mut().zip(pairs).enumerate() {
         *span = Span {
             prefix: prefix_of_raw(name.as_bytes()),
@@ -949,8 +977,20 @@ pub(crate) fn index_pairs<'s>(
                 .then_with(|| a.1.as_bytes().cmp(b.1.as_bytes()))
         })
     };
-    spans.sort_unstable_by(cmp);
-    Ok(dedup(spans, |a, b| cmp(a, b).is_eq()))
+    // As a form's spans (see `sort_form`).
+    let sorted = if spans.len() > SMALL_SORT {
+        spans.sort_unstable_by(cmp);
+        spans
+    } else if let Some(spare) = spare.get_mut(..spans.len()) {
+        sort_small(spans, spare, cmp);
+        spare
+    } else {
+        let mut sorted = [Span::EMPTY; SMALL_SORT];
+        sort_small(spans, &mut sorted[..spans.len()], cmp);
+        spans.copy_from_slice(&sorted[..spans.len()]);
+        spans
+    };
+    Ok(dedup(sorted, |a, b| cmp(a, b).is_eq()))
 }
 
 /// Keeps the first of each run of equal neighbours; returns the kept prefix.
@@ -1407,6 +1447,66 @@ mod tests {
                 .flat_map(|(n, v)| [n, v].concat())
                 .collect();
             assert_eq!(got.unwrap(), expected, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn pairs_sort_by_all_their_bytes_and_duplicates_count_once() {
+        let alphabet = [
+            "abcdefg",
+            "abcdefgh",
+            "x",
+            "",
+            "\u{0}",
+            "\u{e9}",
+            "abcdefg\u{0}",
+        ];
+        let mut seed = 13u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as usize
+        };
+        for round in 0..3_000 {
+            // Small sets (the compact-key sort) and large ones (sort_unstable), many sharing 7+ bytes.
+            let n = if round % 10 == 0 {
+                65 + next() % 40
+            } else {
+                next() % 20
+            };
+            let owned: Vec<(std::string::String, std::string::String)> = (0..n)
+                .map(|_| {
+                    let mut part = || -> std::string::String {
+                        (0..next() % 3)
+                            .map(|_| alphabet[next() % alphabet.len()])
+                            .collect()
+                    };
+                    (part(), part())
+                })
+                .collect();
+            let pairs: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+            let mut expected = pairs.clone();
+            expected.sort_by(|a, b| {
+                (a.0.as_bytes(), a.1.as_bytes()).cmp(&(b.0.as_bytes(), b.1.as_bytes()))
+            });
+            expected.dedup();
+            // With room to sort into beside the spans, and without.
+            for extra in [0, n] {
+                let mut scratch = std::vec![Span::EMPTY; n + extra];
+                let spans = index_pairs(&pairs, &mut scratch).unwrap();
+                let got: Vec<(&str, &str)> = spans.iter().map(|s| pairs[s.pair_index()]).collect();
+                assert_eq!(got, expected, "{pairs:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_copies_copy_every_byte() {
+        let src: Vec<u8> = (1..=80).collect();
+        for len in 0..=80 {
+            let mut dst = [0u8; 80];
+            copy_short(&mut dst[..len], &src[..len]);
+            assert_eq!(dst[..len], src[..len], "{len}");
+            assert!(dst[len..].iter().all(|&b| b == 0), "{len}");
         }
     }
 

@@ -37,7 +37,6 @@ from urllib.parse import ParseResult, urlparse
 
 from twilio_signature._native import (
     BodyRequiredError,
-    SignatureError,
     Validator,
     body_sha256,
 )
@@ -76,6 +75,8 @@ def get_signature_algorithm(signature_settings_header: str | None) -> str:
 
 def _algorithm(algorithm: str | None) -> str | None:
     """The canonical algorithm name, or None when unsupported (twilio-python's ``.upper()`` rule)."""
+    if algorithm is None:
+        return HMAC_SHA1
     name = (algorithm or HMAC_SHA1).upper()
     return name if name in _ALGORITHMS else None
 
@@ -87,6 +88,8 @@ def _settings(algorithm: str) -> str | None:
 def _has_body_sha256(uri: str) -> bool:
     """Whether the core treats a body sent to ``uri`` as opaque: the same rule as the core's
     (a ``bodySHA256`` name in the raw query, before any ``#``), so the two never disagree."""
+    if "bodySHA256" not in uri:
+        return False
     query = uri.partition("#")[0]
     if "?" not in query:
         return False
@@ -232,11 +235,7 @@ class RequestValidator:
             return self._validate_unchecked_body(uri, self._pairs(params), signature, name)
         # A plain dict goes to the extension as it is (read in place); anything else as pairs.
         native = params if type(params) is dict else self._pairs(params)
-        try:
-            self._validator.verify_params(uri, native, signature, settings)
-        except SignatureError:
-            return False
-        return True
+        return self._validator.is_valid_params(uri, native, signature, settings)
 
     def _validate_unchecked_body(
         self, uri: str, pairs: list[tuple[str, str]], signature: str, algorithm: str

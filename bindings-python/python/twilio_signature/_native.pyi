@@ -103,6 +103,15 @@ class Validator:
     ) -> Verified:
         """Verify a request whose form parameters a framework already parsed: (name, value) pairs, or a
         plain dict."""
+    def is_valid_params(
+        self,
+        url: str | bytes,
+        params: Iterable[tuple[str, str]] | dict[str, str],
+        signature: str | bytes | None,
+        signature_settings: str | bytes | None = None,
+    ) -> bool:
+        """``verify_params`` as a bool (``TypeError`` for arguments of the wrong type is still raised;
+        a URL with ``bodySHA256`` cannot be verified from params: False)."""
     def sign(
         self,
         url: str | bytes,
