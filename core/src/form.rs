@@ -309,7 +309,7 @@ fn copy_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize) -
         if let Some(chunk) = body.get(i..i + 16) {
             out[o..o + 16].copy_from_slice(chunk);
         } else {
-            out[o..o + (end - i)].copy_from_slice(&body[i..end]);
+            copy_short(&mut out[o..o + (end - i)], &body[i..end]);
         }
         i += 16;
         o += 16;
@@ -393,6 +393,7 @@ const SHORT: usize = 48;
 const _: () = assert!(SHORT >= OVERSHOOT);
 
 impl<'s, S: FnMut(&[u8])> Assembly<'s, S> {
+    #[inline]
     pub(crate) fn new(sink: &'s mut S) -> Self {
         Self {
             sink,
@@ -403,7 +404,7 @@ impl<'s, S: FnMut(&[u8])> Assembly<'s, S> {
     }
 
     /// Hands the last bytes to the sink; returns whether the decoded fields that needed it were UTF-8.
-    pub(crate) fn finish(mut self) -> bool {
+    pub(crate) fn finish(&mut self) -> bool {
         self.flush();
         self.utf8
     }
@@ -1005,7 +1006,7 @@ fn dedup(spans: &mut [Span], same: impl Fn(&Span, &Span) -> bool) -> &[Span] {
     &spans[..kept]
 }
 
-/// How many parameters ahead [`Params::feed`] reads when there are more than that.
+/// How many parameters ahead [`Params::feed`] reads in a form of more than [`SMALL_SORT`].
 const TOUCH_AHEAD: usize = 16;
 
 /// The parameters a signature covers, in canonical order.
@@ -1036,7 +1037,8 @@ impl Params<'_> {
     pub(crate) fn feed<S: FnMut(&[u8])>(&self, out: &mut Assembly<'_, S>) {
         match *self {
             Self::None => {}
-            Self::Form { body, spans } if spans.len() <= TOUCH_AHEAD => {
+            // A small form's body is in cache already.
+            Self::Form { body, spans } if spans.len() <= SMALL_SORT => {
                 for span in spans {
                     out.field(body, span.name());
                     out.field(body, span.value());
