@@ -1,13 +1,16 @@
 //! Form bodies and pre-split pairs: decoding, UTF-8 checking, and the canonical order of parameters.
 //!
-//! A form body is indexed into [`Span`]s in a caller's buffer in one pass, a word at a time, that also
-//! notes which fields need decoding (and which may escape a byte above 0x7F, so their decoded bytes get
-//! a UTF-8 check); the spans are sorted by their *decoded* (name, value) — first by a 16-byte decoded
-//! prefix of the name kept in the span (taken after the part all names share, when they share more than
-//! that), then, only on a tie, by decoding on the fly — and equal neighbours are dropped. The signed
-//! string is then put together in a stack buffer ([`Assembly`]): plain fields copied, escaped ones
-//! decoded a word at a time, and handed to the HMAC in a few large updates; a field longer than the
-//! buffer is streamed through it.
+//! A form body is indexed into [`Span`]s in a caller's buffer in one pass, 64 bytes at a time
+//! ([`Block`]: one bit per byte for `&`, `=`, escapes and possible escapes of bytes above 0x7F), that
+//! also notes which fields need decoding and which may decode to something other than UTF-8; those are
+//! checked when they are decoded for the MAC, so a large escaped field is decoded once. The spans are
+//! sorted by their *decoded* (name, value): up to 64 by compact `u64` keys (7 name bytes and the span's
+//! index), more with `sort_unstable_by` on a 16-byte decoded prefix of the name kept in the span (taken
+//! after the part all names share, when they share more than that); only on a tie is a name decoded on
+//! the fly, and equal neighbours are dropped. The signed string is then put together in a stack buffer
+//! ([`Assembly`]): short plain fields copied as one fixed-size block, escaped ones decoded a word at a
+//! time, and handed to the HMAC in a few large updates; a field longer than the buffer is streamed
+//! through it.
 
 use core::cmp::Ordering;
 
