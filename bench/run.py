@@ -530,7 +530,7 @@ def cross_section(all_: list[Contender]) -> tuple[str, list[tuple[str, str, floa
             r = by[slow].median / by[fast].median
             ratios.append((slow, fast, r))
             verdict = "" if target is None else (f"≥ {target}x: " + ("met" if r >= target else "**missed**"))
-            ratio_rows.append([f"{fast} vs {slow}", f"**{r:.1f}x** faster", verdict])
+            ratio_rows.append([f"{fast} vs {slow}", f"**{r:.2f}x** faster", verdict])
     md += "\n\nRatios (median over median, same run):\n\n" + table(["pair", "ratio", "target"], ratio_rows)
     limit = by.get("OpenSSL HMAC limit")
     if limit is not None:
