@@ -347,10 +347,27 @@ impl PyValidator {
         }
     }
 
-    fn verify_pairs(&self, request: &Request<'_>) -> Result<Verified, Error> {
-        self.with_scratch(request, |scratch| {
-            self.core().verify_with_scratch(request, scratch)
-        })
+    /// The core's verdict on a request whose form a framework already parsed (`verify_params`,
+    /// `is_valid_params`); arguments of the wrong type are the outer `Err`.
+    fn verify_pairs(
+        &self,
+        url: &Bound<'_, PyAny>,
+        params: &Bound<'_, PyAny>,
+        signature: Option<&Bound<'_, PyAny>>,
+        signature_settings: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Result<Verified, Error>> {
+        let url = text_or_bytes(url, "url")?;
+        let owned = param_pairs(params, self.max_params)?;
+        let pairs = borrow_pairs(&owned)?;
+        let request = Request {
+            url,
+            payload: twilio_signature::Payload::Params(&pairs),
+            signature: optional_text_or_bytes(signature, "signature")?,
+            settings: optional_text_or_bytes(signature_settings, "signature_settings")?,
+        };
+        Ok(self.with_scratch(&request, |scratch| {
+            self.core().verify_with_scratch(&request, scratch)
+        }))
     }
 
     /// Runs `f` with a scratch buffer for at most `max_params` parameters: a small one on the stack
@@ -466,16 +483,7 @@ impl PyValidator {
         signature: Option<&Bound<'_, PyAny>>,
         signature_settings: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyVerified> {
-        let url = text_or_bytes(url, "url")?;
-        let owned = param_pairs(params, self.max_params)?;
-        let pairs = borrow_pairs(&owned)?;
-        let request = Request {
-            url,
-            payload: twilio_signature::Payload::Params(&pairs),
-            signature: optional_text_or_bytes(signature, "signature")?,
-            settings: optional_text_or_bytes(signature_settings, "signature_settings")?,
-        };
-        self.verify_pairs(&request)
+        self.verify_pairs(url, params, signature, signature_settings)?
             .map(|v| self.verified(v))
             .map_err(to_py_err)
     }
@@ -490,16 +498,9 @@ impl PyValidator {
         signature: Option<&Bound<'_, PyAny>>,
         signature_settings: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let url = text_or_bytes(url, "url")?;
-        let owned = param_pairs(params, self.max_params)?;
-        let pairs = borrow_pairs(&owned)?;
-        let request = Request {
-            url,
-            payload: twilio_signature::Payload::Params(&pairs),
-            signature: optional_text_or_bytes(signature, "signature")?,
-            settings: optional_text_or_bytes(signature_settings, "signature_settings")?,
-        };
-        Ok(self.verify_pairs(&request).is_ok())
+        Ok(self
+            .verify_pairs(url, params, signature, signature_settings)?
+            .is_ok())
     }
 
     #[pyo3(signature = (url, body, signature_settings = None))]

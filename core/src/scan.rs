@@ -27,11 +27,17 @@ impl Block {
     /// Classifies `bytes[..64]`; `bytes[64]` is the byte after the block (0 at the end of a body).
     #[inline]
     pub(crate) fn of(bytes: &[u8; BLOCK + 1]) -> Self {
+        Self::of_quarters(bytes, Quarter::of)
+    }
+
+    /// [`Block::of`] with each 16 bytes classified by `classify`.
+    #[inline]
+    fn of_quarters(bytes: &[u8; BLOCK + 1], classify: impl Fn(&[u8]) -> Quarter) -> Self {
         let mut block = Self::default();
         let mut high_bytes = 0;
         for quarter in 0..4 {
             let at = 16 * quarter;
-            let chunk = Quarter::of(&bytes[at..at + 17]);
+            let chunk = classify(&bytes[at..at + 17]);
             block.ampersands |= u64::from(chunk.ampersands) << at;
             block.equals |= u64::from(chunk.equals) << at;
             block.escapes |= u64::from(chunk.escapes) << at;
@@ -206,18 +212,7 @@ mod tests {
             let expected = by_bytes(&bytes);
             assert_eq!(Block::of(&bytes), expected, "{bytes:?}");
             // The portable words agree too, wherever the vector code is what runs.
-            let mut words = Block::default();
-            let mut high_bytes = 0;
-            for quarter in 0..4 {
-                let at = 16 * quarter;
-                let chunk = Quarter::of_words(&bytes[at..at + 17]);
-                words.ampersands |= u64::from(chunk.ampersands) << at;
-                words.equals |= u64::from(chunk.equals) << at;
-                words.escapes |= u64::from(chunk.escapes) << at;
-                words.highs |= u64::from(chunk.highs) << at;
-                high_bytes |= chunk.high_bytes;
-            }
-            words.ascii = high_bytes == 0;
+            let words = Block::of_quarters(&bytes, Quarter::of_words);
             assert_eq!(words, expected, "{bytes:?}");
         }
     }
