@@ -851,28 +851,37 @@ impl Index<'_, '_> {
 /// Puts a form's spans (`scratch[..count]`) in canonical order and drops equal neighbours; returns the
 /// kept spans, at the start of `scratch` or, for a small form, just after its spans when there is room.
 fn sort_form<'s>(body: &[u8], scratch: &'s mut [Span], count: usize) -> &'s [Span] {
+    rebase_prefixes(body, &mut scratch[..count]);
+    sort_and_dedup(scratch, count, |a, b| cmp_spans(body, a, b))
+}
+
+/// Puts `scratch[..count]` in order by their prefixes, then `cmp` where those are equal, and drops
+/// equal neighbours; returns the kept spans: at the start of `scratch` or, for a small set, just after
+/// the spans when there is room. Shared by forms and pre-split pairs.
+fn sort_and_dedup(
+    scratch: &mut [Span],
+    count: usize,
+    cmp: impl Fn(&Span, &Span) -> Ordering,
+) -> &[Span] {
     let (spans, spare) = scratch.split_at_mut(count);
-    rebase_prefixes(body, spans);
+    // Prefixes decide nearly every comparison: compared here, inline, and `cmp` called only on a tie.
+    let cmp = |a: &Span, b: &Span| match a.prefix.cmp(&b.prefix) {
+        Ordering::Equal => cmp(a, b),
+        order => order,
+    };
     let sorted = if count > SMALL_SORT {
-        // Prefixes decide nearly every comparison: compared here, inline.
-        spans.sort_unstable_by(|a, b| match a.prefix.cmp(&b.prefix) {
-            Ordering::Equal => cmp_spans(body, a, b),
-            order => order,
-        });
+        spans.sort_unstable_by(cmp);
         spans
     } else if let Some(spare) = spare.get_mut(..count) {
-        sort_small(spans, spare, |a, b| cmp_spans(body, a, b));
+        sort_small(spans, spare, cmp);
         spare
     } else {
         let mut sorted = [Span::EMPTY; SMALL_SORT];
-        sort_small(spans, &mut sorted[..count], |a, b| cmp_spans(body, a, b));
+        sort_small(spans, &mut sorted[..count], cmp);
         spans.copy_from_slice(&sorted[..count]);
         spans
     };
-    // Spans whose prefixes differ are never equal.
-    dedup(sorted, |a, b| {
-        a.prefix == b.prefix && cmp_spans(body, a, b).is_eq()
-    })
+    dedup(sorted, |a, b| cmp(a, b).is_eq())
 }
 
 /// Up to this many spans are sorted by [`sort_small`] (a real webhook has 10 to 40 parameters).
@@ -964,8 +973,7 @@ pub(crate) fn index_pairs<'s>(
     if pairs.len() > scratch.len() || u32::try_from(pairs.len()).is_err() {
         return Err(Error::TooManyParams);
     }
-    let (spans, spare) = scratch.split_at_mut(pairs.len());
-    for (index, (span, (name, _))) in spans.iter_mut().zip(pairs).enumerate() {
+    for (index, (span, (name, _))) in scratch.iter_mut().zip(pairs).enumerate() {
         *span = Span {
             prefix: prefix_of_raw(name.as_bytes()),
             name_start: index as u32,
@@ -973,28 +981,12 @@ pub(crate) fn index_pairs<'s>(
         };
     }
     let pair = |s: &Span| pairs[s.pair_index()];
-    let cmp = |a: &Span, b: &Span| {
-        a.prefix.cmp(&b.prefix).then_with(|| {
-            let (a, b) = (pair(a), pair(b));
-            a.0.as_bytes()
-                .cmp(b.0.as_bytes())
-                .then_with(|| a.1.as_bytes().cmp(b.1.as_bytes()))
-        })
-    };
-    // As a form's spans (see `sort_form`).
-    let sorted = if spans.len() > SMALL_SORT {
-        spans.sort_unstable_by(cmp);
-        spans
-    } else if let Some(spare) = spare.get_mut(..spans.len()) {
-        sort_small(spans, spare, cmp);
-        spare
-    } else {
-        let mut sorted = [Span::EMPTY; SMALL_SORT];
-        sort_small(spans, &mut sorted[..spans.len()], cmp);
-        spans.copy_from_slice(&sorted[..spans.len()]);
-        spans
-    };
-    Ok(dedup(sorted, |a, b| cmp(a, b).is_eq()))
+    Ok(sort_and_dedup(scratch, pairs.len(), |a, b| {
+        let (a, b) = (pair(a), pair(b));
+        a.0.as_bytes()
+            .cmp(b.0.as_bytes())
+            .then_with(|| a.1.as_bytes().cmp(b.1.as_bytes()))
+    }))
 }
 
 /// Keeps the first of each run of equal neighbours; returns the kept prefix.
