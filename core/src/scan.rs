@@ -140,6 +140,62 @@ impl Quarter {
     }
 }
 
+/// Sixteen bytes of a field as the decoder stores them, each `+` turned into a space, and one bit per `%`
+/// among them (bit `i` is byte `i`).
+#[cfg(all(
+    any(target_arch = "x86", target_arch = "x86_64"),
+    target_feature = "sse2"
+))]
+#[inline(always)]
+pub(crate) fn spaced(chunk: &[u8; 16]) -> ([u8; 16], u16) {
+    use safe_arch::{
+        bitand_m128i, bitxor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
+    };
+    let bytes = load_unaligned_m128i(chunk);
+    let splat = |byte: u8| set_splat_i8_m128i(i8::from_ne_bytes([byte]));
+    // `+` (0x2B) xor 0x0B is a space.
+    let plus = cmp_eq_mask_i8_m128i(bytes, splat(b'+'));
+    let spaced = bitxor_m128i(bytes, bitand_m128i(plus, splat(0x0B)));
+    let [low, high, ..] =
+        move_mask_i8_m128i(cmp_eq_mask_i8_m128i(bytes, splat(b'%'))).to_le_bytes();
+    (spaced.into(), u16::from_le_bytes([low, high]))
+}
+
+/// [`spaced`] on two 64-bit words, where SSE2 is not available.
+#[cfg(not(all(
+    any(target_arch = "x86", target_arch = "x86_64"),
+    target_feature = "sse2"
+)))]
+#[inline]
+pub(crate) fn spaced(chunk: &[u8; 16]) -> ([u8; 16], u16) {
+    spaced_words(chunk)
+}
+
+/// The portable [`spaced`].
+#[cfg_attr(
+    all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        target_feature = "sse2"
+    ),
+    allow(dead_code)
+)]
+#[inline]
+fn spaced_words(chunk: &[u8; 16]) -> ([u8; 16], u16) {
+    let mut out = [0u8; 16];
+    let mut percents = 0u16;
+    for (half, (from, to)) in chunk
+        .chunks_exact(8)
+        .zip(out.chunks_exact_mut(8))
+        .enumerate()
+    {
+        let word = u64::from_le_bytes(from.try_into().unwrap_or_default());
+        to.copy_from_slice(&(word ^ ((bytes_eq(word, b'+') >> 7) * 0x0B)).to_le_bytes());
+        percents |= u16::from(high_bits(bytes_eq(word, b'%'))) << (8 * half);
+    }
+    (out, percents)
+}
+
 /// The high bit of each byte of `word` that equals `byte` (exact: no carries cross bytes).
 pub(crate) const fn bytes_eq(word: u64, byte: u8) -> u64 {
     const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
@@ -214,6 +270,40 @@ mod tests {
             // The portable words agree too, wherever the vector code is what runs.
             let words = Block::of_quarters(&bytes, Quarter::of_words);
             assert_eq!(words, expected, "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn spaced_chunks_are_a_byte_loop_s() {
+        let alphabet = [
+            0u8,
+            b'%',
+            b'+',
+            b' ',
+            b'a',
+            0x0B,
+            0x20,
+            0x2B ^ 0x80,
+            0x80,
+            0xFF,
+            b'&',
+        ];
+        let mut seed = 19u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as usize
+        };
+        for _ in 0..20_000 {
+            let mut chunk = [0u8; 16];
+            for b in &mut chunk {
+                *b = alphabet[next() % alphabet.len()];
+            }
+            let mut expected = (chunk.map(|b| if b == b'+' { b' ' } else { b }), 0u16);
+            for (i, &b) in chunk.iter().enumerate() {
+                expected.1 |= u16::from(b == b'%') << i;
+            }
+            assert_eq!(spaced(&chunk), expected, "{chunk:?}");
+            assert_eq!(spaced_words(&chunk), expected, "{chunk:?}");
         }
     }
 }
