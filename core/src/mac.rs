@@ -132,6 +132,11 @@ impl Tag {
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
+
+    /// The MAC followed by zeros, to 32 bytes.
+    pub(crate) fn padded(&self) -> &[u8; 32] {
+        &self.bytes
+    }
 }
 
 /// Compares a computed MAC with a received one in time independent of their contents.

@@ -1,6 +1,7 @@
 //! The `X-Twilio-Signature` header: strict parsing before any HMAC, and encoding for signing.
 
 use base64ct::{Base64, Encoding};
+use subtle::{Choice, ConstantTimeEq};
 
 use crate::mac::{Algorithm, Tag};
 use crate::Error;
@@ -26,8 +27,15 @@ impl ReceivedSignature {
         Ok(Self { bytes, len })
     }
 
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
+    /// Whether `tag` is this signature's MAC, in time independent of either's bytes: both are held
+    /// zero-padded in 32 bytes, compared as four words (lengths follow from the algorithm: public).
+    pub(crate) fn ct_matches(&self, tag: &Tag) -> Choice {
+        let words = |bytes: &[u8; 32]| {
+            [0, 8, 16, 24]
+                .map(|at| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default()))
+        };
+        words(&self.bytes).ct_eq(&words(tag.padded()))
+            & Choice::from(u8::from(self.len == tag.as_bytes().len()))
     }
 }
 

@@ -4,6 +4,8 @@
 //! the original bytes with one span of the authority cut out or one port spliced in, represented as up to
 //! four borrowed pieces that are fed to the HMAC one after another.
 
+use crate::scan::bytes_eq;
+
 /// Which candidate URL matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Candidate {
@@ -192,9 +194,26 @@ fn toggled<'a>(
     }
 }
 
+/// Where the first `?` or `#` of `url` is, eight bytes at a time (every request looks).
+fn query_or_fragment(url: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Some(chunk) = url.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let found = bytes_eq(word, b'?') | bytes_eq(word, b'#');
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    url[at..]
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+        .map(|i| at + i)
+}
+
 /// The raw value of the first `bodySHA256` in the URL's query, if any.
 pub(crate) fn body_sha256_param(url: &[u8]) -> Option<&[u8]> {
-    let query_start = url.iter().position(|&b| b == b'?' || b == b'#')?;
+    let query_start = query_or_fragment(url)?;
     if url[query_start] == b'#' {
         return None;
     }
@@ -318,6 +337,16 @@ mod tests {
             None
         );
         assert_eq!(body_sha256_param(b"https://h/p#?bodySHA256=1"), None);
+        // The search for `?` and `#` goes a word at a time: each place in and after the first words.
+        for at in 0..40 {
+            let mut url = std::vec![b'x'; 48];
+            url[at] = b'?';
+            assert_eq!(query_or_fragment(&url), Some(at));
+            url[at] = b'#';
+            url[at + 3] = b'?';
+            assert_eq!(query_or_fragment(&url), Some(at));
+            assert_eq!(query_or_fragment(&url[..at]), None);
+        }
         assert_eq!(body_sha256_param(b"https://h/p?a#bodySHA256=1"), None);
     }
 }

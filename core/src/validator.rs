@@ -5,7 +5,7 @@ use core::fmt;
 use hmac::Hmac;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
-use subtle::{Choice, ConstantTimeEq};
+use subtle::Choice;
 
 use crate::canonical::{Request, Signed};
 use crate::explain::{explain_with_keys, Explanation};
@@ -283,7 +283,7 @@ pub(crate) fn find_match<'k>(
             fed = true;
             let tag = mac.finalize();
             // The verdict: the only branch on the compare's result.
-            if bool::from(tag.as_bytes().ct_eq(received.as_bytes()) & usable) {
+            if bool::from(received.ct_matches(&tag) & usable) {
                 Ok(Some(tag))
             } else {
                 Ok(None)
@@ -419,6 +419,14 @@ fn with_stack_scratch<R: Overflow>(mut f: impl FnMut(&mut [Span]) -> R) -> R {
     if !small.overflowed() {
         return small;
     }
+    with_large_stack_scratch(f)
+}
+
+/// The second try of [`with_stack_scratch`], in its own frame: 16 KiB of stack that the usual request
+/// does not reserve (nor probe) on every call.
+#[cold]
+#[inline(never)]
+fn with_large_stack_scratch<R>(mut f: impl FnMut(&mut [Span]) -> R) -> R {
     f(&mut [Span::EMPTY; DEFAULT_MAX_PARAMS])
 }
 
