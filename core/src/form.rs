@@ -922,6 +922,9 @@ fn sort_and_dedup(
     dedup(sorted, |a, b| cmp(a, b).is_eq())
 }
 
+/// The fewest keys [`sort_small`] hands to `sort_unstable`, which sorts fewer by insertion.
+const NETWORK_SORT: usize = 21;
+
 /// Up to this many spans are sorted by [`sort_small`] (a real webhook has 10 to 40 parameters).
 const SMALL_SORT: usize = 64;
 
@@ -931,12 +934,15 @@ const SMALL_SORT: usize = 64;
 /// comparison, and the spans copied in the keys' order into `sorted` (as long as `spans`).
 fn sort_small(spans: &[Span], sorted: &mut [Span], cmp: impl Fn(&Span, &Span) -> Ordering) {
     let n = spans.len();
-    let mut keys = [0u64; SMALL_SORT];
-    let keys = &mut keys[..n];
+    // Padded with keys above every real one (whose last byte, the index, is below 64) to at least
+    // NETWORK_SORT: `sort_unstable` sorts that many with sorting networks and merges, where below it
+    // an insertion sort mispredicts a branch or more per key.
+    let mut keys = [u64::MAX; SMALL_SORT];
     for (index, (key, span)) in keys.iter_mut().zip(spans.iter()).enumerate() {
         *key = ((span.prefix >> 64) as u64 & !0xFF) | index as u64;
     }
-    keys.sort_unstable();
+    keys[..n.max(NETWORK_SORT)].sort_unstable();
+    let keys = &mut keys[..n];
     let span_of = |key: u64| &spans[(key & 0xFF) as usize];
     let mut i = 0;
     while i < n {

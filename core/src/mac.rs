@@ -154,3 +154,33 @@ pub fn hmac(algorithm: Algorithm, secret: &[u8], message: &[u8], out: &mut [u8; 
     out[..tag.len].copy_from_slice(tag.as_bytes());
     tag.len
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signature::{ReceivedSignature, Signature};
+
+    #[test]
+    fn a_tag_matches_its_own_signature_and_nothing_a_bit_or_a_length_away() {
+        for algorithm in [Algorithm::HmacSha1, Algorithm::HmacSha256] {
+            let mut mac = MacState::new(algorithm, b"12345");
+            mac.update(b"https://example.com/sms");
+            let tag = mac.finalize();
+            let text = Signature::encode(&tag);
+            let received = ReceivedSignature::parse(Some(text.as_bytes()), algorithm).unwrap();
+            assert!(bool::from(received.ct_matches(&tag)));
+            for bit in 0..8 * tag.len {
+                let mut other = tag;
+                other.bytes[bit / 8] ^= 1 << (bit % 8);
+                assert!(
+                    !bool::from(received.ct_matches(&other)),
+                    "{algorithm} bit {bit}"
+                );
+            }
+            // The same bytes followed by zeros, but a different length, are not the MAC.
+            let mut longer = tag;
+            longer.len = if tag.len == 20 { 32 } else { 20 };
+            assert!(!bool::from(received.ct_matches(&longer)), "{algorithm}");
+        }
+    }
+}

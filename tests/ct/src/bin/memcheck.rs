@@ -135,11 +135,18 @@ fn parse_log(log: &str) -> Vec<Report> {
 }
 
 /// Where a report is acceptable in the verify path: the verdict, a public fact derived on purpose.
-/// The top frame itself must be `find_match` (or the closure in it that tries one URL candidate): a
-/// frame inlined into it (the compare) does not count.
+/// The top frame itself must be `find_match` (or the closure in it that tries one URL candidate, which
+/// valgrind names either `find_match::{{closure}}` or, inlined, `{closure#0}<..>` with `find_match` as
+/// the next frame): a frame inlined into it (the compare) does not count.
 fn allowed_in_verify(report: &Report) -> Option<&'static str> {
     let top = report.frames.first()?;
-    let in_find_match = top.contains(": find_match<") || top.contains("::find_match::{{closure}}");
+    let called_by_find_match = report
+        .frames
+        .get(1)
+        .is_some_and(|caller| caller.contains(": find_match<") && in_file(caller, "validator.rs"));
+    let in_find_match = top.contains(": find_match<")
+        || top.contains("::find_match::{{closure}}")
+        || (top.contains(": {closure#0}<") && called_by_find_match);
     (in_find_match && in_file(top, "validator.rs"))
         .then_some("the verdict: find_match branches on the compare's result")
 }
