@@ -11,6 +11,7 @@ use crate::canonical::{Request, Signed};
 use crate::explain::{explain_with_keys, Explanation};
 use crate::form::Span;
 use crate::mac::{keyed_sha1, keyed_sha256, Algorithm, MacState, Tag};
+use crate::scan::bytes_eq;
 use crate::settings::SignatureSettings;
 use crate::signature::{ReceivedSignature, Signature};
 use crate::url::{Candidate, Candidates, UrlPieces};
@@ -174,21 +175,27 @@ impl<'a> Key<'a> {
 /// [`Secret::is_usable`] with the secret's bytes flowing only into arithmetic: no branch, no early
 /// exit, so a constant-time check (tests/ct) sees no secret-dependent control flow.
 fn usable_in_constant_time(secret: &[u8]) -> Choice {
-    // 1 when `x` is 0, else 0, by arithmetic.
-    fn is_zero(x: u8) -> u8 {
-        (u32::from(x).wrapping_sub(1) >> 31) as u8
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // ASCII whitespace as `u8::is_ascii_whitespace` has it: space, \t, \n, \x0c, \r. The high bit of
+    // each byte of `word` that is one (the comparisons are arithmetic: no carry crosses bytes).
+    let blank = |word: u64| {
+        bytes_eq(word, b' ')
+            | bytes_eq(word, b'\t')
+            | bytes_eq(word, b'\n')
+            | bytes_eq(word, 0x0c)
+            | bytes_eq(word, b'\r')
+    };
+    // Eight bytes at a time; the last word padded with spaces (blank, so they change nothing).
+    let mut nonblank = 0u64;
+    let mut words = secret.chunks_exact(8);
+    for chunk in &mut words {
+        nonblank |= !blank(u64::from_le_bytes(chunk.try_into().unwrap_or_default())) & HIGH;
     }
-    let mut nonblank = 0u8;
-    for &byte in secret {
-        // ASCII whitespace as `u8::is_ascii_whitespace` has it: space, \t, \n, \x0c, \r.
-        let blank = is_zero(byte ^ b' ')
-            | is_zero(byte ^ b'\t')
-            | is_zero(byte ^ b'\n')
-            | is_zero(byte ^ 0x0c)
-            | is_zero(byte ^ b'\r');
-        nonblank |= blank ^ 1;
-    }
-    Choice::from(nonblank)
+    let mut last = [b' '; 8];
+    last[..words.remainder().len()].copy_from_slice(words.remainder());
+    nonblank |= !blank(u64::from_le_bytes(last)) & HIGH;
+    // 1 when any bit is set, by arithmetic.
+    Choice::from(((nonblank | nonblank.wrapping_neg()) >> 63) as u8)
 }
 
 /// A successful verification: which secret and URL candidate matched, and a replay key.
@@ -561,5 +568,36 @@ impl<S: AsRef<[Secret]>> Validator<S> {
             .find(|key| key.eligible(settings.key_id))
             .ok_or(Error::NoEligibleSecret)?;
         sign_with_key(key, request, scratch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usability_in_constant_time_is_is_usable() {
+        // The five blanks, then bytes that are not: vertical tab, NEL, NBSP, a letter, NUL, 0xFF.
+        let alphabet = *b" \t\n\x0c\r\x0b\x85\xa0x\0\xff";
+        let mut seed = 29u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as usize
+        };
+        for round in 0..50_000 {
+            let mut secret = [0u8; 40];
+            let len = next() % 41;
+            for b in &mut secret[..len] {
+                // Mostly whitespace, so that the one other byte lands anywhere, or nowhere.
+                let choices = if next() % 8 == 0 { alphabet.len() } else { 5 };
+                *b = alphabet[next() % choices];
+            }
+            let secret = &secret[..len];
+            assert_eq!(
+                bool::from(usable_in_constant_time(secret)),
+                Secret::is_usable(secret),
+                "round {round}: {secret:?}"
+            );
+        }
     }
 }
