@@ -8,9 +8,9 @@
 //! index), more with `sort_unstable_by` on a 16-byte decoded prefix of the name kept in the span (taken
 //! after the part all names share, when they share more than that); only on a tie is a name decoded on
 //! the fly, and equal neighbours are dropped. The signed string is then put together in a stack buffer
-//! ([`Assembly`]): short plain fields copied as one fixed-size block, escaped ones decoded a word at a
-//! time, and handed to the HMAC in a few large updates; a field longer than the buffer is streamed
-//! through it.
+//! ([`Assembly`]): short plain fields copied as one fixed-size block, escaped ones decoded sixteen bytes
+//! at a time (SSE2 on x86, two words elsewhere: [`crate::scan`]), and handed to the HMAC in a few large
+//! updates; a field longer than the buffer is streamed through it.
 
 use core::cmp::Ordering;
 
@@ -234,11 +234,12 @@ fn decode_escape_run(
 /// Decodes `body[start..end]` into `out` at `at`; returns where the decoded text ends. `out` needs room
 /// for `end - start + OVERSHOOT` bytes from `at`.
 ///
-/// Eight bytes at a time, at a fixed stride (the next word's place never waits for this one's bytes):
-/// each word is stored whole with its `+`s turned into spaces, `shift` bytes before its place in the
-/// input (two for every escape so far); each `%XX` escape in it is decoded with a table and stored over
-/// its `%`, and the rest of the word stored again one byte after it. Words may be read past `end` (never
-/// past `body`): only the bytes before `end` are kept, the others are overwritten or left past the end.
+/// Sixteen bytes at a time (eight near the end of the body), at a fixed stride (the next chunk's place
+/// never waits for this one's bytes): each chunk is stored whole with its `+`s turned into spaces,
+/// `shift` bytes before its place in the input (two for every escape so far); each `%XX` escape in it
+/// is decoded with a table and stored over its `%`, and the bytes after it stored again one byte after
+/// that. Chunks may be read past `end` (never past `body`): only the bytes before `end` are kept, the
+/// others are overwritten or left past the end.
 fn decode_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize) -> usize {
     // A field that starts with a run of escapes (a fully escaped field, an emoji) has it decoded in a
     // tight loop first.
@@ -264,15 +265,13 @@ fn decode_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize)
         while percents != 0 {
             let q = p + percents.trailing_zeros() as usize;
             percents &= percents - 1;
-            if q + 2 >= end {
-                break; // at or past the end, or too near it for an escape
-            }
-            let (hi, lo) = (HEX[usize::from(body[q + 1])], HEX[usize::from(body[q + 2])]);
-            if (hi | lo) & NOT_HEX != 0 {
-                continue; // a literal `%`, stored as it is
-            }
+            let byte = match percent_at(body, q, end) {
+                Percent::PastEnd => break,
+                Percent::Literal => continue, // stored as it is
+                Percent::Escape(byte) => byte,
+            };
             let place = at + q - start - shift;
-            out[place] = hi << 4 | lo;
+            out[place] = byte;
             shift += 2;
             out[place + 1..place + 17].copy_from_slice(&spaced(sixteen(body, q + 3)).0);
             skip = (q + 3).saturating_sub(p + 16);
@@ -291,15 +290,13 @@ fn decode_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize)
         while percents != 0 {
             let q = p + percents.trailing_zeros() as usize / 8;
             percents &= percents - 1;
-            if q + 2 >= end {
-                break; // at or past the end, or too near it for an escape
-            }
-            let (hi, lo) = (HEX[usize::from(body[q + 1])], HEX[usize::from(body[q + 2])]);
-            if (hi | lo) & NOT_HEX != 0 {
-                continue; // a literal `%`, stored as it is
-            }
+            let byte = match percent_at(body, q, end) {
+                Percent::PastEnd => break,
+                Percent::Literal => continue, // stored as it is
+                Percent::Escape(byte) => byte,
+            };
             let place = at + q - start - shift;
-            out[place] = hi << 4 | lo;
+            out[place] = byte;
             shift += 2;
             // The word's bytes after the escape, one byte after its `%`.
             let after = q + 3 - p;
@@ -317,15 +314,10 @@ fn decode_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize)
     while i < end {
         let (byte, len) = match body[i] {
             b'+' => (b' ', 1),
-            b'%' if i + 2 < end
-                && (HEX[usize::from(body[i + 1])] | HEX[usize::from(body[i + 2])]) & NOT_HEX
-                    == 0 =>
-            {
-                (
-                    HEX[usize::from(body[i + 1])] << 4 | HEX[usize::from(body[i + 2])],
-                    3,
-                )
-            }
+            b'%' => match percent_at(body, i, end) {
+                Percent::Escape(byte) => (byte, 3),
+                Percent::PastEnd | Percent::Literal => (b'%', 1),
+            },
             b => (b, 1),
         };
         out[o] = byte;
@@ -333,6 +325,30 @@ fn decode_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize)
         i += len;
     }
     o
+}
+
+/// What a `%` in a field stands for.
+enum Percent {
+    /// Too near the field's end (`end`) for an escape: for a word's `%`s, none further is either.
+    PastEnd,
+    /// Not followed by two hex digits: it stands for itself.
+    Literal,
+    /// `%XX`: the byte.
+    Escape(u8),
+}
+
+/// What the `%` at `body[q]` stands for in a field that ends at `end`.
+#[inline]
+fn percent_at(body: &[u8], q: usize, end: usize) -> Percent {
+    if q + 2 >= end {
+        return Percent::PastEnd;
+    }
+    let (hi, lo) = (HEX[usize::from(body[q + 1])], HEX[usize::from(body[q + 2])]);
+    if (hi | lo) & NOT_HEX == 0 {
+        Percent::Escape(hi << 4 | lo)
+    } else {
+        Percent::Literal
+    }
 }
 
 /// The sixteen bytes of `body` from `at` (which has them).
