@@ -6,7 +6,7 @@
 //! Bounded: a diagnosis sorts the parameters once more and tries each eligible secret on at most four
 //! rewritten URLs with the full parameters (the verdict itself tried it on one), plus at most two
 //! signed strings made of a URL alone. A flood of forged requests therefore costs the helpers that log
-//! diagnoses a few verifies per request (measured: 3 to 6.5 times a verify's time, the most on small
+//! diagnoses a few verifies per request (measured: 4 to 7 times a verify's time, the most on small
 //! requests where fixed costs weigh).
 
 use core::fmt;
