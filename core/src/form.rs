@@ -1394,6 +1394,49 @@ mod tests {
         }
     }
 
+    /// Decodes `body[start..end]` into a buffer of exactly the promised room (so a store past it
+    /// panics) and checks the text against the byte decoder and that nothing before `at` was touched.
+    fn decodes_in_its_room(body: &[u8], start: usize, end: usize, at: usize) {
+        let expected: Vec<u8> = Decoded::new(&body[start..end]).collect();
+        let mut out = std::vec![0xEE; at + end - start + OVERSHOOT];
+        let len = decode_into(body, start, end, &mut out, at);
+        assert!(
+            out[..at].iter().all(|&b| b == 0xEE),
+            "{body:?} {start}..{end}"
+        );
+        assert_eq!(&out[at..len], &expected[..], "{body:?} {start}..{end}");
+    }
+
+    #[test]
+    fn escapes_at_every_place_of_a_chunk_decode_in_their_room() {
+        // One or two escapes, cut escapes or literal `%`s at every place of a body long enough for the
+        // sixteen-byte loop, so escapes straddle its chunks (one or two hex digits in the next) and the
+        // hand-over to the eight-byte loop and the byte tail; every end, several starts.
+        let pieces: [&[u8]; 6] = [b"%41", b"%4", b"%", b"%4z", b"%%41", b"+%C3%A9"];
+        for a in 0..80 {
+            for first in pieces {
+                for b in [a + 1, a + 3, a + 4, a + 14, a + 15, a + 17] {
+                    for second in [None, Some(&b"%41"[..]), Some(&b"%"[..])] {
+                        let mut body = std::vec![b'x'; 90];
+                        for (at, piece) in [(a, Some(first)), (b, second)] {
+                            let Some(piece) = piece else { continue };
+                            for (i, &byte) in piece.iter().enumerate() {
+                                if let Some(slot) = body.get_mut(at + i) {
+                                    *slot = byte;
+                                }
+                            }
+                        }
+                        for start in [0, 1, 2, 5, a.saturating_sub(1), a] {
+                            for end in start..=body.len() {
+                                decodes_in_its_room(&body, start, end, start % 3);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn fields_longer_than_the_assembly_buffer_are_streamed_whole() {
         for len in [ASSEMBLY - 3, ASSEMBLY, ASSEMBLY + 1, 3 * ASSEMBLY + 2] {

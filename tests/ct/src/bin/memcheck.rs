@@ -9,8 +9,8 @@
 //! - `verify-*`: the release `Validator::verify` path with the secret (Auth Token) marked, so the keyed
 //!   HMAC state and the expected MAC are tainted, on a valid and an invalid signature. The only allowed
 //!   report is where a public fact is derived by design: the verdict (`find_match` branching on the
-//!   compare's result). Any report inside the keying, the HMAC, the compare (`macs_equal` in `mac.rs`,
-//!   `subtle`) or elsewhere fails the check. (The received signature is public: it travels in clear,
+//!   compare's result). Any report inside the keying, the HMAC, the compare (`ct_matches` in
+//!   `signature.rs`, four words through `subtle`) or elsewhere fails the check. (The received signature is public: it travels in clear,
 //!   and base64ct's padding handling branches on it; the compare-* sections taint it anyway.)
 
 use std::ffi::CStr;
@@ -151,14 +151,21 @@ fn allowed_in_verify(report: &Report) -> Option<&'static str> {
         .then_some("the verdict: find_match branches on the compare's result")
 }
 
-/// Whether a report comes from inside the compare: `mac.rs` (macs_equal) or code inlined into it,
-/// before the stack reaches its caller.
+/// Whether a report comes from inside a compare: `mac.rs` (`macs_equal`), `signature.rs`
+/// (`ReceivedSignature::ct_matches`, the compare the verify path uses), `subtle`, or code inlined into
+/// them, before the stack reaches its caller.
 fn inside_compare(report: &Report) -> bool {
     report
         .frames
         .iter()
         .take_while(|f| !f.contains(": find_match<"))
-        .any(|f| in_file(f, "mac.rs") || f.contains("macs_equal") || f.contains("subtle"))
+        .any(|f| {
+            in_file(f, "mac.rs")
+                || in_file(f, "signature.rs")
+                || f.contains("macs_equal")
+                || f.contains("ct_matches")
+                || f.contains("subtle")
+        })
 }
 
 /// Whether a frame's location is in `file`: debug info names it `(file:line)` or, depending on how
