@@ -53,7 +53,7 @@ fn body_args(v: &Value, i: usize) -> (Vec<String>, Vec<u8>) {
     let form = text(v, "form_body").unwrap_or_default();
     if form.is_empty() {
         (vec!["--get".into()], Vec::new())
-    } else if i % 2 == 0 {
+    } else if i.is_multiple_of(2) {
         (Vec::new(), form.into_bytes())
     } else {
         let file = temp_file(form.as_bytes());

@@ -63,7 +63,7 @@ fn digit_value(c: u8) -> Option<u8> {
 /// The header is public input (it travels in the request), so plain branching code is fine here; the
 /// secret-dependent comparison is `macs_equal`.
 fn decode_canonical(text: &[u8], out: &mut [u8; 32]) -> Option<usize> {
-    if text.is_empty() || text.len() % 4 != 0 || text.len() / 4 * 3 > out.len() + 2 {
+    if text.is_empty() || !text.len().is_multiple_of(4) || text.len() / 4 * 3 > out.len() + 2 {
         return None;
     }
     let padding = text

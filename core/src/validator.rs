@@ -3,14 +3,13 @@
 use core::fmt;
 
 use hmac::Hmac;
-use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::Choice;
 
 use crate::canonical::{Request, Signed};
 use crate::explain::{explain_with_keys, Explanation};
 use crate::form::Span;
-use crate::mac::{keyed_sha1, keyed_sha256, Algorithm, MacState, Tag};
+use crate::mac::{keyed_sha256, Algorithm, MacState, Sha1Key, Tag};
 use crate::scan::bytes_eq;
 use crate::settings::SignatureSettings;
 use crate::signature::{ReceivedSignature, Signature};
@@ -51,7 +50,7 @@ pub struct Secret {
     /// Whether the secret is usable, kept as a `Choice`: it is derived from the secret's bytes, so the
     /// verify path folds it into the constant-time verdict instead of branching on it.
     usable: Choice,
-    sha1: Hmac<Sha1>,
+    sha1: Sha1Key,
     sha256: Hmac<Sha256>,
 }
 
@@ -62,7 +61,7 @@ impl Secret {
             key_id: [0; MAX_KEY_ID_LEN],
             key_id_len: None,
             usable: usable_in_constant_time(secret),
-            sha1: keyed_sha1(secret),
+            sha1: Sha1Key::new(secret),
             sha256: keyed_sha256(secret),
         }
     }
@@ -103,7 +102,7 @@ impl Secret {
 
     fn mac(&self, algorithm: Algorithm) -> MacState {
         match algorithm {
-            Algorithm::HmacSha1 => MacState::Sha1(self.sha1.clone()),
+            Algorithm::HmacSha1 => MacState::Sha1(self.sha1.start()),
             Algorithm::HmacSha256 => MacState::Sha256(self.sha256.clone()),
         }
     }

@@ -41,11 +41,11 @@ fn encode(s: &str, style: u8) -> String {
     let mut out = String::new();
     for &b in s.as_bytes() {
         match b {
-            b' ' if style % 2 == 0 => out.push('+'),
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'~' | b'/' if style % 3 != 0 => {
+            b' ' if style.is_multiple_of(2) => out.push('+'),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'~' | b'/' if !style.is_multiple_of(3) => {
                 out.push(b as char);
             }
-            _ if style % 5 == 0 => {
+            _ if style.is_multiple_of(5) => {
                 let _ = write!(out, "%{b:02x}");
             }
             _ => {
