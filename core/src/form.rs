@@ -1255,11 +1255,7 @@ mod tests {
         let alphabet = [
             0u8, 1, b'%', b'&', b'+', b'=', b'a', b'7', b'8', 0x7F, 0x80, 0xA6, 0xFF,
         ];
-        let mut seed = 1u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            (seed >> 33) as usize
-        };
+        let mut next = crate::test_rng(1u64);
         for _ in 0..20_000 {
             let mut bytes = [0u8; 20];
             for b in &mut bytes {
@@ -1281,11 +1277,7 @@ mod tests {
     #[test]
     fn escaped_fields_compare_as_their_decoded_bytes_whatever_they_share() {
         let alphabet: [&[u8]; 9] = [b"%", b"4", b"1", b"%41", b"A", b"+", b" ", b"%2", b"z"];
-        let mut seed = 7u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            (seed >> 33) as usize
-        };
+        let mut next = crate::test_rng(7u64);
         for _ in 0..50_000 {
             let shared: Vec<u8> = (0..next() % 6)
                 .flat_map(|_| alphabet[next() % 9].to_vec())
@@ -1343,11 +1335,7 @@ mod tests {
 
     #[test]
     fn fast_decoding_agrees_with_the_byte_decoder() {
-        let mut seed = 3u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            (seed >> 33) as usize
-        };
+        let mut next = crate::test_rng(3u64);
         for round in 0..20_000 {
             // Now and then long enough to cross the UTF-8 check's pieces.
             let mut body = random_raw(&mut next, if round % 50 == 0 { 400 } else { 12 });
@@ -1462,11 +1450,7 @@ mod tests {
     #[test]
     fn names_sharing_more_than_a_prefix_sort_by_what_follows() {
         let alphabet: [&str; 9] = ["%", "4", "1", "%41", "A", "+", "%2", "z", "%C3%A9"];
-        let mut seed = 11u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            (seed >> 33) as usize
-        };
+        let mut next = crate::test_rng(11u64);
         for round in 0..3_000 {
             // All names share 17 decoded bytes (raw or escaped), then differ, often right at an escape.
             let shared = if round % 2 == 0 {
@@ -1506,11 +1490,7 @@ mod tests {
 
     #[test]
     fn long_escaped_fields_index_and_assemble_like_a_naive_decoder() {
-        let mut seed = 5u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            (seed >> 33) as usize
-        };
+        let mut next = crate::test_rng(5u64);
         for _ in 0..3_000 {
             // Long fields (escaped or not, with or without high escapes) cross many words, so the
             // indexing pass's word loops and the decoder's runs are all exercised.
@@ -1566,11 +1546,7 @@ mod tests {
             "\u{e9}",
             "abcdefg\u{0}",
         ];
-        let mut seed = 13u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            (seed >> 33) as usize
-        };
+        let mut next = crate::test_rng(13u64);
         for round in 0..3_000 {
             // Small sets (the compact-key sort) and large ones (sort_unstable), many sharing 7+ bytes.
             let n = if round % 10 == 0 {

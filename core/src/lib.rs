@@ -14,6 +14,16 @@ mod signature;
 mod url;
 mod validator;
 
+/// A deterministic stream of pseudo-random numbers for the unit tests' generated inputs: each call
+/// steps a 64-bit LCG from `seed` and returns its top bits.
+#[cfg(test)]
+fn test_rng(mut seed: u64) -> impl FnMut() -> usize {
+    move || {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (seed >> 33) as usize
+    }
+}
+
 pub use canonical::{BodyHash, Payload, Request};
 pub use error::Error;
 pub use explain::{Diagnosis, Explanation, InternalUrl, Mistake, MAX_EXPLAIN_URL_LEN};

@@ -273,11 +273,7 @@ mod tests {
 
     #[test]
     fn hmac_sha1_over_the_compression_function_is_the_hmac_crate_s() {
-        let mut seed = 31u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            (seed >> 33) as usize
-        };
+        let mut next = crate::test_rng(31u64);
         let bytes: [u8; 400] = core::array::from_fn(|i| (i * 7 + i / 13) as u8);
         for round in 0..20_000 {
             // Keys of every length up to two blocks (longer than one block is hashed first) and

@@ -248,11 +248,7 @@ mod tests {
             0u8, 1, b'%', b'&', b'+', b'=', b'a', b'7', b'8', b'9', 0x37, 0x39, 0x7F, 0x80, 0xA6,
             0xFF, b'F', b'f', b' ',
         ];
-        let mut seed = 17u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            (seed >> 33) as usize
-        };
+        let mut next = crate::test_rng(17u64);
         let ascii: std::vec::Vec<u8> = alphabet.iter().copied().filter(u8::is_ascii).collect();
         for round in 0..20_000 {
             // Half the blocks all ASCII.
@@ -288,11 +284,7 @@ mod tests {
             0xFF,
             b'&',
         ];
-        let mut seed = 19u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            (seed >> 33) as usize
-        };
+        let mut next = crate::test_rng(19u64);
         for _ in 0..20_000 {
             let mut chunk = [0u8; 16];
             for b in &mut chunk {
