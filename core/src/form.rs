@@ -1,9 +1,10 @@
 //! Form bodies and pre-split pairs: decoding, UTF-8 checking, and the canonical order of parameters.
 //!
 //! A form body is indexed into [`Span`]s in a caller's buffer in one pass, 64 bytes at a time
-//! ([`Block`]: one bit per byte for `&`, `=`, escapes and possible escapes of bytes above 0x7F), that
-//! also notes which fields need decoding and which may decode to something other than UTF-8; those are
-//! checked when they are decoded for the MAC, so a large escaped field is decoded once. The spans are
+//! ([`Block`]: one bit per byte for `&`, `=` and escapes), that also notes which fields need decoding.
+//! In a UTF-8 body only an escape of a byte above 0x7F can make a field's text something other than
+//! UTF-8: the decoder reports those as it meets them when the field is decoded for the MAC, and only
+//! then is the decoded text checked, so a large escaped field is decoded once. The spans are
 //! sorted by their *decoded* (name, value): up to 64 by compact `u64` keys (7 name bytes and the span's
 //! index), more with `sort_unstable_by` on a 16-byte decoded prefix of the name kept in the span (taken
 //! after the part all names share, when they share more than that); only on a tie is a name decoded on
@@ -173,14 +174,16 @@ const NOT_HEX: u8 = 0x80;
 pub(crate) const OVERSHOOT: usize = 16;
 
 /// Decodes the run of `%XX` escapes that starts `body[p..end]` (if any) into `out` at `at`, four, two,
-/// then one at a time; returns where the run ends in `body` and in `out`.
+/// then one at a time; returns where the run ends in `body` and in `out`, and the decoded bytes or-ed
+/// together.
 fn decode_escape_run(
     body: &[u8],
     mut p: usize,
     end: usize,
     out: &mut [u8],
     mut at: usize,
-) -> (usize, usize) {
+) -> (usize, usize, u8) {
+    let mut bits = 0;
     while let Some(&[b'%', h1, l1, b'%', h2, l2, b'%', h3, l3, b'%', h4, l4]) =
         body.get(p..p + 12).filter(|_| p + 12 <= end)
     {
@@ -200,6 +203,7 @@ fn decode_escape_run(
             break;
         }
         let decoded = [h1 << 4 | l1, h2 << 4 | l2, h3 << 4 | l3, h4 << 4 | l4];
+        bits |= decoded[0] | decoded[1] | decoded[2] | decoded[3];
         out[at..at + 4].copy_from_slice(&decoded);
         at += 4;
         p += 12;
@@ -216,6 +220,7 @@ fn decode_escape_run(
         }
         out[at] = h1 << 4 | l1;
         out[at + 1] = h2 << 4 | l2;
+        bits |= out[at] | out[at + 1];
         at += 2;
         p += 6;
     }
@@ -225,14 +230,16 @@ fn decode_escape_run(
             break;
         }
         out[at] = hi << 4 | lo;
+        bits |= out[at];
         at += 1;
         p += 3;
     }
-    (p, at)
+    (p, at, bits)
 }
 
-/// Decodes `body[start..end]` into `out` at `at`; returns where the decoded text ends. `out` needs room
-/// for `end - start + OVERSHOOT` bytes from `at`.
+/// Decodes `body[start..end]` into `out` at `at`; returns where the decoded text ends, and whether an
+/// escape decoded to a byte above 0x7F (only such escapes can make the text of a UTF-8 body something
+/// other than UTF-8). `out` needs room for `end - start + OVERSHOOT` bytes from `at`.
 ///
 /// Sixteen bytes at a time (eight near the end of the body), at a fixed stride (the next chunk's place
 /// never waits for this one's bytes): each chunk is stored whole with its `+`s turned into spaces,
@@ -240,10 +247,10 @@ fn decode_escape_run(
 /// is decoded with a table and stored over its `%`, and the bytes after it stored again one byte after
 /// that. Chunks may be read past `end` (never past `body`): only the bytes before `end` are kept, the
 /// others are overwritten or left past the end.
-fn decode_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize) -> usize {
+fn decode_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize) -> (usize, bool) {
     // A field that starts with a run of escapes (a fully escaped field, an emoji) has it decoded in a
     // tight loop first.
-    let (start, at) = decode_escape_run(body, start, end, out, at);
+    let (start, at, mut bits) = decode_escape_run(body, start, end, out, at);
     let mut p = start;
     // Output place of input byte `x` is `at + x - start - shift`; `at - start` is applied last.
     let mut shift = 0;
@@ -272,6 +279,7 @@ fn decode_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize)
             };
             let place = at + q - start - shift;
             out[place] = byte;
+            bits |= byte;
             shift += 2;
             out[place + 1..place + 17].copy_from_slice(&spaced(sixteen(body, q + 3)).0);
             skip = (q + 3).saturating_sub(p + 16);
@@ -297,6 +305,7 @@ fn decode_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize)
             };
             let place = at + q - start - shift;
             out[place] = byte;
+            bits |= byte;
             shift += 2;
             // The word's bytes after the escape, one byte after its `%`.
             let after = q + 3 - p;
@@ -315,7 +324,10 @@ fn decode_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize)
         let (byte, len) = match body[i] {
             b'+' => (b' ', 1),
             b'%' => match percent_at(body, i, end) {
-                Percent::Escape(byte) => (byte, 3),
+                Percent::Escape(byte) => {
+                    bits |= byte;
+                    (byte, 3)
+                }
                 Percent::PastEnd | Percent::Literal => (b'%', 1),
             },
             b => (b, 1),
@@ -324,7 +336,7 @@ fn decode_into(body: &[u8], start: usize, end: usize, out: &mut [u8], at: usize)
         o += 1;
         i += len;
     }
-    o
+    (o, bits >= 0x80)
 }
 
 /// What a `%` in a field stands for.
@@ -421,7 +433,7 @@ fn piece_end(body: &[u8], start: usize, end: usize, max: usize) -> usize {
 fn prefix_of_escaped(body: &[u8], start: usize, end: usize) -> u128 {
     // 16 escapes are 48 raw bytes; a cut before a split escape loses at most 2 more.
     let mut buf = [0u8; 56 + OVERSHOOT];
-    let len = decode_into(body, start, piece_end(body, start, end, 56), &mut buf, 0);
+    let (len, _) = decode_into(body, start, piece_end(body, start, end, 56), &mut buf, 0);
     let prefix = u128::from_be_bytes(buf[..16].try_into().unwrap_or_default());
     match len {
         0 => 0,
@@ -514,12 +526,15 @@ impl<'s, S: FnMut(&[u8])> Assembly<'s, S> {
         let (start, end) = (field.start, field.end);
         if self.room_for(end - start) {
             let at = self.len;
-            self.len = if field.escaped {
-                decode_into(body, start, end, &mut self.buf, at)
+            let high = if field.escaped {
+                let (len, high) = decode_into(body, start, end, &mut self.buf, at);
+                self.len = len;
+                high
             } else {
-                copy_into(body, start, end, &mut self.buf, at)
+                self.len = copy_into(body, start, end, &mut self.buf, at);
+                false
             };
-            if field.check_utf8 {
+            if field.check_utf8 | high {
                 self.utf8 &= core::str::from_utf8(&self.buf[at..self.len]).is_ok();
             }
         } else {
@@ -536,24 +551,29 @@ impl<'s, S: FnMut(&[u8])> Assembly<'s, S> {
             (self.sink)(&body[start..end]);
             return;
         }
-        // A character cut at the end of a piece is kept and decoded on with the next.
-        let (mut i, mut carried) = (start, 0);
+        // A character cut at the end of a piece is kept and decoded on with the next. The pieces are
+        // checked for UTF-8 from the first that has an escape of a byte above 0x7F on (or all of them,
+        // when the field must be checked anyway); before that, they are UTF-8 but for a character the
+        // cut splits, which is carried all the same, so that the first checked piece starts whole.
+        let (mut i, mut carried, mut check) = (start, 0, field.check_utf8);
         while i < end {
             let piece = piece_end(body, i, end, ASSEMBLY - carried);
-            let len = decode_into(body, i, piece, &mut self.buf, carried);
+            let (len, high) = decode_into(body, i, piece, &mut self.buf, carried);
             i = piece;
-            let checked = if field.check_utf8 {
-                core::str::from_utf8(&self.buf[..len])
-            } else {
-                Ok("")
-            };
-            let whole = match checked {
-                Ok(_) => len,
-                Err(e) if e.error_len().is_none() && i < end => e.valid_up_to(),
-                Err(_) => {
-                    self.utf8 = false;
-                    len
+            check |= high;
+            let whole = if check {
+                match core::str::from_utf8(&self.buf[..len]) {
+                    Ok(_) => len,
+                    Err(e) if e.error_len().is_none() && i < end => e.valid_up_to(),
+                    Err(_) => {
+                        self.utf8 = false;
+                        len
+                    }
                 }
+            } else if i < end {
+                len - cut_character(&self.buf[..len])
+            } else {
+                len
             };
             (self.sink)(&self.buf[..whole]);
             self.buf.copy_within(whole..len, 0);
@@ -568,6 +588,25 @@ impl<'s, S: FnMut(&[u8])> Assembly<'s, S> {
             self.len = 0;
         }
     }
+}
+
+/// How many bytes at the end of `text` (UTF-8 but for its end) are the start of a character cut short:
+/// a leading byte and fewer continuation bytes than it announces.
+fn cut_character(text: &[u8]) -> usize {
+    for back in 1..=text.len().min(3) {
+        let byte = text[text.len() - back];
+        if byte & 0xC0 != 0x80 {
+            // Not a continuation byte: the last character starts here.
+            let needs = match byte {
+                0xC0..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                0xF0..=0xFF => 4,
+                _ => 1,
+            };
+            return if needs > back { back } else { 0 };
+        }
+    }
+    0
 }
 
 fn cmp_fields(body: &[u8], a: Field, b: Field) -> Ordering {
@@ -616,47 +655,40 @@ fn cmp_spans(body: &[u8], a: &Span, b: &Span) -> Ordering {
         .then_with(|| cmp_fields(body, a.value(), b.value()))
 }
 
-/// What the indexing pass noted about one name or value.
-#[derive(Clone, Copy, Default)]
-struct Marks {
-    /// Contains `%` or `+`: must be decoded.
-    escaped: bool,
-    /// Contains a `%XX` escape of a byte above 0x7F: its decoded bytes need their own UTF-8 check.
-    high: bool,
-}
-
 /// A name or value found by the indexing pass, before it becomes half of a [`Span`].
 #[derive(Clone, Copy)]
 struct Found {
     start: usize,
     end: usize,
-    marks: Marks,
+    /// Contains `%` or `+`: must be decoded.
+    escaped: bool,
 }
 
 impl Found {
-    /// An empty field starting at `at`, marks not yet known.
+    /// An empty field starting at `at`.
     fn at(at: usize) -> Self {
         Self {
             start: at,
             end: at,
-            marks: Marks::default(),
+            escaped: false,
         }
     }
 
     fn end_offset(self) -> u32 {
         // Offsets fit in 31 bits: `index_form` refuses larger bodies first.
-        self.end as u32 | if self.marks.escaped { ESCAPED } else { 0 }
+        self.end as u32 | if self.escaped { ESCAPED } else { 0 }
     }
 
     /// Checks what can be checked of the field's UTF-8 now: `Err` when the field is not UTF-8, `Ok(true)`
-    /// when its decoded bytes must still be checked (when it is assembled), `Ok(false)` when they are
-    /// known to be UTF-8. When the whole raw body is UTF-8, only `%XX` escapes of high bytes can break
-    /// that (ASCII bytes swapped for ASCII bytes leave every character whole).
+    /// when its decoded bytes must all be checked when it is assembled, `Ok(false)` when they are UTF-8
+    /// unless an escape decodes to a byte above 0x7F. That is all a field of a UTF-8 body needs (ASCII
+    /// bytes swapped for ASCII bytes leave every character whole), and the decoder reports such escapes
+    /// as it meets them, so [`Assembly`] checks those fields alone.
     #[inline]
     fn utf8_check(self, body: &[u8], body_is_utf8: bool) -> Result<bool, Error> {
-        if body_is_utf8 && !self.marks.high {
+        if body_is_utf8 {
             Ok(false)
-        } else if self.marks.escaped {
+        } else if self.escaped {
             Ok(true)
         } else {
             self.check_raw_utf8(body).map(|()| false)
@@ -725,8 +757,9 @@ fn prefix_in(body: &[u8], start: usize, end: usize) -> u128 {
 /// Indexes a form body into `scratch`, then sorts and de-duplicates it. Returns the spans in canonical
 /// order.
 ///
-/// The decoded bytes of escaped fields that may escape bytes above 0x7F are not checked here: their
-/// spans are marked, the second value returned is true, and [`Assembly`] checks them as it decodes them.
+/// The decoded bytes of escaped fields are not checked here: the second value returned is true when
+/// there are any, and [`Assembly`] checks those whose escapes decode to bytes above 0x7F (or, in a body
+/// that is not UTF-8, all of them) as it decodes them.
 pub(crate) fn index_form<'s>(
     body: &[u8],
     scratch: &'s mut [Span],
@@ -778,25 +811,25 @@ fn scan_form(body: &[u8], scratch: &mut [Span], body_is_utf8: bool) -> Result<Sc
         unchecked: false,
     };
     // One pass, a block of 64 bytes at a time (see [`Block`]): `&` ends a segment, its first `=` ends
-    // the name. A field is escaped if it has a `%` or `+`, and "high" if it has a possible escape of a
-    // byte above 0x7F: the block's bits of those between the field's two ends.
+    // the name. A field is escaped if it has a `%` or `+`: a bit of the block's escapes between the
+    // field's two ends.
     let mut start = 0;
     let mut equals = None;
-    // The current field's escapes and high escapes in the blocks before this one (non-zero if any).
-    let (mut carried_escapes, mut carried_highs) = (0u64, 0u64);
+    // Whether the current field has escapes in the blocks before this one.
+    let mut carried = false;
     let mut p = 0;
     while p < body.len() {
-        let block = if let Some(bytes) = body.get(p..p + BLOCK + 1) {
-            Block::of(bytes.try_into().unwrap_or(&[0; BLOCK + 1]))
+        let block = if let Some(bytes) = body.get(p..p + BLOCK) {
+            Block::of(bytes.try_into().unwrap_or(&[0; BLOCK]))
         } else {
             // The last block, padded with zeros (which are none of the bytes looked for).
-            let mut tail = [0; BLOCK + 1];
+            let mut tail = [0; BLOCK];
             tail[..body.len() - p].copy_from_slice(&body[p..]);
             Block::of(&tail)
         };
         ascii &= block.ascii;
         // The escapes not yet in a field that has ended.
-        let (mut escapes, mut highs) = (block.escapes, block.highs);
+        let mut escapes = block.escapes;
         let mut bounds = block.ampersands | block.equals;
         while bounds != 0 {
             let bit = bounds.trailing_zeros();
@@ -807,29 +840,21 @@ fn scan_form(body: &[u8], scratch: &mut [Span], body_is_utf8: bool) -> Result<Sc
             }
             // The field that ends here.
             let below = (1u64 << bit) - 1;
-            let marks = Marks {
-                escaped: carried_escapes | escapes & below != 0,
-                high: carried_highs | highs & below != 0,
-            };
-            (escapes, highs) = (escapes & !below, highs & !below);
-            (carried_escapes, carried_highs) = (0, 0);
+            let escaped_field = carried || escapes & below != 0;
+            escapes &= !below;
+            carried = false;
             let at = p + bit as usize;
             if is_ampersand {
-                index.segment(start, equals, at, marks)?;
+                index.segment(start, equals, at, escaped_field)?;
                 (start, equals) = (at + 1, None);
             } else {
-                equals = Some((at, marks));
+                equals = Some((at, escaped_field));
             }
         }
-        carried_escapes |= escapes;
-        carried_highs |= highs;
+        carried |= escapes != 0;
         p += BLOCK;
     }
-    let marks = Marks {
-        escaped: carried_escapes != 0,
-        high: carried_highs != 0,
-    };
-    index.segment(start, equals, body.len(), marks)?;
+    index.segment(start, equals, body.len(), carried)?;
     Ok(Scanned {
         count: index.count,
         unchecked: index.unchecked,
@@ -848,8 +873,8 @@ struct Index<'b, 's> {
 }
 
 impl Index<'_, '_> {
-    /// Adds the segment `body[start..end]`, its name ending at `equals` (or at `end`): `marks` are
-    /// the last field's.
+    /// Adds the segment `body[start..end]`, its name ending at `equals` (or at `end`); `escaped`
+    /// tells whether the last field has escapes, as `equals` does for the name.
     #[allow(
         clippy::inline_always,
         reason = "measured: not inlined, the call per parameter costs 15% of indexing a webhook"
@@ -858,14 +883,18 @@ impl Index<'_, '_> {
     fn segment(
         &mut self,
         start: usize,
-        equals: Option<(usize, Marks)>,
+        equals: Option<(usize, bool)>,
         end: usize,
-        marks: Marks,
+        escaped: bool,
     ) -> Result<(), Error> {
-        let field = |start, end, marks| Found { start, end, marks };
+        let field = |start, end, escaped| Found {
+            start,
+            end,
+            escaped,
+        };
         match equals {
-            Some((at, name)) => self.push(field(start, at, name), field(at + 1, end, marks)),
-            None => self.push(field(start, end, marks), Found::at(end)),
+            Some((at, name)) => self.push(field(start, at, name), field(at + 1, end, escaped)),
+            None => self.push(field(start, end, escaped), Found::at(end)),
         }
     }
 
@@ -881,8 +910,9 @@ impl Index<'_, '_> {
         let body = self.body;
         let check_name = name.utf8_check(body, self.body_is_utf8)?;
         let check_value = value.utf8_check(body, self.body_is_utf8)?;
-        self.unchecked |= check_name | check_value;
-        let prefix = if name.marks.escaped {
+        // An escaped field may decode to something other than UTF-8, found as it is assembled.
+        self.unchecked |= name.escaped | value.escaped;
+        let prefix = if name.escaped {
             prefix_of_escaped(body, name.start, name.end)
         } else {
             prefix_in(body, name.start, name.end)
@@ -1348,8 +1378,13 @@ mod tests {
             }
             let expected: Vec<u8> = Decoded::new(&body[start..end]).collect();
             let mut out = std::vec![0xEE; 7 + end - start + OVERSHOOT];
-            let len = decode_into(&body, start, end, &mut out, 7);
+            let (len, high) = decode_into(&body, start, end, &mut out, 7);
             assert_eq!(&out[7..len], &expected[..], "{body:?} {start}..{end}");
+            assert_eq!(
+                high,
+                escapes_a_high_byte(&body[start..end]),
+                "{body:?} {start}..{end}"
+            );
             let mut prefix = [0u8; 16];
             for (slot, byte) in prefix.iter_mut().zip(&expected) {
                 *slot = *byte;
@@ -1359,26 +1394,99 @@ mod tests {
                 u128::from_be_bytes(prefix),
                 "{body:?} {start}..{end}"
             );
-            // Decoded and checked as assembly does it, in its buffer or (long fields) streamed.
-            let mut got = Vec::new();
-            let mut sink = |b: &[u8]| got.extend_from_slice(b);
-            let mut assembly = Assembly::new(&mut sink);
-            let field = Field {
-                start,
-                end,
-                escaped: true,
-                check_utf8: true,
-            };
-            assembly.write(b"x");
-            assembly.field(&body, field);
-            assert_eq!(
-                assembly.finish(),
-                core::str::from_utf8(&expected).is_ok(),
-                "{body:?} {start}..{end}"
-            );
-            assert_eq!(&got[1..], &expected[..], "{body:?} {start}..{end}");
+            // Decoded and checked as assembly does it, in its buffer or (long fields) streamed: fields
+            // of a body that is not UTF-8 are all checked, those of a UTF-8 body when an escape
+            // decodes to a byte above 0x7F.
+            let raw_utf8 = core::str::from_utf8(&body[start..end]).is_ok();
+            for check_utf8 in [true, false].into_iter().filter(|c| *c || raw_utf8) {
+                assert_eq!(
+                    assembled_field(&body, start, end, check_utf8),
+                    (core::str::from_utf8(&expected).is_ok(), expected.clone()),
+                    "{body:?} {start}..{end} {check_utf8}"
+                );
+            }
             let len = copy_into(&body, start, end, &mut out, 3);
             assert_eq!(&out[3..len], &body[start..end]);
+        }
+    }
+
+    /// Whether a field has a `%XX` escape of a byte above 0x7F, a byte at a time.
+    fn escapes_a_high_byte(raw: &[u8]) -> bool {
+        let mut i = 0;
+        while i < raw.len() {
+            match escape_at(&raw[i + 1..]) {
+                Some(byte) if raw[i] == b'%' => {
+                    if byte >= 0x80 {
+                        return true;
+                    }
+                    i += 3;
+                }
+                _ => i += 1,
+            }
+        }
+        false
+    }
+
+    /// An escaped field as [`Assembly`] puts it together after one byte: whether it passed the UTF-8
+    /// checks, and its decoded bytes.
+    fn assembled_field(body: &[u8], start: usize, end: usize, check_utf8: bool) -> (bool, Vec<u8>) {
+        let mut got = Vec::new();
+        let mut sink = |b: &[u8]| got.extend_from_slice(b);
+        let mut assembly = Assembly::new(&mut sink);
+        let field = Field {
+            start,
+            end,
+            escaped: true,
+            check_utf8,
+        };
+        assembly.write(b"x");
+        assembly.field(body, field);
+        let utf8 = assembly.finish();
+        got.remove(0);
+        (utf8, got)
+    }
+
+    #[test]
+    fn long_fields_of_a_utf8_body_are_checked_from_their_first_high_escape() {
+        // Fields longer than the assembly buffer are decoded a piece at a time; in a UTF-8 body the
+        // pieces before the first escape of a high byte are not checked, yet a character they cut
+        // must reach the first checked piece whole. Raw characters of every length, cut at every
+        // place, then an escape that completes a character, or one that breaks the text.
+        for character in ["é", "€", "😀"] {
+            for lead in 0..4 {
+                for (tail, utf8) in [("%C3%A9", true), ("%C3", false), ("%C3%A9%E2%82", false)] {
+                    let mut raw = "a".repeat(lead).into_bytes();
+                    while raw.len() < 3 * ASSEMBLY {
+                        raw.extend_from_slice(character.as_bytes());
+                        raw.extend_from_slice(b"+b");
+                    }
+                    raw.extend_from_slice(tail.as_bytes());
+                    let expected: Vec<u8> = Decoded::new(&raw).collect();
+                    assert_eq!(core::str::from_utf8(&expected).is_ok(), utf8);
+                    for check_utf8 in [false, true] {
+                        assert_eq!(
+                            assembled_field(&raw, 0, raw.len(), check_utf8),
+                            (utf8, expected.clone()),
+                            "{character} {lead} {tail} {check_utf8}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_cut_character_is_found_at_the_end_of_text() {
+        assert_eq!(cut_character(b""), 0);
+        assert_eq!(cut_character(b"ab"), 0);
+        for character in ["é", "€", "😀"] {
+            let bytes = character.as_bytes();
+            for cut in 0..=bytes.len() {
+                let mut text = b"ab".to_vec();
+                text.extend_from_slice(&bytes[..cut]);
+                let expected = if cut == bytes.len() { 0 } else { cut };
+                assert_eq!(cut_character(&text), expected, "{character} {cut}");
+            }
         }
     }
 
@@ -1387,7 +1495,8 @@ mod tests {
     fn decodes_in_its_room(body: &[u8], start: usize, end: usize, at: usize) {
         let expected: Vec<u8> = Decoded::new(&body[start..end]).collect();
         let mut out = std::vec![0xEE; at + end - start + OVERSHOOT];
-        let len = decode_into(body, start, end, &mut out, at);
+        let (len, high) = decode_into(body, start, end, &mut out, at);
+        assert_eq!(high, escapes_a_high_byte(&body[start..end]));
         assert!(
             out[..at].iter().all(|&b| b == 0xEE),
             "{body:?} {start}..{end}"

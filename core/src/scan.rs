@@ -1,5 +1,5 @@
-//! The bytes of a form body that matter, found 64 at a time: one bit per byte for `&`, `=`, escapes
-//! (`%` or `+`) and possible escapes of a byte above 0x7F (`%` followed by a byte from `8` up).
+//! The bytes of a form body that matter, found 64 at a time: one bit per byte for `&`, `=` and escapes
+//! (`%` or `+`), and whether every byte is ASCII.
 //!
 //! On x86 and x86-64 (SSE2 is part of x86-64), the classification runs on 16-byte vectors through
 //! `safe_arch`'s safe wrappers of the SSE2 intrinsics (this crate forbids `unsafe`); elsewhere on
@@ -12,36 +12,31 @@ pub(crate) struct Block {
     pub(crate) equals: u64,
     /// `%` or `+`: the field holding it must be decoded.
     pub(crate) escapes: u64,
-    /// A `%` followed by a byte from `8` (0x38) up: it may escape a byte above 0x7F, so the field's
-    /// decoded bytes need a UTF-8 check. A few non-escapes (`%=`, `%z`) are caught too, which only costs
-    /// that check.
-    pub(crate) highs: u64,
     /// Every byte of the block is ASCII.
     pub(crate) ascii: bool,
 }
 
-/// Bytes classified per call to [`Block::of`]: 64, plus one looked at for `highs`.
+/// Bytes classified per call to [`Block::of`].
 pub(crate) const BLOCK: usize = 64;
 
 impl Block {
-    /// Classifies `bytes[..64]`; `bytes[64]` is the byte after the block (0 at the end of a body).
+    /// Classifies 64 bytes.
     #[inline]
-    pub(crate) fn of(bytes: &[u8; BLOCK + 1]) -> Self {
+    pub(crate) fn of(bytes: &[u8; BLOCK]) -> Self {
         Self::of_quarters(bytes, Quarter::of)
     }
 
     /// [`Block::of`] with each 16 bytes classified by `classify`.
     #[inline]
-    fn of_quarters(bytes: &[u8; BLOCK + 1], classify: impl Fn(&[u8]) -> Quarter) -> Self {
+    fn of_quarters(bytes: &[u8; BLOCK], classify: impl Fn(&[u8; 16]) -> Quarter) -> Self {
         let mut block = Self::default();
         let mut high_bytes = 0;
-        for quarter in 0..4 {
+        for (quarter, chunk) in bytes.as_chunks::<16>().0.iter().enumerate() {
             let at = 16 * quarter;
-            let chunk = classify(&bytes[at..at + 17]);
+            let chunk = classify(chunk);
             block.ampersands |= u64::from(chunk.ampersands) << at;
             block.equals |= u64::from(chunk.equals) << at;
             block.escapes |= u64::from(chunk.escapes) << at;
-            block.highs |= u64::from(chunk.highs) << at;
             high_bytes |= chunk.high_bytes;
         }
         block.ascii = high_bytes == 0;
@@ -54,28 +49,23 @@ struct Quarter {
     ampersands: u16,
     equals: u16,
     escapes: u16,
-    highs: u16,
     /// The bytes above 0x7F (one bit each).
     high_bytes: u16,
 }
 
 impl Quarter {
-    /// Classifies `bytes[..16]`; `bytes[16]` follows them. `bytes` has 17 bytes.
+    /// Classifies 16 bytes.
     #[cfg(all(
         any(target_arch = "x86", target_arch = "x86_64"),
         target_feature = "sse2"
     ))]
     #[inline(always)]
-    fn of(bytes: &[u8]) -> Self {
+    fn of(bytes: &[u8; 16]) -> Self {
         use safe_arch::{
-            bitand_m128i, bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, max_u8_m128i,
-            move_mask_i8_m128i, set_splat_i8_m128i,
+            bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
+            set_splat_i8_m128i,
         };
-        let load = |at: usize| {
-            let chunk: &[u8; 16] = bytes[at..at + 16].try_into().unwrap_or(&[0; 16]);
-            load_unaligned_m128i(chunk)
-        };
-        let (this, next) = (load(0), load(1));
+        let this = load_unaligned_m128i(bytes);
         let splat = |byte: u8| set_splat_i8_m128i(i8::from_ne_bytes([byte]));
         let is = |byte: u8| cmp_eq_mask_i8_m128i(this, splat(byte));
         // The move mask has one bit per byte: 16 bits.
@@ -83,25 +73,21 @@ impl Quarter {
             let [low, high, ..] = move_mask_i8_m128i(m).to_le_bytes();
             u16::from_le_bytes([low, high])
         };
-        let percents = is(b'%');
-        // A byte is at least `8` (unsigned) when the larger of it and `8` is itself.
-        let from_8 = cmp_eq_mask_i8_m128i(max_u8_m128i(next, splat(b'8')), next);
         Self {
             ampersands: mask(is(b'&')),
             equals: mask(is(b'=')),
-            escapes: mask(bitor_m128i(percents, is(b'+'))),
-            highs: mask(bitand_m128i(percents, from_8)),
+            escapes: mask(bitor_m128i(is(b'%'), is(b'+'))),
             high_bytes: mask(this),
         }
     }
 
-    /// Classifies `bytes[..16]`; `bytes[16]` follows them. `bytes` has 17 bytes.
+    /// Classifies 16 bytes.
     #[cfg(not(all(
         any(target_arch = "x86", target_arch = "x86_64"),
         target_feature = "sse2"
     )))]
     #[inline]
-    fn of(bytes: &[u8]) -> Self {
+    fn of(bytes: &[u8; 16]) -> Self {
         Self::of_words(bytes)
     }
 
@@ -114,16 +100,13 @@ impl Quarter {
         allow(dead_code)
     )]
     #[inline]
-    fn of_words(bytes: &[u8]) -> Self {
-        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+    fn of_words(bytes: &[u8; 16]) -> Self {
         let half = |at: usize| {
-            let (this, next) = (word(at), word(at + 1));
-            let percents = bytes_eq(this, b'%');
+            let this = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
             [
                 bytes_eq(this, b'&'),
                 bytes_eq(this, b'='),
-                percents | bytes_eq(this, b'+'),
-                percents & bytes_from_8(next),
+                bytes_eq(this, b'%') | bytes_eq(this, b'+'),
                 this & 0x8080_8080_8080_8080,
             ]
             .map(high_bits)
@@ -134,8 +117,7 @@ impl Quarter {
             ampersands: join(0),
             equals: join(1),
             escapes: join(2),
-            highs: join(3),
-            high_bytes: join(4),
+            high_bytes: join(3),
         }
     }
 }
@@ -203,13 +185,6 @@ pub(crate) const fn bytes_eq(word: u64, byte: u8) -> u64 {
     !(((x & LOW7) + LOW7) | x | LOW7)
 }
 
-/// The high bit of each byte of `word` that is at least `0x38` (`'8'`) or above 0x7F.
-const fn bytes_from_8(word: u64) -> u64 {
-    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    (((word & LOW7) + 0x4848_4848_4848_4848) | word) & HIGH
-}
-
 /// The high bits of a word's bytes (each 0x80 or 0), gathered into one bit per byte.
 const fn high_bits(mask: u64) -> u8 {
     ((mask >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
@@ -220,11 +195,10 @@ mod tests {
     extern crate std;
     use super::*;
 
-    fn by_bytes(bytes: &[u8; BLOCK + 1]) -> Block {
+    fn by_bytes(bytes: &[u8; BLOCK]) -> Block {
         let mut block = Block::default();
-        for i in 0..BLOCK {
+        for (i, &b) in bytes.iter().enumerate() {
             let bit = 1u64 << i;
-            let (b, next) = (bytes[i], bytes[i + 1]);
             if b == b'&' {
                 block.ampersands |= bit;
             }
@@ -234,11 +208,8 @@ mod tests {
             if b == b'%' || b == b'+' {
                 block.escapes |= bit;
             }
-            if b == b'%' && next >= b'8' {
-                block.highs |= bit;
-            }
         }
-        block.ascii = bytes[..BLOCK].is_ascii();
+        block.ascii = bytes.is_ascii();
         block
     }
 
@@ -257,7 +228,7 @@ mod tests {
             } else {
                 &alphabet[..]
             };
-            let mut bytes = [0u8; BLOCK + 1];
+            let mut bytes = [0u8; BLOCK];
             for b in &mut bytes {
                 *b = choices[next() % choices.len()];
             }
