@@ -515,9 +515,35 @@ impl<'s, S: FnMut(&[u8])> Assembly<'s, S> {
         ) {
             self.buf[at..at + SHORT].copy_from_slice(chunk);
             self.len = at + (end - start);
-        } else {
+        } else if !self.plus_field(body, field) {
             self.any_field(body, field);
         }
+    }
+
+    /// A short escaped field whose escapes are all `+` (a city, a message's words): stored as two
+    /// chunks of sixteen with the `+`s made spaces. False, with nothing stored, for any other field.
+    #[inline]
+    fn plus_field(&mut self, body: &[u8], field: Field) -> bool {
+        let (start, end) = (field.start, field.end);
+        let at = self.len;
+        let (false, true, true, Some(chunk)) = (
+            field.check_utf8,
+            end - start <= 32,
+            at <= ASSEMBLY - SHORT,
+            body.get(start..start + 32),
+        ) else {
+            return false;
+        };
+        let (low, low_percents) = spaced(sixteen(chunk, 0));
+        let (high, high_percents) = spaced(sixteen(chunk, 16));
+        let percents = u64::from(low_percents) | u64::from(high_percents) << 16;
+        if percents & ((1 << (end - start)) - 1) != 0 {
+            return false;
+        }
+        self.buf[at..at + 16].copy_from_slice(&low);
+        self.buf[at + 16..at + 32].copy_from_slice(&high);
+        self.len = at + (end - start);
+        true
     }
 
     /// [`Assembly::field`] for any field.
