@@ -13,7 +13,7 @@ use core::fmt;
 
 use crate::canonical::{BodyHash, Payload, Request, Signed};
 use crate::form::Span;
-use crate::mac::Algorithm;
+use crate::mac::{Algorithm, Tag};
 use crate::settings::SignatureSettings;
 use crate::signature::ReceivedSignature;
 use crate::url::{self, Candidate};
@@ -622,8 +622,9 @@ impl<'k, K: Iterator<Item = Key<'k>> + Clone> Attempt<'_, K> {
                     Made::WithParams => c.full_tries += 1,
                 });
             });
-        let (secret_index, candidate, _) =
-            find_match(keys, algorithm, &received, signed, url).ok()?;
+        let mut tag = Tag::EMPTY;
+        let (secret_index, candidate) =
+            find_match(keys, algorithm, &received, signed, url, &mut tag).ok()?;
         Some(Diagnosis {
             mistake,
             secret_index,

@@ -237,6 +237,11 @@ pub(crate) struct Tag {
 }
 
 impl Tag {
+    pub(crate) const EMPTY: Self = Self {
+        bytes: [0; 32],
+        len: 0,
+    };
+
     fn set(&mut self, mac: &[u8]) {
         self.bytes[..mac.len()].copy_from_slice(mac);
         self.len = mac.len();
