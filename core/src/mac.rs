@@ -217,10 +217,7 @@ impl MacState {
     /// The MAC. By reference: a state passed by value was copied into the call (a 150-byte `memcpy`
     /// per verify).
     pub(crate) fn finalize(&self) -> Tag {
-        let mut tag = Tag {
-            bytes: [0; 32],
-            len: 0,
-        };
+        let mut tag = Tag::EMPTY;
         match self {
             Self::Sha1(mac) => tag.set(&mac.finalize()),
             Self::Sha256(mac) => tag.set(&mac.clone().finalize().into_bytes()),
