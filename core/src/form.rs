@@ -838,12 +838,13 @@ fn scan_form(body: &[u8], scratch: &mut [Span], body_is_utf8: bool) -> Result<Sc
         count: 0,
         unchecked: false,
     };
-    // One pass, a block of 64 bytes at a time (see [`Block`]): `&` ends a segment, its first `=` ends
-    // the name. A field is escaped if it has a `%` or `+`: a bit of the block's escapes between the
-    // field's two ends.
+    // One pass, a block of 64 bytes at a time (see [`Block`]), one step per `&`: it ends a segment,
+    // whose name ends at its first `=`, found by mask. A field is escaped if it has a `%` or `+`: a bit
+    // of the block's escapes between the field's two ends.
     let mut start = 0;
+    // The open segment's first `=` and whether its name is escaped, once found.
     let mut equals = None;
-    // Whether the current field has escapes in the blocks before this one.
+    // Whether the open field (the name until `equals`, then the value) has escapes in earlier blocks.
     let mut carried = false;
     let mut p = 0;
     while p < body.len() {
@@ -856,30 +857,21 @@ fn scan_form(body: &[u8], scratch: &mut [Span], body_is_utf8: bool) -> Result<Sc
             Block::of(&tail)
         };
         ascii &= block.ascii;
-        // The escapes not yet in a field that has ended.
-        let mut escapes = block.escapes;
-        let mut bounds = block.ampersands | block.equals;
-        while bounds != 0 {
-            let bit = bounds.trailing_zeros();
-            bounds &= bounds - 1;
-            let is_ampersand = block.ampersands >> bit & 1 != 0;
-            if !is_ampersand && equals.is_some() {
-                continue; // a later `=` is a plain byte of the value
-            }
-            // The field that ends here.
-            let below = (1u64 << bit) - 1;
-            let escaped_field = carried || escapes & below != 0;
-            escapes &= !below;
-            carried = false;
-            let at = p + bit as usize;
-            if is_ampersand {
-                index.segment(start, equals, at, escaped_field)?;
-                (start, equals) = (at + 1, None);
-            } else {
-                equals = Some((at, escaped_field));
-            }
+        // The bits of this block from the open segment's start (or the block's).
+        let mut open = u64::MAX;
+        let mut ampersands = block.ampersands;
+        while ampersands != 0 {
+            let bit = ampersands.trailing_zeros();
+            ampersands &= ampersands - 1;
+            // The segment's bits in this block: from `open` up to the `&`.
+            let segment = open & ((1u64 << bit) - 1);
+            let field = open_field(&mut equals, carried, &block, segment, p);
+            index.segment(start, equals, p + bit as usize, field)?;
+            (start, equals, carried) = (p + bit as usize + 1, None, false);
+            // The next segment's bits (the `&` itself is neither `=` nor an escape).
+            open = u64::MAX << bit;
         }
-        carried |= escapes != 0;
+        carried = open_field(&mut equals, carried, &block, open, p);
         p += BLOCK;
     }
     index.segment(start, equals, body.len(), carried)?;
@@ -888,6 +880,29 @@ fn scan_form(body: &[u8], scratch: &mut [Span], body_is_utf8: bool) -> Result<Sc
         unchecked: index.unchecked,
         ascii,
     })
+}
+
+/// Takes the open segment's `segment` bits of `block` (at `p` in the body) into account: finds its
+/// first `=` there if it has none yet, and returns whether the field open after them (the name when
+/// there is still no `=`, else the value) is escaped, `carried` telling whether it was before them.
+#[inline]
+fn open_field(
+    equals: &mut Option<(usize, bool)>,
+    carried: bool,
+    block: &Block,
+    segment: u64,
+    p: usize,
+) -> bool {
+    let escapes = block.escapes & segment;
+    match *equals {
+        None if block.equals & segment != 0 => {
+            let bit = (block.equals & segment).trailing_zeros();
+            let below = (1u64 << bit) - 1;
+            *equals = Some((p + bit as usize, carried || escapes & below != 0));
+            escapes & !below != 0
+        }
+        _ => carried || escapes != 0,
+    }
 }
 
 /// The indexing pass's output so far: spans in `scratch[..count]`.
