@@ -996,19 +996,18 @@ fn sort_and_dedup(
         Ordering::Equal => cmp(a, b),
         order => order,
     };
-    let sorted = if count > SMALL_SORT {
+    if count > SMALL_SORT {
         spans.sort_unstable_by(cmp);
-        spans
+        dedup(spans, |a, b| cmp(a, b).is_eq())
     } else if let Some(spare) = spare.get_mut(..count) {
-        sort_small(spans, spare, cmp);
-        spare
+        let kept = sort_small(spans, spare, cmp);
+        &spare[..kept]
     } else {
         let mut sorted = [Span::EMPTY; SMALL_SORT];
-        sort_small(spans, &mut sorted[..count], cmp);
-        spans.copy_from_slice(&sorted[..count]);
-        spans
-    };
-    dedup(sorted, |a, b| cmp(a, b).is_eq())
+        let kept = sort_small(spans, &mut sorted[..count], cmp);
+        spans[..kept].copy_from_slice(&sorted[..kept]);
+        &spans[..kept]
+    }
 }
 
 /// The fewest keys [`sort_small`] hands to `sort_unstable`, which sorts fewer by insertion.
@@ -1020,8 +1019,14 @@ const SMALL_SORT: usize = 64;
 /// Sorts a few spans by compact keys: the first 7 bytes of the name's prefix and the span's index in
 /// one `u64`, so the sort moves and compares single words (a real webhook's names differ in their first
 /// 7 bytes); names that share those 7 bytes are then put in order among themselves by the full
-/// comparison, and the spans copied in the keys' order into `sorted` (as long as `spans`).
-fn sort_small(spans: &[Span], sorted: &mut [Span], cmp: impl Fn(&Span, &Span) -> Ordering) {
+/// comparison, and the spans copied in the keys' order into `sorted` (as long as `spans`), each equal
+/// to the one before it dropped. Returns how many are kept. Only spans that share those 7 bytes can be
+/// equal, so only they are compared again.
+fn sort_small(
+    spans: &[Span],
+    sorted: &mut [Span],
+    cmp: impl Fn(&Span, &Span) -> Ordering,
+) -> usize {
     let n = spans.len();
     // Padded with keys above every real one (whose last byte, the index, is below 64) to at least
     // NETWORK_SORT: `sort_unstable` sorts that many with sorting networks and merges, where below it
@@ -1047,9 +1052,18 @@ fn sort_small(spans: &[Span], sorted: &mut [Span], cmp: impl Fn(&Span, &Span) ->
         }
         i = j;
     }
-    for (slot, key) in sorted.iter_mut().zip(keys.iter()) {
-        *slot = *span_of(*key);
+    let mut kept = 0;
+    let mut shared = u64::MAX;
+    for &key in keys.iter() {
+        let span = span_of(key);
+        // A key's first 7 bytes (`key >> 8`) are below `u64::MAX`: the first key starts a run.
+        if key >> 8 != shared || cmp(&sorted[kept - 1], span).is_ne() {
+            sorted[kept] = *span;
+            kept += 1;
+        }
+        shared = key >> 8;
     }
+    kept
 }
 
 /// Insertion sort of a short run (names that share their first 7 bytes).
