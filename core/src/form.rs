@@ -771,16 +771,24 @@ fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
 fn prefix_in(body: &[u8], start: usize, end: usize) -> u128 {
     match body.get(start..start + 16) {
         Some(chunk) => {
-            let word = u128::from_be_bytes(chunk.try_into().unwrap_or_default());
-            match end - start {
-                0 => 0,
-                len @ 1..16 => word & !(u128::MAX >> (8 * len)),
-                _ => word,
-            }
+            u128::from_be_bytes(chunk.try_into().unwrap_or_default())
+                & PREFIX_MASKS[(end - start).min(16)]
         }
         None => prefix_of_raw(&body[start..end]),
     }
 }
+
+/// The mask that keeps the first `len` bytes of a big-endian `u128`, for each `len` up to 16.
+const PREFIX_MASKS: [u128; 17] = {
+    let mut masks = [0; 17];
+    let mut len = 1;
+    while len < 16 {
+        masks[len] = !(u128::MAX >> (8 * len));
+        len += 1;
+    }
+    masks[16] = u128::MAX;
+    masks
+};
 
 /// Indexes a form body into `scratch`, then sorts and de-duplicates it. Returns the spans in canonical
 /// order.
