@@ -808,19 +808,19 @@ pub(crate) fn index_form<'s>(
     // out not to be UTF-8, is the body indexed again with every field's UTF-8 checked. (An overflow
     // may have stopped the pass early, before a malformed field it would have refused first.)
     let utf8 = || core::str::from_utf8(body).is_ok();
-    let (count, unchecked) = match scan_form(body, scratch, true) {
+    let (count, unchecked) = match scan_form::<true>(body, scratch) {
         Ok(Scanned {
             count,
             unchecked,
             ascii,
         }) if ascii || utf8() => (count, unchecked),
         Err(Error::TooManyParams) if !utf8() => {
-            let scanned = scan_form(body, scratch, false)?;
+            let scanned = scan_form::<false>(body, scratch)?;
             (scanned.count, scanned.unchecked)
         }
         Err(error) => return Err(error),
         Ok(_) => {
-            let scanned = scan_form(body, scratch, false)?;
+            let scanned = scan_form::<false>(body, scratch)?;
             (scanned.count, scanned.unchecked)
         }
     };
@@ -835,13 +835,15 @@ struct Scanned {
     ascii: bool,
 }
 
-/// The indexing pass: puts the body's parameters in `scratch` (unsorted). With `body_is_utf8`, trusts
+/// The indexing pass: puts the body's parameters in `scratch` (unsorted). With `BODY_IS_UTF8`, trusts
 /// that the raw body is UTF-8 and checks only what escapes decode to.
-fn scan_form(body: &[u8], scratch: &mut [Span], body_is_utf8: bool) -> Result<Scanned, Error> {
+fn scan_form<const BODY_IS_UTF8: bool>(
+    body: &[u8],
+    scratch: &mut [Span],
+) -> Result<Scanned, Error> {
     let mut ascii = true;
-    let mut index = Index {
+    let mut index = Index::<BODY_IS_UTF8> {
         body,
-        body_is_utf8,
         scratch,
         count: 0,
         unchecked: false,
@@ -914,16 +916,15 @@ fn open_field(
 }
 
 /// The indexing pass's output so far: spans in `scratch[..count]`.
-struct Index<'b, 's> {
+struct Index<'b, 's, const BODY_IS_UTF8: bool> {
     body: &'b [u8],
-    body_is_utf8: bool,
     scratch: &'s mut [Span],
     count: usize,
     /// Whether some span's decoded bytes are left for [`Assembly`] to check.
     unchecked: bool,
 }
 
-impl Index<'_, '_> {
+impl<const BODY_IS_UTF8: bool> Index<'_, '_, BODY_IS_UTF8> {
     /// Adds the segment `body[start..end]`, its name ending at `equals` (or at `end`); `escaped`
     /// tells whether the last field has escapes, as `equals` does for the name.
     #[allow(
@@ -959,8 +960,8 @@ impl Index<'_, '_> {
             return Ok(()); // an empty segment (`&&`)
         }
         let body = self.body;
-        let check_name = name.utf8_check(body, self.body_is_utf8)?;
-        let check_value = value.utf8_check(body, self.body_is_utf8)?;
+        let check_name = name.utf8_check(body, BODY_IS_UTF8)?;
+        let check_value = value.utf8_check(body, BODY_IS_UTF8)?;
         // An escaped field may decode to something other than UTF-8, found as it is assembled.
         self.unchecked |= name.escaped | value.escaped;
         let prefix = if name.escaped {
@@ -1018,63 +1019,85 @@ fn sort_and_dedup(
     }
 }
 
-/// The fewest keys [`sort_small`] hands to `sort_unstable`, which sorts fewer by insertion.
+/// The fewest keys [`sort_small`] hands to `sort_unstable` when it has more than
+/// [`INSERTION_SORT`]: `sort_unstable` sorts fewer than this by insertion.
 const NETWORK_SORT: usize = 21;
+
+/// Up to this many keys [`sort_small`] sorts by insertion (a branch or more per key, fewer than the
+/// padded sorting network costs).
+const INSERTION_SORT: usize = 8;
 
 /// Up to this many spans are sorted by [`sort_small`] (a real webhook has 10 to 40 parameters).
 const SMALL_SORT: usize = 64;
 
-/// Sorts a few spans by compact keys: the first 7 bytes of the name's prefix and the span's index in
-/// one `u64`, so the sort moves and compares single words (a real webhook's names differ in their first
-/// 7 bytes); names that share those 7 bytes are then put in order among themselves by the full
-/// comparison, and the spans copied in the keys' order into `sorted` (as long as `spans`), each equal
-/// to the one before it dropped. Returns how many are kept. Only spans that share those 7 bytes can be
-/// equal, so only they are compared again.
+/// Sorts a few spans by compact keys: 7 bytes of the name's prefix (its first 7, or the 7 after the
+/// bytes every prefix starts with) and the span's index in one `u64`, so the sort moves and compares
+/// single words (a real webhook's names differ in their first 7 bytes); names whose keys share those 7
+/// bytes are then put in order among themselves by the full comparison. The spans are copied in the
+/// keys' order into `sorted` (as long as `spans`), each equal to the one before it dropped; returns how
+/// many are kept. Only spans whose keys share those 7 bytes can be equal, so only they are compared
+/// again.
 fn sort_small(
     spans: &[Span],
     sorted: &mut [Span],
     cmp: impl Fn(&Span, &Span) -> Ordering,
 ) -> usize {
     let n = spans.len();
-    // Padded with keys above every real one (whose last byte, the index, is below 64) to at least
-    // NETWORK_SORT: `sort_unstable` sorts that many with sorting networks and merges, where below it
-    // an insertion sort mispredicts a branch or more per key.
+    // More than INSERTION_SORT keys are padded with keys above every real one (whose last byte, the
+    // index, is below 64) to at least NETWORK_SORT: `sort_unstable` sorts that many with sorting
+    // networks and merges, where below it an insertion sort mispredicts a branch or more per key.
     let mut keys = [u64::MAX; SMALL_SORT];
+    // The bytes every prefix starts with (names such as `Param001`, `Param002`) cannot order anything:
+    // the keys take their 7 bytes after them (from the first 9 at most, so 7 are left).
+    let first = spans.first().map_or(0, |span| span.prefix);
+    let differ = spans
+        .iter()
+        .fold(0, |differ, span| differ | (span.prefix ^ first));
+    let shared = (differ.leading_zeros() / 8).min(9);
     for (index, (key, span)) in keys.iter_mut().zip(spans.iter()).enumerate() {
-        *key = ((span.prefix >> 64) as u64 & !0xFF) | index as u64;
+        *key = ((span.prefix << (8 * shared) >> 64) as u64 & !0xFF) | index as u64;
     }
-    keys[..n.max(NETWORK_SORT)].sort_unstable();
+    keys[..if n <= INSERTION_SORT {
+        n
+    } else {
+        n.max(NETWORK_SORT)
+    }]
+        .sort_unstable();
     let keys = &mut keys[..n];
     let span_of = |key: u64| &spans[(key & 0xFF) as usize];
+    let mut kept = 0;
     let mut i = 0;
     while i < n {
         let shared = keys[i] >> 8;
-        let mut j = i + 1;
-        while j < n && keys[j] >> 8 == shared {
-            j += 1;
-        }
-        if j - i > 1 {
+        if keys.get(i + 1).is_some_and(|next| next >> 8 == shared) {
+            // A run of keys that share their 7 bytes (the padding keys are past `n`): put in order by
+            // the full comparison, and each span equal to the one before it dropped.
+            let mut j = i + 2;
+            while j < n && keys[j] >> 8 == shared {
+                j += 1;
+            }
             insertion_sort_by(&mut keys[i..j], |a, b| {
                 cmp(span_of(*a), span_of(*b)).is_lt()
             });
-        }
-        i = j;
-    }
-    let mut kept = 0;
-    let mut shared = u64::MAX;
-    for &key in keys.iter() {
-        let span = span_of(key);
-        // A key's first 7 bytes (`key >> 8`) are below `u64::MAX`: the first key starts a run.
-        if key >> 8 != shared || cmp(&sorted[kept - 1], span).is_ne() {
-            sorted[kept] = *span;
+            sorted[kept] = *span_of(keys[i]);
             kept += 1;
+            for &key in &keys[i + 1..j] {
+                if cmp(&sorted[kept - 1], span_of(key)).is_ne() {
+                    sorted[kept] = *span_of(key);
+                    kept += 1;
+                }
+            }
+            i = j;
+        } else {
+            sorted[kept] = *span_of(keys[i]);
+            kept += 1;
+            i += 1;
         }
-        shared = key >> 8;
     }
     kept
 }
 
-/// Insertion sort of a short run (names that share their first 7 bytes).
+/// Insertion sort of a short run (names whose keys share their 7 bytes), or of a few keys.
 fn insertion_sort_by<T: Copy>(items: &mut [T], less: impl Fn(&T, &T) -> bool) {
     for i in 1..items.len() {
         let current = items[i];
