@@ -16,9 +16,9 @@ use crate::signature::{ReceivedSignature, Signature};
 use crate::url::{Candidate, Candidates, UrlPieces};
 use crate::Error;
 
-/// How many form parameters the stack scratch buffer of [`Validator::verify`] holds (8 KiB).
-/// Real Twilio webhooks have well under 100; pass a larger buffer to
-/// [`Validator::verify_with_scratch`] to accept more.
+/// The most form parameters [`Validator::verify`] accepts: its stack scratch buffer holds 64 (2 KiB),
+/// and for a form with more, this many (16 KiB). Real Twilio webhooks have well under 100; pass a
+/// larger buffer to [`Validator::verify_with_scratch`] to accept more.
 pub const DEFAULT_MAX_PARAMS: usize = 512;
 
 /// The longest key id a [`Secret`] can carry.
