@@ -85,6 +85,14 @@ impl<'a> Request<'a> {
         self
     }
 
+    /// Whether the request has no form parameters: an empty body (a GET) or no pairs.
+    pub(crate) fn has_no_params(&self) -> bool {
+        match self.payload {
+            Payload::Body(body) => body.is_empty(),
+            Payload::Params(pairs) => pairs.is_empty(),
+        }
+    }
+
     /// The most form parameters this request can have: its body's non-empty `&`-separated segments
     /// (empty ones, as in `a=1&&b=2` or a body of `&`s, are skipped and need no room), or the number of
     /// pre-split pairs. Size a scratch buffer for [`Validator::verify_with_scratch`] with it when a

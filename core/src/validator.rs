@@ -351,7 +351,9 @@ fn sign_with_key(
 /// assert!(verify(b"12345", &request).is_ok());
 /// ```
 pub fn verify(secret: &[u8], request: &Request<'_>) -> Result<Verified, Error> {
-    with_stack_scratch(|scratch| verify_with_scratch(secret, request, scratch))
+    with_stack_scratch(request, |scratch| {
+        verify_with_scratch(secret, request, scratch)
+    })
 }
 
 /// [`verify`] with the parameters sorted in `scratch` (see [`Validator::verify_with_scratch`]).
@@ -373,12 +375,14 @@ pub fn verify_with_scratch(
 /// assert_eq!(signature.as_str().len(), 28);
 /// ```
 pub fn sign(secret: &[u8], request: &Request<'_>) -> Result<Signature, Error> {
-    with_stack_scratch(|scratch| sign_with_key(Key::Raw(secret), request, scratch))
+    with_stack_scratch(request, |scratch| {
+        sign_with_key(Key::Raw(secret), request, scratch)
+    })
 }
 
 /// [`Validator::explain`] for one raw secret.
 pub fn explain(secret: &[u8], request: &Request<'_>) -> Explanation {
-    with_stack_scratch(|scratch| {
+    with_stack_scratch(request, |scratch| {
         let verdict = verify_with_keys(core::iter::once(Key::Raw(secret)), request, scratch);
         explain_with_keys(
             &core::iter::once(Key::Raw(secret)),
@@ -423,11 +427,19 @@ impl Overflow for Explanation {
     }
 }
 
-/// Runs `f` with a zeroed stack scratch buffer of [`SMALL_SCRATCH`] spans, and only if the form has more
+/// Runs `f` with a zeroed stack scratch buffer of [`SMALL_SCRATCH`] spans (none for a request without
+/// parameters), and only if the form has more
 /// parameters than that, again with [`DEFAULT_MAX_PARAMS`]. Trying the small buffer first costs a form
 /// with more parameters one aborted indexing pass of 64, and spares every other request a count of its
 /// parameters up front.
-fn with_stack_scratch<R: Overflow>(mut f: impl FnMut(&mut [Span]) -> R) -> R {
+fn with_stack_scratch<R: Overflow>(
+    request: &Request<'_>,
+    mut f: impl FnMut(&mut [Span]) -> R,
+) -> R {
+    if request.has_no_params() {
+        // A GET (or an empty form): nothing to sort, and 2 KiB not to zero.
+        return f(&mut []);
+    }
     let small = f(&mut [Span::EMPTY; SMALL_SCRATCH]);
     if !small.overflowed() {
         return small;
@@ -529,7 +541,9 @@ impl<S: AsRef<[Secret]>> Validator<S> {
 
     /// Verifies a request, with room for [`DEFAULT_MAX_PARAMS`] form parameters on the stack.
     pub fn verify(&self, request: &Request<'_>) -> Result<Verified, Error> {
-        with_stack_scratch(|scratch| self.verify_with_scratch(request, scratch))
+        with_stack_scratch(request, |scratch| {
+            self.verify_with_scratch(request, scratch)
+        })
     }
 
     /// Verifies a request, sorting parameters in `scratch`: a form with more distinct-or-not parameters
@@ -547,7 +561,9 @@ impl<S: AsRef<[Secret]>> Validator<S> {
     ///
     /// [`Mistake`]: crate::Mistake
     pub fn explain(&self, request: &Request<'_>) -> Explanation {
-        with_stack_scratch(|scratch| self.explain_with_scratch(request, scratch))
+        with_stack_scratch(request, |scratch| {
+            self.explain_with_scratch(request, scratch)
+        })
     }
 
     /// [`Validator::explain`] with the parameters sorted in `scratch` (see
@@ -559,7 +575,7 @@ impl<S: AsRef<[Secret]>> Validator<S> {
 
     /// Signs `request` with the first secret its settings header allows (see [`sign`]).
     pub fn sign(&self, request: &Request<'_>) -> Result<Signature, Error> {
-        with_stack_scratch(|scratch| self.sign_with_scratch(request, scratch))
+        with_stack_scratch(request, |scratch| self.sign_with_scratch(request, scratch))
     }
 
     /// [`Validator::sign`] with the parameters sorted in `scratch`.
