@@ -252,8 +252,11 @@ pub fn form_decode(raw: &[u8]) -> Vec<u8> {
 /// (each segment is decoded and checked before it is counted).
 pub fn form_params(body: &[u8]) -> Result<Vec<u8>, Error> {
     let mut map: BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>> = BTreeMap::new();
-    let mut count = 0;
-    for segment in body.split(|&b| b == b'&').filter(|s| !s.is_empty()) {
+    for (count, segment) in body
+        .split(|&b| b == b'&')
+        .filter(|s| !s.is_empty())
+        .enumerate()
+    {
         let (name, value) = match segment.iter().position(|&b| b == b'=') {
             Some(eq) => (&segment[..eq], &segment[eq + 1..]),
             None => (segment, &b""[..]),
@@ -265,7 +268,6 @@ pub fn form_params(body: &[u8]) -> Result<Vec<u8>, Error> {
         if count == MAX_PARAMS {
             return Err(Error::TooManyParams);
         }
-        count += 1;
         map.entry(name).or_default().insert(value);
     }
     let mut out = Vec::new();
