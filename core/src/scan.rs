@@ -178,6 +178,62 @@ fn spaced_words(chunk: &[u8; 16]) -> ([u8; 16], u16) {
     (out, percents)
 }
 
+/// One bit per byte of `chunk` that is ASCII whitespace as `u8::is_ascii_whitespace` has it (space,
+/// `\t`, `\n`, `\x0c`, `\r`): compares only, no branch and no table, so a secret's bytes can be
+/// judged in constant time.
+#[cfg(all(
+    any(target_arch = "x86", target_arch = "x86_64"),
+    target_feature = "sse2"
+))]
+#[inline]
+pub(crate) fn blanks(chunk: &[u8; 16]) -> u16 {
+    use safe_arch::{
+        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
+    };
+    let bytes = load_unaligned_m128i(chunk);
+    let is = |byte: u8| cmp_eq_mask_i8_m128i(bytes, set_splat_i8_m128i(i8::from_ne_bytes([byte])));
+    let blank = bitor_m128i(
+        bitor_m128i(is(b' '), is(b'\t')),
+        bitor_m128i(bitor_m128i(is(b'\n'), is(0x0c)), is(b'\r')),
+    );
+    let [low, high, ..] = move_mask_i8_m128i(blank).to_le_bytes();
+    u16::from_le_bytes([low, high])
+}
+
+/// [`blanks`] on two 64-bit words, where SSE2 is not available.
+#[cfg(not(all(
+    any(target_arch = "x86", target_arch = "x86_64"),
+    target_feature = "sse2"
+)))]
+#[inline]
+pub(crate) fn blanks(chunk: &[u8; 16]) -> u16 {
+    blanks_words(chunk)
+}
+
+/// The portable [`blanks`].
+#[cfg_attr(
+    all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        target_feature = "sse2"
+    ),
+    allow(dead_code)
+)]
+#[inline]
+fn blanks_words(chunk: &[u8; 16]) -> u16 {
+    let half = |at: usize| {
+        let word = u64::from_le_bytes(chunk[at..at + 8].try_into().unwrap_or_default());
+        high_bits(
+            bytes_eq(word, b' ')
+                | bytes_eq(word, b'\t')
+                | bytes_eq(word, b'\n')
+                | bytes_eq(word, 0x0c)
+                | bytes_eq(word, b'\r'),
+        )
+    };
+    u16::from(half(0)) | u16::from(half(8)) << 8
+}
+
 /// The high bit of each byte of `word` that equals `byte` (exact: no carries cross bytes).
 pub(crate) const fn bytes_eq(word: u64, byte: u8) -> u64 {
     const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
@@ -237,6 +293,25 @@ mod tests {
             // The portable words agree too, wherever the vector code is what runs.
             let words = Block::of_quarters(&bytes, Quarter::of_words);
             assert_eq!(words, expected, "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn blanks_are_a_byte_loop_s() {
+        // Every byte value at every place, among blanks and among other bytes.
+        for filler in [b' ', b'\r', b'a', 0x0B] {
+            for place in 0..16 {
+                for byte in 0..=255u8 {
+                    let mut chunk = [filler; 16];
+                    chunk[place] = byte;
+                    let mut expected = 0u16;
+                    for (i, b) in chunk.iter().enumerate() {
+                        expected |= u16::from(b.is_ascii_whitespace()) << i;
+                    }
+                    assert_eq!(blanks(&chunk), expected, "{chunk:?}");
+                    assert_eq!(blanks_words(&chunk), expected, "{chunk:?}");
+                }
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use crate::canonical::{Request, Signed};
 use crate::explain::{explain_with_keys, Explanation};
 use crate::form::Span;
 use crate::mac::{keyed_sha256, Algorithm, MacState, Sha1Key, Tag};
-use crate::scan::bytes_eq;
+use crate::scan::blanks;
 use crate::settings::SignatureSettings;
 use crate::signature::{ReceivedSignature, Signature};
 use crate::url::{Candidate, Candidates, UrlPieces};
@@ -174,27 +174,20 @@ impl<'a> Key<'a> {
 /// [`Secret::is_usable`] with the secret's bytes flowing only into arithmetic: no branch, no early
 /// exit, so a constant-time check (tests/ct) sees no secret-dependent control flow.
 fn usable_in_constant_time(secret: &[u8]) -> Choice {
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // ASCII whitespace as `u8::is_ascii_whitespace` has it: space, \t, \n, \x0c, \r. The high bit of
-    // each byte of `word` that is one (the comparisons are arithmetic: no carry crosses bytes).
-    let blank = |word: u64| {
-        bytes_eq(word, b' ')
-            | bytes_eq(word, b'\t')
-            | bytes_eq(word, b'\n')
-            | bytes_eq(word, 0x0c)
-            | bytes_eq(word, b'\r')
-    };
-    // Eight bytes at a time; the last word padded with spaces (blank, so they change nothing).
-    let mut nonblank = 0u64;
-    let mut words = secret.chunks_exact(8);
-    for chunk in &mut words {
-        nonblank |= !blank(u64::from_le_bytes(chunk.try_into().unwrap_or_default())) & HIGH;
+    // Sixteen bytes at a time; the last chunk padded with spaces (blank, so they change nothing).
+    let mut nonblank = 0u32;
+    let (chunks, rest) = secret.as_chunks::<16>();
+    for chunk in chunks {
+        nonblank |= u32::from(!blanks(chunk));
     }
-    let mut last = [b' '; 8];
-    last[..words.remainder().len()].copy_from_slice(words.remainder());
-    nonblank |= !blank(u64::from_le_bytes(last)) & HIGH;
+    if !rest.is_empty() {
+        // Only the secret's length (public) decides this branch.
+        let mut last = [b' '; 16];
+        last[..rest.len()].copy_from_slice(rest);
+        nonblank |= u32::from(!blanks(&last));
+    }
     // 1 when any bit is set, by arithmetic.
-    Choice::from(((nonblank | nonblank.wrapping_neg()) >> 63) as u8)
+    Choice::from(((nonblank | nonblank.wrapping_neg()) >> 31) as u8)
 }
 
 /// A successful verification: which secret and URL candidate matched, and a replay key.
@@ -600,12 +593,12 @@ mod tests {
     #[test]
     fn usability_in_constant_time_is_is_usable() {
         // Every byte at every place of a blank secret of each length and each blank, across the
-        // eight-byte words and the padded last one.
-        for len in 0..26 {
+        // sixteen-byte chunks and the padded last one.
+        for len in 0..40 {
             for place in 0..len.max(1) {
                 for byte in 0..=255u8 {
                     for blank in *b" \t\n\x0c\r" {
-                        let mut secret = [blank; 26];
+                        let mut secret = [blank; 40];
                         if len > 0 {
                             secret[place] = byte;
                         }
