@@ -53,27 +53,62 @@ struct Quarter {
     high_bytes: u16,
 }
 
+// The 16-byte classifiers: SSE2 where the target has it (x86-64 always does), 64-bit words
+// elsewhere. The tests hold both to byte loops wherever they run.
+pub(crate) use chosen::{blanks, spaced};
+#[cfg(all(
+    any(target_arch = "x86", target_arch = "x86_64"),
+    target_feature = "sse2"
+))]
+use sse2 as chosen;
+#[cfg(not(all(
+    any(target_arch = "x86", target_arch = "x86_64"),
+    target_feature = "sse2"
+)))]
+use words as chosen;
+
 impl Quarter {
     /// Classifies 16 bytes.
-    #[cfg(all(
-        any(target_arch = "x86", target_arch = "x86_64"),
-        target_feature = "sse2"
-    ))]
+    #[allow(
+        clippy::inline_always,
+        reason = "four calls per block of the indexing pass's inner loop"
+    )]
     #[inline(always)]
     fn of(bytes: &[u8; 16]) -> Self {
-        use safe_arch::{
-            bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
-            set_splat_i8_m128i,
-        };
+        chosen::quarter(bytes)
+    }
+}
+
+/// The classifiers on SSE2 vectors, through `safe_arch`'s safe wrappers.
+#[cfg(all(
+    any(target_arch = "x86", target_arch = "x86_64"),
+    target_feature = "sse2"
+))]
+mod sse2 {
+    use safe_arch::{
+        bitand_m128i, bitor_m128i, bitxor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, m128i,
+        move_mask_i8_m128i, set_splat_i8_m128i,
+    };
+
+    use super::Quarter;
+
+    fn splat(byte: u8) -> m128i {
+        set_splat_i8_m128i(i8::from_ne_bytes([byte]))
+    }
+
+    /// One bit per byte of a compare's result (or of the bytes' high bits).
+    fn mask(m: m128i) -> u16 {
+        let [low, high, ..] = move_mask_i8_m128i(m).to_le_bytes();
+        u16::from_le_bytes([low, high])
+    }
+
+    /// [`Quarter::of`].
+    #[allow(clippy::inline_always, reason = "see Quarter::of")]
+    #[inline(always)]
+    pub(super) fn quarter(bytes: &[u8; 16]) -> Quarter {
         let this = load_unaligned_m128i(bytes);
-        let splat = |byte: u8| set_splat_i8_m128i(i8::from_ne_bytes([byte]));
         let is = |byte: u8| cmp_eq_mask_i8_m128i(this, splat(byte));
-        // The move mask has one bit per byte: 16 bits.
-        let mask = |m| {
-            let [low, high, ..] = move_mask_i8_m128i(m).to_le_bytes();
-            u16::from_le_bytes([low, high])
-        };
-        Self {
+        Quarter {
             ampersands: mask(is(b'&')),
             equals: mask(is(b'=')),
             escapes: mask(bitor_m128i(is(b'%'), is(b'+'))),
@@ -81,28 +116,56 @@ impl Quarter {
         }
     }
 
-    /// Classifies 16 bytes.
-    #[cfg(not(all(
-        any(target_arch = "x86", target_arch = "x86_64"),
-        target_feature = "sse2"
-    )))]
-    #[inline]
-    fn of(bytes: &[u8; 16]) -> Self {
-        Self::of_words(bytes)
+    /// Sixteen bytes of a field as the decoder stores them, each `+` turned into a space, and one bit
+    /// per `%` among them (bit `i` is byte `i`).
+    #[allow(clippy::inline_always, reason = "the decoder's inner loop")]
+    #[inline(always)]
+    pub(crate) fn spaced(chunk: &[u8; 16]) -> ([u8; 16], u16) {
+        let bytes = load_unaligned_m128i(chunk);
+        // `+` (0x2B) xor 0x0B is a space.
+        let plus = cmp_eq_mask_i8_m128i(bytes, splat(b'+'));
+        let spaced = bitxor_m128i(bytes, bitand_m128i(plus, splat(0x0B)));
+        (
+            spaced.into(),
+            mask(cmp_eq_mask_i8_m128i(bytes, splat(b'%'))),
+        )
     }
 
-    /// The portable classification, on two 64-bit words at a time.
-    #[cfg_attr(
-        all(
-            any(target_arch = "x86", target_arch = "x86_64"),
-            target_feature = "sse2"
-        ),
-        allow(dead_code)
-    )]
+    /// One bit per byte of `chunk` that is ASCII whitespace as `u8::is_ascii_whitespace` has it
+    /// (space, `\t`, `\n`, `\x0c`, `\r`): compares only, no branch and no table, so a secret's bytes
+    /// can be judged in constant time.
     #[inline]
-    fn of_words(bytes: &[u8; 16]) -> Self {
+    pub(crate) fn blanks(chunk: &[u8; 16]) -> u16 {
+        let bytes = load_unaligned_m128i(chunk);
+        let is = |byte: u8| cmp_eq_mask_i8_m128i(bytes, splat(byte));
+        mask(bitor_m128i(
+            bitor_m128i(is(b' '), is(b'\t')),
+            bitor_m128i(bitor_m128i(is(b'\n'), is(0x0c)), is(b'\r')),
+        ))
+    }
+}
+
+/// The same classifiers on two 64-bit words at a time, for targets without SSE2.
+#[cfg_attr(
+    all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        target_feature = "sse2"
+    ),
+    allow(dead_code)
+)]
+mod words {
+    use super::{bytes_eq, high_bits, Quarter};
+
+    /// The 8 bytes of `chunk` from `at` as a little-endian word.
+    fn word(chunk: &[u8; 16], at: usize) -> u64 {
+        u64::from_le_bytes(chunk[at..at + 8].try_into().unwrap_or_default())
+    }
+
+    /// [`Quarter::of`].
+    #[inline]
+    pub(super) fn quarter(bytes: &[u8; 16]) -> Quarter {
         let half = |at: usize| {
-            let this = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+            let this = word(bytes, at);
             [
                 bytes_eq(this, b'&'),
                 bytes_eq(this, b'='),
@@ -113,125 +176,42 @@ impl Quarter {
         };
         let (low, high) = (half(0), half(8));
         let join = |i: usize| u16::from(low[i]) | u16::from(high[i]) << 8;
-        Self {
+        Quarter {
             ampersands: join(0),
             equals: join(1),
             escapes: join(2),
             high_bytes: join(3),
         }
     }
-}
 
-/// Sixteen bytes of a field as the decoder stores them, each `+` turned into a space, and one bit per `%`
-/// among them (bit `i` is byte `i`).
-#[cfg(all(
-    any(target_arch = "x86", target_arch = "x86_64"),
-    target_feature = "sse2"
-))]
-#[inline(always)]
-pub(crate) fn spaced(chunk: &[u8; 16]) -> ([u8; 16], u16) {
-    use safe_arch::{
-        bitand_m128i, bitxor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
-        set_splat_i8_m128i,
-    };
-    let bytes = load_unaligned_m128i(chunk);
-    let splat = |byte: u8| set_splat_i8_m128i(i8::from_ne_bytes([byte]));
-    // `+` (0x2B) xor 0x0B is a space.
-    let plus = cmp_eq_mask_i8_m128i(bytes, splat(b'+'));
-    let spaced = bitxor_m128i(bytes, bitand_m128i(plus, splat(0x0B)));
-    let [low, high, ..] =
-        move_mask_i8_m128i(cmp_eq_mask_i8_m128i(bytes, splat(b'%'))).to_le_bytes();
-    (spaced.into(), u16::from_le_bytes([low, high]))
-}
-
-/// [`spaced`] on two 64-bit words, where SSE2 is not available.
-#[cfg(not(all(
-    any(target_arch = "x86", target_arch = "x86_64"),
-    target_feature = "sse2"
-)))]
-#[inline]
-pub(crate) fn spaced(chunk: &[u8; 16]) -> ([u8; 16], u16) {
-    spaced_words(chunk)
-}
-
-/// The portable [`spaced`].
-#[cfg_attr(
-    all(
-        any(target_arch = "x86", target_arch = "x86_64"),
-        target_feature = "sse2"
-    ),
-    allow(dead_code)
-)]
-#[inline]
-fn spaced_words(chunk: &[u8; 16]) -> ([u8; 16], u16) {
-    let mut out = [0u8; 16];
-    let mut percents = 0u16;
-    for (half, (from, to)) in chunk
-        .chunks_exact(8)
-        .zip(out.chunks_exact_mut(8))
-        .enumerate()
-    {
-        let word = u64::from_le_bytes(from.try_into().unwrap_or_default());
-        to.copy_from_slice(&(word ^ ((bytes_eq(word, b'+') >> 7) * 0x0B)).to_le_bytes());
-        percents |= u16::from(high_bits(bytes_eq(word, b'%'))) << (8 * half);
+    /// See the SSE2 `spaced`.
+    #[inline]
+    pub(crate) fn spaced(chunk: &[u8; 16]) -> ([u8; 16], u16) {
+        let mut out = [0u8; 16];
+        let mut percents = 0u16;
+        for (half, to) in out.chunks_exact_mut(8).enumerate() {
+            let word = word(chunk, 8 * half);
+            to.copy_from_slice(&(word ^ ((bytes_eq(word, b'+') >> 7) * 0x0B)).to_le_bytes());
+            percents |= u16::from(high_bits(bytes_eq(word, b'%'))) << (8 * half);
+        }
+        (out, percents)
     }
-    (out, percents)
-}
 
-/// One bit per byte of `chunk` that is ASCII whitespace as `u8::is_ascii_whitespace` has it (space,
-/// `\t`, `\n`, `\x0c`, `\r`): compares only, no branch and no table, so a secret's bytes can be
-/// judged in constant time.
-#[cfg(all(
-    any(target_arch = "x86", target_arch = "x86_64"),
-    target_feature = "sse2"
-))]
-#[inline]
-pub(crate) fn blanks(chunk: &[u8; 16]) -> u16 {
-    use safe_arch::{
-        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
-        set_splat_i8_m128i,
-    };
-    let bytes = load_unaligned_m128i(chunk);
-    let is = |byte: u8| cmp_eq_mask_i8_m128i(bytes, set_splat_i8_m128i(i8::from_ne_bytes([byte])));
-    let blank = bitor_m128i(
-        bitor_m128i(is(b' '), is(b'\t')),
-        bitor_m128i(bitor_m128i(is(b'\n'), is(0x0c)), is(b'\r')),
-    );
-    let [low, high, ..] = move_mask_i8_m128i(blank).to_le_bytes();
-    u16::from_le_bytes([low, high])
-}
-
-/// [`blanks`] on two 64-bit words, where SSE2 is not available.
-#[cfg(not(all(
-    any(target_arch = "x86", target_arch = "x86_64"),
-    target_feature = "sse2"
-)))]
-#[inline]
-pub(crate) fn blanks(chunk: &[u8; 16]) -> u16 {
-    blanks_words(chunk)
-}
-
-/// The portable [`blanks`].
-#[cfg_attr(
-    all(
-        any(target_arch = "x86", target_arch = "x86_64"),
-        target_feature = "sse2"
-    ),
-    allow(dead_code)
-)]
-#[inline]
-fn blanks_words(chunk: &[u8; 16]) -> u16 {
-    let half = |at: usize| {
-        let word = u64::from_le_bytes(chunk[at..at + 8].try_into().unwrap_or_default());
-        high_bits(
-            bytes_eq(word, b' ')
-                | bytes_eq(word, b'\t')
-                | bytes_eq(word, b'\n')
-                | bytes_eq(word, 0x0c)
-                | bytes_eq(word, b'\r'),
-        )
-    };
-    u16::from(half(0)) | u16::from(half(8)) << 8
+    /// See the SSE2 `blanks`.
+    #[inline]
+    pub(crate) fn blanks(chunk: &[u8; 16]) -> u16 {
+        let half = |at: usize| {
+            let word = word(chunk, at);
+            high_bits(
+                bytes_eq(word, b' ')
+                    | bytes_eq(word, b'\t')
+                    | bytes_eq(word, b'\n')
+                    | bytes_eq(word, 0x0c)
+                    | bytes_eq(word, b'\r'),
+            )
+        };
+        u16::from(half(0)) | u16::from(half(8)) << 8
+    }
 }
 
 /// The high bit of each byte of `word` that equals `byte` (exact: no carries cross bytes).
@@ -291,7 +271,7 @@ mod tests {
             let expected = by_bytes(&bytes);
             assert_eq!(Block::of(&bytes), expected, "{bytes:?}");
             // The portable words agree too, wherever the vector code is what runs.
-            let words = Block::of_quarters(&bytes, Quarter::of_words);
+            let words = Block::of_quarters(&bytes, words::quarter);
             assert_eq!(words, expected, "{bytes:?}");
         }
     }
@@ -309,7 +289,7 @@ mod tests {
                         expected |= u16::from(b.is_ascii_whitespace()) << i;
                     }
                     assert_eq!(blanks(&chunk), expected, "{chunk:?}");
-                    assert_eq!(blanks_words(&chunk), expected, "{chunk:?}");
+                    assert_eq!(words::blanks(&chunk), expected, "{chunk:?}");
                 }
             }
         }
@@ -341,7 +321,7 @@ mod tests {
                 expected.1 |= u16::from(b == b'%') << i;
             }
             assert_eq!(spaced(&chunk), expected, "{chunk:?}");
-            assert_eq!(spaced_words(&chunk), expected, "{chunk:?}");
+            assert_eq!(words::spaced(&chunk), expected, "{chunk:?}");
         }
     }
 }
