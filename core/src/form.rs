@@ -5,10 +5,10 @@
 //! In a UTF-8 body only an escape of a byte above 0x7F can make a field's text something other than
 //! UTF-8: the decoder reports those as it meets them when the field is decoded for the MAC, and only
 //! then is the decoded text checked, so a large escaped field is decoded once. The spans are
-//! sorted by their *decoded* (name, value): up to 64 by compact `u64` keys (7 name bytes and the span's
-//! index), more with `sort_unstable_by` on a 16-byte decoded prefix of the name kept in the span (taken
-//! after the part all names share, when they share more than that); only on a tie is a name decoded on
-//! the fly, and equal neighbours are dropped. The signed string is then put together in a stack buffer
+//! sorted by their *decoded* (name, value): up to 64 by compact `u64` keys (7 name bytes, after any
+//! that every name's prefix starts with, and the span's index), more with `sort_unstable_by` on a
+//! 16-byte decoded prefix of the name kept in the span (taken after the part all names share, when they
+//! share more than that); only on a tie is a name decoded on the fly, and equal neighbours are dropped. The signed string is then put together in a stack buffer
 //! ([`Assembly`]): short plain fields copied as one fixed-size block, escaped ones decoded sixteen bytes
 //! at a time (SSE2 on x86, two words elsewhere: [`crate::scan`]), and handed to the HMAC in a few large
 //! updates; a field longer than the buffer is streamed through it.
@@ -1057,23 +1057,23 @@ fn sort_small(
     for (index, (key, span)) in keys.iter_mut().zip(spans.iter()).enumerate() {
         *key = ((span.prefix << (8 * shared) >> 64) as u64 & !0xFF) | index as u64;
     }
-    keys[..if n <= INSERTION_SORT {
+    let padded = if n <= INSERTION_SORT {
         n
     } else {
         n.max(NETWORK_SORT)
-    }]
-        .sort_unstable();
+    };
+    keys[..padded].sort_unstable();
     let keys = &mut keys[..n];
     let span_of = |key: u64| &spans[(key & 0xFF) as usize];
     let mut kept = 0;
     let mut i = 0;
     while i < n {
-        let shared = keys[i] >> 8;
-        if keys.get(i + 1).is_some_and(|next| next >> 8 == shared) {
+        let bytes = keys[i] >> 8;
+        if keys.get(i + 1).is_some_and(|next| next >> 8 == bytes) {
             // A run of keys that share their 7 bytes (the padding keys are past `n`): put in order by
             // the full comparison, and each span equal to the one before it dropped.
             let mut j = i + 2;
-            while j < n && keys[j] >> 8 == shared {
+            while j < n && keys[j] >> 8 == bytes {
                 j += 1;
             }
             insertion_sort_by(&mut keys[i..j], |a, b| {
@@ -1097,7 +1097,7 @@ fn sort_small(
     kept
 }
 
-/// Insertion sort of a short run (names whose keys share their 7 bytes), or of a few keys.
+/// Insertion sort of a short run (names whose keys share their 7 bytes).
 fn insertion_sort_by<T: Copy>(items: &mut [T], less: impl Fn(&T, &T) -> bool) {
     for i in 1..items.len() {
         let current = items[i];
