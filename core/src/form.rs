@@ -1023,8 +1023,8 @@ fn sort_and_dedup(
 /// [`INSERTION_SORT`]: `sort_unstable` sorts fewer than this by insertion.
 const NETWORK_SORT: usize = 21;
 
-/// Up to this many keys [`sort_small`] sorts by insertion (a branch or more per key, fewer than the
-/// padded sorting network costs).
+/// Up to this many keys [`sort_small`] hands to `sort_unstable` as they are, which sorts so few by
+/// insertion (a branch or more per key, fewer than the padded sorting network costs).
 const INSERTION_SORT: usize = 8;
 
 /// Up to this many spans are sorted by [`sort_small`] (a real webhook has 10 to 40 parameters).
@@ -1036,7 +1036,8 @@ const SMALL_SORT: usize = 64;
 /// bytes are then put in order among themselves by the full comparison. The spans are copied in the
 /// keys' order into `sorted` (as long as `spans`), each equal to the one before it dropped; returns how
 /// many are kept. Only spans whose keys share those 7 bytes can be equal, so only they are compared
-/// again.
+/// again. `cmp` must order by the prefix first, as [`sort_and_dedup`]'s does: the keys are taken from
+/// it.
 fn sort_small(
     spans: &[Span],
     sorted: &mut [Span],

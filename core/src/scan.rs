@@ -1,9 +1,11 @@
 //! The bytes of a form body that matter, found 64 at a time: one bit per byte for `&`, `=` and escapes
-//! (`%` or `+`), and whether every byte is ASCII.
+//! (`%` or `+`), and whether every byte is ASCII. Also two 16-byte helpers: [`spaced`], the decoder's
+//! `+`-to-space step with the `%`s found, and [`blanks`], the whitespace in a secret (judged without a
+//! branch or a table on its bytes).
 //!
-//! On x86 and x86-64 (SSE2 is part of x86-64), the classification runs on 16-byte vectors through
-//! `safe_arch`'s safe wrappers of the SSE2 intrinsics (this crate forbids `unsafe`); elsewhere on
-//! 64-bit words, the same answer a little slower. The tests hold both to a byte-at-a-time loop.
+//! On x86 and x86-64 (SSE2 is part of x86-64), these run on 16-byte vectors through `safe_arch`'s safe
+//! wrappers of the SSE2 intrinsics (this crate forbids `unsafe`); elsewhere on 64-bit words, the same
+//! answer a little slower. The tests hold both to a byte-at-a-time loop.
 
 /// What one 64-byte block holds, one bit per byte (bit `i` is byte `i`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -229,9 +231,15 @@ pub(crate) const fn bytes_eq(word: u64, byte: u8) -> u64 {
     !(((x & LOW7) + LOW7) | x | LOW7)
 }
 
-/// The high bits of a word's bytes (each 0x80 or 0), gathered into one bit per byte.
+/// The high bits of a word's bytes (each 0x80 or 0), gathered into one bit per byte. Shifts and ors
+/// only, no multiply: [`blanks`] gathers a secret's bits with it, and a multiply's time depends on its
+/// operands on some small CPUs.
 const fn high_bits(mask: u64) -> u8 {
-    ((mask >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
+    let mut bits = mask >> 7;
+    bits |= bits >> 7;
+    bits |= bits >> 14;
+    bits |= bits >> 28;
+    bits as u8
 }
 
 #[cfg(test)]
