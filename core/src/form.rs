@@ -8,10 +8,11 @@
 //! sorted by their *decoded* (name, value): up to 64 by compact `u64` keys (7 name bytes, after any
 //! that every name's prefix starts with, and the span's index), more with `sort_unstable_by` on a
 //! 16-byte decoded prefix of the name kept in the span (taken after the part all names share, when they
-//! share more than that); only on a tie is a name decoded on the fly, and equal neighbours are dropped. The signed string is then put together in a stack buffer
-//! ([`Assembly`]): short plain fields copied as one fixed-size block, escaped ones decoded sixteen bytes
-//! at a time (SSE2 on x86, two words elsewhere: [`crate::scan`]), and handed to the HMAC in a few large
-//! updates; a field longer than the buffer is streamed through it.
+//! share more than that); only on a tie is a name decoded on the fly, and equal neighbours are dropped.
+//! The signed string is then put together in a stack buffer ([`Assembly`]): short plain fields copied
+//! as one fixed-size block, escaped ones decoded sixteen bytes at a time (SSE2 on x86, two words
+//! elsewhere: [`crate::scan`]), and handed to the HMAC in a few large updates; a field longer than the
+//! buffer is streamed through it.
 
 use core::cmp::Ordering;
 

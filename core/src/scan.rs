@@ -25,7 +25,7 @@ impl Block {
     /// Classifies 64 bytes.
     #[inline]
     pub(crate) fn of(bytes: &[u8; BLOCK]) -> Self {
-        Self::of_quarters(bytes, Quarter::of)
+        Self::of_quarters(bytes, chosen::quarter)
     }
 
     /// [`Block::of`] with each 16 bytes classified by `classify`.
@@ -69,18 +69,6 @@ use sse2 as chosen;
 )))]
 use words as chosen;
 
-impl Quarter {
-    /// Classifies 16 bytes.
-    #[allow(
-        clippy::inline_always,
-        reason = "four calls per block of the indexing pass's inner loop"
-    )]
-    #[inline(always)]
-    fn of(bytes: &[u8; 16]) -> Self {
-        chosen::quarter(bytes)
-    }
-}
-
 /// The classifiers on SSE2 vectors, through `safe_arch`'s safe wrappers.
 #[cfg(all(
     any(target_arch = "x86", target_arch = "x86_64"),
@@ -111,8 +99,11 @@ mod sse2 {
         u16::from_le_bytes([low, high])
     }
 
-    /// [`Quarter::of`].
-    #[allow(clippy::inline_always, reason = "see Quarter::of")]
+    /// Classifies 16 bytes: [`Block::of`]'s step.
+    #[allow(
+        clippy::inline_always,
+        reason = "four calls per block of the indexing pass's inner loop"
+    )]
     #[inline(always)]
     pub(super) fn quarter(bytes: &[u8; 16]) -> Quarter {
         let this = load_unaligned_m128i(bytes);
@@ -171,7 +162,7 @@ mod words {
         u64::from_le_bytes(chunk[at..at + 8].try_into().unwrap_or_default())
     }
 
-    /// [`Quarter::of`].
+    /// See the SSE2 `quarter`.
     #[inline]
     pub(super) fn quarter(bytes: &[u8; 16]) -> Quarter {
         let half = |at: usize| {
