@@ -85,7 +85,8 @@ impl<'a> Request<'a> {
         self
     }
 
-    /// Whether the request has no form parameters: an empty body (a GET) or no pairs.
+    /// Whether the request has no form parameters to index: an empty body (a GET) or no pairs. (An
+    /// opaque body, whose URL has `bodySHA256`, is not told apart here: it is never indexed either.)
     pub(crate) fn has_no_params(&self) -> bool {
         match self.payload {
             Payload::Body(body) => body.is_empty(),

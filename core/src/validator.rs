@@ -421,10 +421,9 @@ impl Overflow for Explanation {
 }
 
 /// Runs `f` with a zeroed stack scratch buffer of [`SMALL_SCRATCH`] spans (none for a request without
-/// parameters), and only if the form has more
-/// parameters than that, again with [`DEFAULT_MAX_PARAMS`]. Trying the small buffer first costs a form
-/// with more parameters one aborted indexing pass of 64, and spares every other request a count of its
-/// parameters up front.
+/// parameters), and only if the form has more parameters than that, again with [`DEFAULT_MAX_PARAMS`].
+/// Trying the small buffer first costs a form with more parameters one aborted indexing pass of 64, and
+/// spares every other request a count of its parameters up front.
 fn with_stack_scratch<R: Overflow>(
     request: &Request<'_>,
     mut f: impl FnMut(&mut [Span]) -> R,
