@@ -99,7 +99,7 @@ mod sse2 {
         u16::from_le_bytes([low, high])
     }
 
-    /// Classifies 16 bytes: [`Block::of`]'s step.
+    /// Classifies 16 bytes: [`Block::of`](super::Block::of)'s step.
     #[allow(
         clippy::inline_always,
         reason = "four calls per block of the indexing pass's inner loop"
