@@ -210,6 +210,7 @@ func ExampleIdempotent() {
 	signature, _ := validator.Sign("https://hooks.example.com/voice", []byte(body), "")
 	for range 2 {
 		req := httptest.NewRequest(http.MethodPost, "/voice", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("X-Twilio-Signature", signature)
 		req.Header.Set(twiliosig.IdempotencyTokenHeader, "RC-delivery-1")
 		rec := httptest.NewRecorder()

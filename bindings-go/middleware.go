@@ -51,11 +51,12 @@ type Options struct {
 type Rejection struct {
 	// Status is the HTTP status answered: 400 (no X-Twilio-Signature header, a malformed host, or a
 	// believed X-Forwarded-Proto that is not http or https), 500 (no usable validator), 413 (body over
-	// MaxBodyBytes), 403 (the signature does not verify).
+	// MaxBodyBytes), 415 (a form body that is not application/x-www-form-urlencoded), 403 (the
+	// signature does not verify).
 	Status int
 	// Err is the reason: ErrMissingSignature, ErrMalformedHost, ErrMalformedProto, ErrNoValidator,
-	// ErrClosed, ErrBodyOverLimit, or one of the library's refusals (errors.Is against
-	// ErrSignatureMismatch...).
+	// ErrClosed, ErrBodyOverLimit, ErrUnsupportedContentType, or one of the library's refusals
+	// (errors.Is against ErrSignatureMismatch...).
 	Err error
 	// URL is the URL verified (the public URL as the middleware reconstructed it).
 	URL string
@@ -82,7 +83,29 @@ var (
 	ErrNoValidator = errors.New("twiliosig: Middleware has no validator")
 	// ErrBodyOverLimit: the body is larger than Options.MaxBodyBytes.
 	ErrBodyOverLimit = errors.New("twiliosig: the body is larger than MaxBodyBytes")
+	// ErrUnsupportedContentType: a non-empty body verified as a form (the URL has no bodySHA256) whose
+	// Content-Type is not application/x-www-form-urlencoded, or missing. The refusal's Err wraps it
+	// and names the type received.
+	ErrUnsupportedContentType = errors.New("twiliosig: unsupported content type for a form body")
 )
+
+// contentTypeError is the 415's reason: the media type received ("" when there was none).
+type contentTypeError struct {
+	mediaType string
+	missing   bool
+}
+
+func (e *contentTypeError) Error() string {
+	if e.missing {
+		return "missing content type for a form body"
+	}
+	return fmt.Sprintf("unsupported content type %q for a form body", e.mediaType)
+}
+
+func (e *contentTypeError) Unwrap() error { return ErrUnsupportedContentType }
+
+const formContentTypeDiagnosis = "Twilio sends form webhooks as application/x-www-form-urlencoded; " +
+	"a body verified as a form must carry that type"
 
 const defaultMaxBodyBytes = 1 << 20
 
@@ -98,8 +121,10 @@ func VerifiedFrom(ctx context.Context) (Verified, bool) {
 // X-Twilio-Signature header is absent (the body unread); 400 when the Host header or a believed
 // X-Forwarded-Host is not a plain host, or a believed X-Forwarded-Proto is not http or https; 500 when
 // v is nil or closed (the body unread); 413 when the body is over MaxBodyBytes (unread when its
-// Content-Length says so, otherwise at most MaxBodyBytes+1 bytes are read); 403 when the signature does
-// not verify (the body counts whatever the method). Each refusal is logged once (or given to
+// Content-Length says so, otherwise at most MaxBodyBytes+1 bytes are read); 415 when a non-empty body
+// verified as a form (the URL has no bodySHA256) does not carry Content-Type
+// application/x-www-form-urlencoded (parameters such as charset allowed; see checkContentType); 403
+// when the signature does not verify (the body counts whatever the method). Each refusal is logged once (or given to
 // OnReject). The body is read once and restored for next; what was verified is in the request's context (VerifiedFrom).
 // With Options.Idempotency set, a verified request reaches next through Idempotent: a Twilio retry
 // gets the first delivery's stored response and next runs once per delivery.
@@ -177,6 +202,9 @@ func (g *guard) check(w http.ResponseWriter, r *http.Request) (Verified, *Reject
 			url, "the client stopped sending the body"}
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err := checkContentType(r, url, body); err != nil {
+		return Verified{}, &Rejection{http.StatusUnsupportedMediaType, err, url, formContentTypeDiagnosis}
+	}
 	settings := r.Header.Get("X-Twilio-Webhooks-Signature-Settings")
 	verified, err := g.validator.Verify(url, body, signature, settings)
 	switch {
@@ -251,6 +279,50 @@ func printable(s string) string {
 
 func isControl(c rune) bool {
 	return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x2028 || c == 0x2029
+}
+
+// checkContentType refuses a non-empty body that the library will verify as a form (url has no
+// bodySHA256) unless its Content-Type's media type is application/x-www-form-urlencoded. Why: the
+// signature covers the decoded form, but net/http parses the body by its Content-Type; a captured
+// signed form re-sent as multipart/form-data with the same decoded fields (a Body the attacker wrote
+// carrying a multipart part) verifies, yet r.FormValue would return fields that were never signed. A
+// bodySHA256 body is checked by its hash whatever its type; an empty body (a GET, a WebSocket
+// handshake) needs none. More than one Content-Type line is refused too: which one a parser takes is
+// not ours to guess.
+func checkContentType(r *http.Request, url string, body []byte) error {
+	if len(body) == 0 || hasBodySHA256(url) {
+		return nil
+	}
+	values := r.Header.Values("Content-Type")
+	switch {
+	case len(values) == 0:
+		return &contentTypeError{missing: true}
+	case len(values) > 1:
+		return &contentTypeError{mediaType: strings.Join(values, ", ")}
+	}
+	mediaType, _, _ := strings.Cut(values[0], ";")
+	mediaType = strings.Trim(mediaType, asciiWhitespace)
+	if !strings.EqualFold(mediaType, "application/x-www-form-urlencoded") {
+		return &contentTypeError{mediaType: mediaType}
+	}
+	return nil
+}
+
+// hasBodySHA256 is the core's rule for an opaque body: a bodySHA256 name (alone or before '=') among
+// the '&'-separated items of the URL's query, which runs from the first '?' (if it comes before any
+// '#') to the next '#'.
+func hasBodySHA256(url string) bool {
+	i := strings.IndexAny(url, "?#")
+	if i < 0 || url[i] == '#' {
+		return false
+	}
+	query, _, _ := strings.Cut(url[i+1:], "#")
+	for item := range strings.SplitSeq(query, "&") {
+		if item == "bodySHA256" || strings.HasPrefix(item, "bodySHA256=") {
+			return true
+		}
+	}
+	return false
 }
 
 // checkHosts refuses a Host header, or an X-Forwarded-Host from a trusted proxy, that is not a plain

@@ -55,6 +55,7 @@ func TestMiddlewareWithoutIdempotencyRunsEveryDelivery(t *testing.T) {
 	sig, _ := v.Sign("https://hooks.example.com/voice", []byte(body), "")
 	for range 2 {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/voice", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("X-Twilio-Signature", sig)
 		req.Header.Set(twiliosig.IdempotencyTokenHeader, "RC-one-delivery")
 		resp, err := srv.Client().Do(req)
@@ -94,6 +95,7 @@ func ExampleOptions_idempotency() {
 	var replies [2]*httptest.ResponseRecorder
 	for i := range replies { // Twilio's delivery, then its retry (same token)
 		req := httptest.NewRequest(http.MethodPost, "/voice", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("X-Twilio-Signature", signature)
 		req.Header.Set("I-Twilio-Idempotency-Token", "RC-delivery-1")
 		replies[i] = httptest.NewRecorder()

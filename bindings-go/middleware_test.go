@@ -52,6 +52,7 @@ func signedRequest(t *testing.T, publicURL, target string) *http.Request {
 		t.Fatal(err)
 	}
 	req := httptest.NewRequest(http.MethodPost, target, strings.NewReader(form))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-Twilio-Signature", sig)
 	return req
 }
@@ -340,6 +341,7 @@ func postForm(t *testing.T, server *httptest.Server, url, host string, headers m
 	if host != "" {
 		req.Host = host
 	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	for name, value := range headers {
 		if value != "" {
 			req.Header.Set(name, value)
@@ -486,5 +488,20 @@ func TestMiddlewareLogLineEscapesC1AndLineSeparators(t *testing.T) {
 	}
 	if got := printable("a\x00b\x7fc\u0080d\u2029"); got != `a\x00b\x7fc\x80d\u2029` {
 		t.Fatalf("printable: %q", got)
+	}
+}
+
+// hasBodySHA256 is the core's rule: bodySHA256 counts only as a name in the query.
+func TestHasBodySHA256FollowsTheCoresRule(t *testing.T) {
+	// bodySHA256 only counts in the query (the core's rule): after '#' or as a path segment it is not.
+	for _, u := range []string{"https://h/a#?bodySHA256=x", "https://h/bodySHA256=x", "https://h/a?xbodySHA256=1"} {
+		if hasBodySHA256(u) {
+			t.Errorf("hasBodySHA256(%q)", u)
+		}
+	}
+	for _, u := range []string{"https://h/a?bodySHA256", "https://h/a?x=1&bodySHA256=ab#f", "https://h/a?bodySHA256="} {
+		if !hasBodySHA256(u) {
+			t.Errorf("!hasBodySHA256(%q)", u)
+		}
 	}
 }

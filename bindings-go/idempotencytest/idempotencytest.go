@@ -156,6 +156,13 @@ func (b *SyncBuffer) String() string {
 	return b.buf.String()
 }
 
+// Reset empties the buffer.
+func (b *SyncBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Reset()
+}
+
 // App is one test server: twiliosig.Middleware, twiliosig.Idempotent and the webhook handlers.
 type App struct {
 	Server *httptest.Server
