@@ -174,8 +174,9 @@ typedef enum tws_status {
    */
   TWS_UNKNOWN_ERROR = 105,
   /**
-   * `tws_validator_add_secret`: the secret is empty after trimming ASCII whitespace (an unset
-   * environment variable read as `""` or `"\n"`), so it would match nothing and was not added.
+   * `tws_validator_add_secret`: the secret is empty or only whitespace (`\t \n \v \f \r`,
+   * space; an unset environment variable read as `""` or `"\n"`), so it would match nothing and
+   * was not added.
    */
   TWS_UNUSABLE_SECRET = 106,
 } tws_status;
@@ -225,7 +226,7 @@ const char *tws_version(void);
 /**
  * Verifies one webhook request against one secret (the Auth Token, or the SharedKey secret when the
  * settings header names HMAC_SHA256). Returns `TWS_OK` (0) when Twilio signed it, otherwise the
- * reason. A secret that is empty after trimming ASCII whitespace matches nothing
+ * reason. A secret that is empty or only whitespace (`\t \n \v \f \r`, space) matches nothing
  * (`TWS_SIGNATURE_MISMATCH` even for a request signed with it); check configuration up front with a
  * `tws_validator`, whose `tws_validator_add_secret` refuses it with `TWS_UNUSABLE_SECRET`.
  *
@@ -324,8 +325,8 @@ int tws_validator_new(struct tws_validator **validator_out);
  * Adds a secret (Auth Token or SharedKey secret) to the validator. `key_id` (at most
  * `TWS_MAX_KEY_ID_LEN` bytes) is the SharedKey id, or NULL with length 0 for none: a request whose
  * settings header names a key is checked only against secrets with that id or without one.
- * A secret that is empty after trimming ASCII whitespace is refused with `TWS_UNUSABLE_SECRET` (and
- * not added): it would match nothing.
+ * A secret that is empty or only whitespace (`\t \n \v \f \r`, space) is refused with
+ * `TWS_UNUSABLE_SECRET` (and not added): it would match nothing.
  *
  * # Safety
  * `validator` must be NULL or a live handle not used by another thread during the call; non-NULL

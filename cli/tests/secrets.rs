@@ -100,7 +100,7 @@ fn a_whitespace_only_token_is_a_usage_error_everywhere() {
         &["explain", "--url", URL, "--signature", SIGNATURE],
         &["send", "--url", "http://127.0.0.1:9/sms"],
     ];
-    for blank in ["", " ", "\n", "\t \r\n"] {
+    for blank in ["", " ", "\n", "\t \r\n", "\x0b", " \x0b ", "\x0c\x0b\n"] {
         for args in commands {
             let run = twsig(args, Token::Env(blank), b"Body=Hi");
             assert_eq!(run.code, 2, "{args:?} {blank:?}: {}", run.stderr);

@@ -1,6 +1,6 @@
 //! The bytes of a form body that matter, found 64 at a time: one bit per byte for `&`, `=` and escapes
 //! (`%` or `+`), and whether every byte is ASCII. Also two 16-byte helpers: [`spaced`], the decoder's
-//! `+`-to-space step with the `%`s found, and [`blanks`], the whitespace in a secret (judged without a
+//! `+`-to-space step with the `%`s found, and [`blanks`], the blank bytes of a secret (judged without a
 //! branch or a table on its bytes).
 //!
 //! On x86 and x86-64 (SSE2 is part of x86-64), these run on 16-byte vectors through `safe_arch`'s safe
@@ -76,8 +76,8 @@ use words as chosen;
 ))]
 mod sse2 {
     use safe_arch::{
-        bitand_m128i, bitor_m128i, bitxor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, m128i,
-        move_mask_i8_m128i, set_splat_i8_m128i,
+        add_i8_m128i, bitand_m128i, bitor_m128i, bitxor_m128i, cmp_eq_mask_i8_m128i,
+        cmp_lt_mask_i8_m128i, load_unaligned_m128i, m128i, move_mask_i8_m128i, set_splat_i8_m128i,
     };
 
     use super::Quarter;
@@ -131,16 +131,19 @@ mod sse2 {
         )
     }
 
-    /// One bit per byte of `chunk` that is ASCII whitespace as `u8::is_ascii_whitespace` has it
-    /// (space, `\t`, `\n`, `\x0c`, `\r`): compares only, no branch and no table, so a secret's bytes
-    /// can be judged in constant time.
+    /// One bit per byte of `chunk` that is blank as [`is_blank`](super::is_blank) has it (space and
+    /// `\t` to `\r`): arithmetic and compares only, no branch and no table, so a secret's bytes can be
+    /// judged in constant time.
     #[inline]
     pub(crate) fn blanks(chunk: &[u8; 16]) -> u16 {
         let bytes = load_unaligned_m128i(chunk);
-        let is = |byte: u8| cmp_eq_mask_i8_m128i(bytes, splat(byte));
+        // `\t`..=`\r` (0x09..=0x0D) are a range: adding 0x77 moves it to 0x80..=0x84, the five
+        // smallest signed bytes, so one signed compare against 0x85 finds them (no byte outside the
+        // range lands there, wrapping included).
+        let controls = cmp_lt_mask_i8_m128i(add_i8_m128i(bytes, splat(0x77)), splat(0x85));
         mask(bitor_m128i(
-            bitor_m128i(is(b' '), is(b'\t')),
-            bitor_m128i(bitor_m128i(is(b'\n'), is(0x0c)), is(b'\r')),
+            cmp_eq_mask_i8_m128i(bytes, splat(b' ')),
+            controls,
         ))
     }
 }
@@ -207,12 +210,21 @@ mod words {
                 bytes_eq(word, b' ')
                     | bytes_eq(word, b'\t')
                     | bytes_eq(word, b'\n')
+                    | bytes_eq(word, 0x0b)
                     | bytes_eq(word, 0x0c)
                     | bytes_eq(word, b'\r'),
             )
         };
         u16::from(half(0)) | u16::from(half(8)) << 8
     }
+}
+
+/// Whether `byte` is blank in a secret: space, `\t`, `\n`, `\v` (0x0B), `\f` (0x0C) or `\r`. This is
+/// `u8::is_ascii_whitespace` plus the vertical tab, which it leaves out (it follows WHATWG, not C's
+/// `isspace`): a token of only `"\x0b"` is no more a secret than `"\n"`. [`blanks`] is this rule for
+/// sixteen bytes at a time, without branches.
+pub(crate) const fn is_blank(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t'..=b'\r')
 }
 
 /// The high bit of each byte of `word` that equals `byte` (exact: no carries cross bytes).
@@ -286,14 +298,14 @@ mod tests {
     #[test]
     fn blanks_are_a_byte_loop_s() {
         // Every byte value at every place, among blanks and among other bytes.
-        for filler in [b' ', b'\r', b'a', 0x0B] {
+        for filler in [b' ', b'\r', b'a', 0x0B, 0x0E, 0x08, 0x89] {
             for place in 0..16 {
                 for byte in 0..=255u8 {
                     let mut chunk = [filler; 16];
                     chunk[place] = byte;
                     let mut expected = 0u16;
                     for (i, b) in chunk.iter().enumerate() {
-                        expected |= u16::from(b.is_ascii_whitespace()) << i;
+                        expected |= u16::from(is_blank(*b)) << i;
                     }
                     assert_eq!(blanks(&chunk), expected, "{chunk:?}");
                     assert_eq!(words::blanks(&chunk), expected, "{chunk:?}");

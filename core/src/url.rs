@@ -1,4 +1,5 @@
-//! URL candidates: the URL as given, with its port toggled, and without userinfo.
+//! URL candidates: the URL as given, with its port toggled, and without userinfo. The toggle adds the
+//! default port of `https` and `wss` (443) or `http` and `ws` (80).
 //!
 //! The URL is opaque bytes. Nothing is parsed and re-serialised, re-encoded or re-cased: each candidate is
 //! the original bytes with one span of the authority cut out or one port spliced in, represented as up to
@@ -11,7 +12,7 @@ use crate::scan::bytes_eq;
 pub enum Candidate {
     /// The URL exactly as given.
     AsGiven,
-    /// The URL with its port removed, or with `:443`/`:80` added.
+    /// The URL with its port removed, or with `:443`/`:80` added (https and wss; http and ws).
     PortToggled,
     /// The URL without `user:pass@`.
     WithoutUserinfo,
@@ -72,7 +73,7 @@ struct Authority {
     port: usize,
     /// The first `/`, `?` or `#` after `start`, or the end of the URL.
     end: usize,
-    /// The default port to add when there is none, for http and https.
+    /// The default port to add when there is none, for http and https (and ws and wss).
     default_port: Option<&'static [u8]>,
 }
 
@@ -101,9 +102,16 @@ impl Authority {
             .iter()
             .position(|&b| b == b':')
             .map_or(end, |i| port_search_from + i);
+        // A WebSocket handshake is signed over its `wss://` (or `ws://`) URL, whose default ports are
+        // those of https and http (RFC 6455 section 3). Tried after https and http, so their test is
+        // unchanged.
         let default_port: Option<&'static [u8]> = if scheme.eq_ignore_ascii_case(b"https") {
             Some(b":443")
         } else if scheme.eq_ignore_ascii_case(b"http") {
+            Some(b":80")
+        } else if scheme.eq_ignore_ascii_case(b"wss") {
+            Some(b":443")
+        } else if scheme.eq_ignore_ascii_case(b"ws") {
             Some(b":80")
         } else {
             None
@@ -276,6 +284,27 @@ mod tests {
             urls("https://h.com"),
             ["https://h.com", "https://h.com:443"]
         );
+    }
+
+    #[test]
+    fn websocket_schemes_toggle_like_https_and_http() {
+        assert_eq!(
+            urls("wss://h.com/media?x=1"),
+            ["wss://h.com/media?x=1", "wss://h.com:443/media?x=1"]
+        );
+        assert_eq!(
+            urls("WSS://h.com:443/media"),
+            ["WSS://h.com:443/media", "WSS://h.com/media"]
+        );
+        assert_eq!(urls("ws://h.com/m"), ["ws://h.com/m", "ws://h.com:80/m"]);
+        assert_eq!(urls("Ws://h.com:80"), ["Ws://h.com:80", "Ws://h.com"]);
+        assert_eq!(
+            urls("wss://[::1]/m"),
+            ["wss://[::1]/m", "wss://[::1]:443/m"]
+        );
+        // Only the exact schemes: `wsx` and `xws` are other schemes, which only lose a port.
+        assert_eq!(urls("wsx://h.com/m"), ["wsx://h.com/m"]);
+        assert_eq!(urls("xws://h.com/m"), ["xws://h.com/m"]);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::canonical::{Request, Signed};
 use crate::explain::{explain_with_keys, Explanation};
 use crate::form::Span;
 use crate::mac::{keyed_sha256, Algorithm, MacState, Sha1Key, Tag};
-use crate::scan::blanks;
+use crate::scan::{blanks, is_blank};
 use crate::settings::SignatureSettings;
 use crate::signature::{ReceivedSignature, Signature};
 use crate::url::{Candidate, Candidates, UrlPieces};
@@ -40,9 +40,9 @@ impl core::error::Error for KeyIdTooLong {}
 ///
 /// The raw secret is not kept: only HMAC's keyed states. `Debug` shows the key id, never the secret.
 ///
-/// A secret that is empty after trimming ASCII whitespace matches nothing (see [`Secret::is_usable`]):
-/// an unset `TWILIO_AUTH_TOKEN` read as `""` or `"\n"` must not accept requests that anyone can sign
-/// with that key. Bindings refuse such a secret up front; the core fails closed if one gets through.
+/// A secret that is empty or only whitespace (`\t \n \v \f \r` and space) matches nothing (see
+/// [`Secret::is_usable`]): an unset `TWILIO_AUTH_TOKEN` read as `""` or `"\n"` must not accept
+/// requests that anyone can sign with that key. Bindings refuse such a secret up front; the core fails closed if one gets through.
 #[derive(Clone)]
 pub struct Secret {
     key_id: [u8; MAX_KEY_ID_LEN],
@@ -78,7 +78,9 @@ impl Secret {
         Ok(this)
     }
 
-    /// Whether `secret` can be a secret at all: it is not empty after trimming ASCII whitespace.
+    /// Whether `secret` can be a secret at all: it holds a byte other than whitespace, which here is
+    /// space, `\t`, `\n`, `\v` (0x0B), `\f` (0x0C) and `\r` (C's `isspace`; Rust's
+    /// `is_ascii_whitespace` leaves out `\v`).
     ///
     /// This is the one rule every binding applies when a validator is built (and the reason a
     /// [`Secret`] made from such bytes matches nothing): an empty or whitespace-only token is always a
@@ -90,9 +92,17 @@ impl Secret {
     /// assert!(Secret::is_usable(b"12345"));
     /// assert!(!Secret::is_usable(b""));
     /// assert!(!Secret::is_usable(b" \n\t"));
+    /// assert!(!Secret::is_usable(b" \x0b\x0c\r "));
     /// ```
     pub const fn is_usable(secret: &[u8]) -> bool {
-        !secret.trim_ascii().is_empty()
+        let mut at = 0;
+        while at < secret.len() {
+            if !is_blank(secret[at]) {
+                return true;
+            }
+            at += 1;
+        }
+        false
     }
 
     /// The key id, if any.
@@ -511,8 +521,8 @@ impl<S: AsRef<[Secret]>> Validator<S> {
         self.secrets.as_ref()
     }
 
-    /// Whether any secret can match: false when there is none, or when every one is empty after
-    /// trimming ASCII whitespace (see [`Secret::is_usable`]). Such a validator refuses every request;
+    /// Whether any secret can match: false when there is none, or when every one is empty or only
+    /// whitespace (see [`Secret::is_usable`]). Such a validator refuses every request;
     /// web helpers check this to answer 500 for the misconfiguration instead of 403 for each request.
     ///
     /// ```
@@ -596,7 +606,7 @@ mod tests {
         for len in 0..40 {
             for place in 0..len.max(1) {
                 for byte in 0..=255u8 {
-                    for blank in *b" \t\n\x0c\r" {
+                    for blank in *b" \t\n\x0b\x0c\r" {
                         let mut secret = [blank; 40];
                         if len > 0 {
                             secret[place] = byte;

@@ -225,6 +225,11 @@ fn the_port_toggled_url_is_tried_second() {
         ("https://h/p", "https://h:443/p"),
         ("http://h?x", "http://h:80?x"),
         ("https://[::1]:99/p", "https://[::1]/p"),
+        // A WebSocket handshake's URL: wss like https, ws like http, any case.
+        ("wss://h/p", "wss://h:443/p"),
+        ("WSS://h:443/p?x", "WSS://h/p?x"),
+        ("ws://h/p", "ws://h:80/p"),
+        ("wS://h:80/p", "wS://h/p"),
     ];
     for (received, signed_url) in cases {
         let sig = signed(b"k", false, signed_url);
@@ -234,9 +239,14 @@ fn the_port_toggled_url_is_tried_second() {
             "{received}"
         );
     }
-    // Only http and https get a default port.
-    let sig = signed(b"k", false, "wss://h:443/p");
-    assert!(verify(b"k", &Request::get("wss://h/p").signature(&sig)).is_err());
+    // The default port of the other kind is never added: wss is not given :80, ws not :443.
+    for (received, signed_url) in [("wss://h/p", "wss://h:80/p"), ("ws://h/p", "ws://h:443/p")] {
+        let sig = signed(b"k", false, signed_url);
+        assert!(verify(b"k", &Request::get(received).signature(&sig)).is_err());
+    }
+    // Other schemes get no default port.
+    let sig = signed(b"k", false, "ftp://h:21/p");
+    assert!(verify(b"k", &Request::get("ftp://h/p").signature(&sig)).is_err());
 }
 
 #[test]
@@ -554,7 +564,17 @@ fn an_empty_secret_matches_nothing() {
 #[test]
 fn a_whitespace_only_secret_matches_nothing() {
     // A token file holding only a newline, or a variable set to " ", is as unset as an empty one.
-    for blank in [&b" "[..], b"\n", b"\r\n", b"\t \x0c"] {
+    // The vertical tab (0x0B) counts too: Rust's is_ascii_whitespace leaves it out, C's isspace has it.
+    for blank in [
+        &b" "[..],
+        b"\n",
+        b"\r\n",
+        b"\t \x0c",
+        b"\x0b",
+        b" \x0b ",
+        b"\t\n\x0b\x0c\r ",
+        &[b'\x0b'; 40],
+    ] {
         assert!(!Secret::is_usable(blank));
         let sig = signed(blank, false, "https://h/p");
         let request = Request::get("https://h/p").signature(&sig);
@@ -574,6 +594,17 @@ fn a_whitespace_only_secret_matches_nothing() {
     }
     // Whitespace around a real secret is part of it (Twilio's tokens have none, but we do not guess).
     assert!(Secret::is_usable(b" x "));
+    // The bytes either side of the blank controls, and NUL, are not whitespace.
+    for not_blank in [
+        &b"\x08"[..],
+        b"\x0e",
+        b"\0",
+        b" \x1f ",
+        b"\x0b\x85\x0b",
+        b"\xa0",
+    ] {
+        assert!(Secret::is_usable(not_blank), "{not_blank:?}");
+    }
     let sig = signed(b" x ", false, "https://h/p");
     assert!(verify(b" x ", &Request::get("https://h/p").signature(&sig)).is_ok());
 }

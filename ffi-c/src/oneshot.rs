@@ -13,7 +13,7 @@ use tws_core::{Secret, Validator};
 
 /// Verifies one webhook request against one secret (the Auth Token, or the SharedKey secret when the
 /// settings header names HMAC_SHA256). Returns `TWS_OK` (0) when Twilio signed it, otherwise the
-/// reason. A secret that is empty after trimming ASCII whitespace matches nothing
+/// reason. A secret that is empty or only whitespace (`\t \n \v \f \r`, space) matches nothing
 /// (`TWS_SIGNATURE_MISMATCH` even for a request signed with it); check configuration up front with a
 /// `tws_validator`, whose `tws_validator_add_secret` refuses it with `TWS_UNUSABLE_SECRET`.
 ///

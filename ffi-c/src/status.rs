@@ -53,8 +53,9 @@ pub enum tws_status {
     TWS_INVALID_PARAMETER = 104,
     /// The verifier reported an error this version of the C ABI does not know.
     TWS_UNKNOWN_ERROR = 105,
-    /// `tws_validator_add_secret`: the secret is empty after trimming ASCII whitespace (an unset
-    /// environment variable read as `""` or `"\n"`), so it would match nothing and was not added.
+    /// `tws_validator_add_secret`: the secret is empty or only whitespace (`\t \n \v \f \r`,
+    /// space; an unset environment variable read as `""` or `"\n"`), so it would match nothing and
+    /// was not added.
     TWS_UNUSABLE_SECRET = 106,
 }
 

@@ -115,8 +115,8 @@ pub unsafe extern "C" fn tws_validator_new(validator_out: *mut *mut tws_validato
 /// Adds a secret (Auth Token or SharedKey secret) to the validator. `key_id` (at most
 /// `TWS_MAX_KEY_ID_LEN` bytes) is the SharedKey id, or NULL with length 0 for none: a request whose
 /// settings header names a key is checked only against secrets with that id or without one.
-/// A secret that is empty after trimming ASCII whitespace is refused with `TWS_UNUSABLE_SECRET` (and
-/// not added): it would match nothing.
+/// A secret that is empty or only whitespace (`\t \n \v \f \r`, space) is refused with
+/// `TWS_UNUSABLE_SECRET` (and not added): it would match nothing.
 ///
 /// # Safety
 /// `validator` must be NULL or a live handle not used by another thread during the call; non-NULL

@@ -311,14 +311,17 @@ static void handle(void) {
     tws_validator_free(v);
 }
 
-/* A secret that is empty after trimming ASCII whitespace (an unset variable read as "" or "\n") is
- * refused when added, whatever the key id, and the one-shot call with it never accepts anything. */
+/* A secret that is empty or only whitespace (\t \n \v \f \r and space; an unset variable read as ""
+ * or "\n") is refused when added, whatever the key id, and the one-shot call with it never accepts
+ * anything. The vertical tab counts, as it does for C's isspace. */
 static void unusable_secrets(void) {
-    static const char *const unusable[] = {"", " ", "\n", " \t\r\n\f "};
+    static const char *const unusable[] = {"", " ", "\n", " \t\r\n\f ", "\v", " \v ", "\t\n\v\f\r "};
     /* HMAC-SHA1 of the documented request under each of those keys (Python's hmac module): what an
      * attacker who guesses the variable is unset would send. */
     static const char *const forged[] = {"aXngMTP07D4c4hkO+r0Kb5Oe528=", "zeVbNqbzhKI5GUNw7pFDr1aNulA=",
-                                         "LDpYfdFlDuW5vlsYeuAfF8TxhJY=", "pfsKr7x+zF6kl9tn59hkVp58nFM="};
+                                         "LDpYfdFlDuW5vlsYeuAfF8TxhJY=", "pfsKr7x+zF6kl9tn59hkVp58nFM=",
+                                         "PRv6Z/u8LfxJpptTUKj0FtPB8Nw=", "F3miTE56ZKkJU3RSioacuuNfTMI=",
+                                         "MMg4WTb9wg4OXmtSuS0GqG26QMM="};
     tws_validator *v = NULL;
     CHECK(tws_validator_new(&v) == TWS_OK && v != NULL, "new");
     if (v == NULL) return;
