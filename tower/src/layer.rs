@@ -3,12 +3,18 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http::request::Parts;
+use http::Response;
+use http_body_util::Full;
 use tower::Layer;
 use twilio_signature::{Secret, Validator};
 
 use crate::proxy::{is_bad_host, peer_addr_of, IpRange, PeerAddr, PeerLookup};
+use crate::refusal::{OnReject, Printable, Rejection};
 use crate::service::TwilioSignature;
 
 /// The default body limit: 1 MiB. Twilio's webhooks are a few kilobytes.
@@ -68,6 +74,11 @@ pub(crate) struct Config<S> {
     pub(crate) peer_addr: PeerLookup,
     pub(crate) body_limit: usize,
     pub(crate) max_params: usize,
+    /// The server terminates TLS itself: without base_url the scheme is https.
+    pub(crate) tls: bool,
+    pub(crate) on_reject: Option<OnReject>,
+    /// Whether the warning about a base_url that repeats the request path was given.
+    warned_overlap: AtomicBool,
 }
 
 // Not derived: the validator sits behind an `Arc`, so neither needs `S: Clone`.
@@ -80,6 +91,9 @@ impl<S> Clone for Config<S> {
             peer_addr: self.peer_addr,
             body_limit: self.body_limit,
             max_params: self.max_params,
+            tls: self.tls,
+            on_reject: self.on_reject.clone(),
+            warned_overlap: AtomicBool::new(self.warned_overlap.load(Ordering::Relaxed)),
         }
     }
 }
@@ -105,6 +119,9 @@ impl<S: AsRef<[Secret]>> TwilioSignatureLayer<S> {
                 peer_addr: peer_addr_of::<PeerAddr>,
                 body_limit: DEFAULT_BODY_LIMIT,
                 max_params: DEFAULT_MAX_PARAMS,
+                tls: false,
+                on_reject: None,
+                warned_overlap: AtomicBool::new(false),
             }),
         }
     }
@@ -179,9 +196,97 @@ impl<S: AsRef<[Secret]>> TwilioSignatureLayer<S> {
         self
     }
 
+    /// The server accepts TLS connections itself (axum-server with rustls, hyper over tokio-rustls):
+    /// without `base_url` or a believed `X-Forwarded-Proto`, the URL verified starts `https://`
+    /// (`wss://` for a WebSocket handshake) instead of `http://` (`ws://`). The layer cannot see the
+    /// connection, and never takes the scheme from the request target, which the client writes.
+    #[must_use]
+    pub fn served_over_tls(mut self) -> Self {
+        self.config_mut().tls = true;
+        self
+    }
+
+    /// Calls `hook` for every refused request instead of logging the default line, and answers what it
+    /// returns. It gets the request's head (headers, extensions such as the peer address) and the
+    /// [`Rejection`]: status, reason, URL verified, diagnosis. [`Rejection::log`] and
+    /// [`Rejection::response`] are what the layer does without a hook, so a hook can keep either:
+    ///
+    /// ```
+    /// use http::{header, Response, StatusCode};
+    /// use twilio_signature_tower::{Secret, TwilioSignatureLayer, Validator};
+    ///
+    /// let layer = TwilioSignatureLayer::new(Validator::new(Secret::new(b"auth token")))
+    ///     .on_reject(|_head, rejection| {
+    ///         rejection.log(); // the default line, through tracing
+    ///         if rejection.status() == StatusCode::FORBIDDEN {
+    ///             // TwiML that hangs up, instead of the plain-text reason.
+    ///             let mut response = Response::new("<Response><Hangup/></Response>".into());
+    ///             *response.status_mut() = StatusCode::FORBIDDEN;
+    ///             response.headers_mut().insert(header::CONTENT_TYPE, "text/xml".parse().unwrap());
+    ///             return response;
+    ///         }
+    ///         rejection.response()
+    ///     });
+    /// ```
+    #[must_use]
+    pub fn on_reject<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&Parts, &Rejection) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    {
+        self.config_mut().on_reject = Some(Arc::new(hook));
+        self
+    }
+
     fn config_mut(&mut self) -> &mut Config<S> {
         Arc::make_mut(&mut self.config)
     }
+}
+
+impl<S> Config<S> {
+    /// Warns once (per layer) when the base URL's path ends with what the request path starts with:
+    /// a route pasted into base_url, so that the URL verified repeats it.
+    pub(crate) fn warn_if_base_url_repeats_the_path(&self, parts: &Parts, url: &[u8]) {
+        let Some(base) = &self.base_url else {
+            return;
+        };
+        if self.warned_overlap.load(Ordering::Relaxed) {
+            return;
+        }
+        let path = parts.uri.path();
+        let Some(repeated) = repeated_segments(base_path(base), path) else {
+            return;
+        };
+        if self.warned_overlap.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        tracing::warn!(
+            target: "twilio_signature_tower",
+            "base_url \"{}\" ends with \"{}\", which the request path \"{}\" starts with: the URL \
+             verified is \"{}\". Give base_url as the public origin plus only the mount prefix the app \
+             does not see (usually just the origin).",
+            Printable(base.as_bytes()),
+            Printable(repeated.as_bytes()),
+            Printable(path.as_bytes()),
+            Printable(url),
+        );
+    }
+}
+
+/// The path of a base URL (`https://h/twilio` → `/twilio`), empty for an origin.
+fn base_path(base: &str) -> &str {
+    let rest = base.split_once("://").map_or(base, |(_, rest)| rest);
+    rest.find('/').map_or("", |i| &rest[i..])
+}
+
+/// The longest run of whole segments that ends `base` and starts `path` (`/twilio/sms` and
+/// `/twilio/sms/x` → `/twilio/sms`), if any.
+fn repeated_segments(base: &str, path: &str) -> Option<String> {
+    let base: Vec<&str> = base.split('/').filter(|s| !s.is_empty()).collect();
+    let path: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let longest = (1..=base.len().min(path.len()))
+        .rev()
+        .find(|&k| base[base.len() - k..] == path[..k])?;
+    Some(format!("/{}", base[base.len() - longest..].join("/")))
 }
 
 impl<S, Inner> Layer<Inner> for TwilioSignatureLayer<S> {
@@ -200,6 +305,8 @@ impl<S: AsRef<[Secret]>> fmt::Debug for Config<S> {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("body_limit", &self.body_limit)
             .field("max_params", &self.max_params)
+            .field("served_over_tls", &self.tls)
+            .field("on_reject", &self.on_reject.as_ref().map(|_| "Fn"))
             .finish_non_exhaustive()
     }
 }
@@ -290,6 +397,31 @@ mod tests {
             "https://a\\b",
         ] {
             assert_eq!(parse_base_url(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_base_path_overlaps_a_request_path_when_its_last_segments_start_it() {
+        assert_eq!(base_path("https://h"), "");
+        assert_eq!(base_path("https://h:8443/twilio/sms"), "/twilio/sms");
+        let cases = [
+            ("/twilio/sms", "/twilio/sms", Some("/twilio/sms")),
+            ("/twilio/sms", "/sms", Some("/sms")),
+            ("/twilio", "/twilio/sms", Some("/twilio")),
+            ("/app/twilio", "/twilio/sms/x", Some("/twilio")),
+            ("/a/b/c", "/b/c/d", Some("/b/c")),
+            ("", "/sms", None),
+            ("/twilio", "/sms", None),
+            ("/twilio/sms", "/twilio", None),
+            ("/twilio", "/", None),
+            ("/sm", "/sms", None),
+        ];
+        for (base, path, expected) in cases {
+            assert_eq!(
+                repeated_segments(base, path).as_deref(),
+                expected,
+                "{base} {path}"
+            );
         }
     }
 

@@ -10,6 +10,6 @@ mod service;
 
 pub use layer::{ConfigError, TwilioSignatureLayer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_PARAMS};
 pub use proxy::PeerAddr;
-pub use refusal::ResponseBody;
+pub use refusal::{Rejection, ResponseBody};
 pub use service::{ResponseFuture, TwilioSignature};
 pub use twilio_signature::{Secret, Validator, Verified};

@@ -3,13 +3,14 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{Either, Full};
 use tower::Service;
@@ -18,12 +19,13 @@ use twilio_signature::{Error, Overflow, Secret, Span, Validator, Verified};
 use crate::body::{declared_too_large, read_limited, ReadError};
 use crate::layer::Config;
 use crate::proxy::{is_bad_host, last_value};
-use crate::refusal::{Refusal, ResponseBody};
+use crate::refusal::{OnReject, Rejection, ResponseBody};
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-twilio-signature");
 const SETTINGS: HeaderName = HeaderName::from_static("x-twilio-webhooks-signature-settings");
 const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 
 /// The service made by [`TwilioSignatureLayer`](crate::TwilioSignatureLayer): verifies each request,
 /// then calls the inner service with a `Request<Full<Bytes>>` (the body read, intact) carrying
@@ -84,20 +86,28 @@ where
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let target = Target::of(&config, &parts);
+            config.warn_if_base_url_repeats_the_path(&parts, &target.url);
+            let hook = config.on_reject.as_ref();
             let checked = match check_head(&config, &parts, &target, &body) {
                 Ok(checked) => checked,
-                Err(refusal) => return Ok(refusal.respond(&target.url)),
+                Err(rejection) => return Ok(target.refuse(rejection, &parts, hook)),
             };
             let bytes = match read_limited(body, config.body_limit).await {
                 Ok(bytes) => bytes,
                 Err(error) => {
-                    return Ok(read_refusal(error, config.body_limit).respond(&target.url))
+                    let rejection = read_refusal(error, config.body_limit);
+                    return Ok(target.refuse(rejection, &parts, hook));
                 }
             };
+            if let Err(rejection) = check_content_type(&parts.headers, &target.url, &bytes) {
+                return Ok(target.refuse(rejection, &parts, hook));
+            }
             let verified = match verify(&config, &parts, &target, &checked, &bytes) {
                 Ok(verified) => verified,
-                Err(refusal) => return Ok(refusal.respond(&target.url)),
+                Err(rejection) => return Ok(target.refuse(rejection, &parts, hook)),
             };
+            // The parts go on whole: their extensions keep the peer address and, for a WebSocket
+            // handshake, hyper's `OnUpgrade`, which axum's `WebSocketUpgrade` takes from there.
             let mut request = Request::from_parts(parts, Full::new(bytes));
             request.extensions_mut().insert(verified);
             inner
@@ -113,18 +123,17 @@ struct Target {
     url: Vec<u8>,
     /// Whether the forwarding headers were believed.
     forwarded: bool,
-    /// Trusted proxies are configured, the request has forwarding headers, but no peer address was
-    /// found in its extensions: the headers were ignored.
-    peer_unknown: bool,
+    /// The forwarding headers the request carried that play no part, and why (see
+    /// [`Rejection::ignored_forwarding`]).
+    ignored: Option<String>,
 }
 
 impl Target {
-    /// `base_url` + the raw request target, or scheme `://` host + the raw request target. Worked out
-    /// before any check so that every refusal can log it; nothing here is trusted yet.
+    /// `base_url` + the raw request target, or scheme `://` host + the raw request target; the scheme
+    /// `ws`/`wss` for a WebSocket handshake. Worked out before any check so that every refusal can log
+    /// it; nothing here is trusted yet.
     fn of<S>(config: &Config<S>, parts: &Parts) -> Self {
         let headers = &parts.headers;
-        let has_forwarding =
-            headers.contains_key(&FORWARDED_PROTO) || headers.contains_key(&FORWARDED_HOST);
         let peer = (config.peer_addr)(&parts.extensions);
         let forwarded = peer.is_some_and(|peer| {
             config
@@ -132,29 +141,108 @@ impl Target {
                 .iter()
                 .any(|range| range.contains(peer.ip()))
         });
-        let peer_unknown = !config.trusted_proxies.is_empty() && has_forwarding && peer.is_none();
+        let websocket = is_websocket_handshake(parts);
         // The request target as sent: HTTP/1 origin-form keeps its bytes; absolute-form and HTTP/2
-        // give the path and query separately from the authority.
+        // give the path and query separately from the authority, whose scheme is never used.
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let mut url = Vec::new();
-        if let Some(base) = &config.base_url {
-            url.extend_from_slice(base.as_bytes());
+        let rest = if let Some(base) = &config.base_url {
+            let (scheme, rest) = base.split_once("://").unwrap_or(("https", base));
+            url.extend_from_slice(scheme.as_bytes());
+            rest.as_bytes()
         } else {
             let scheme = forwarded
                 .then(|| last_value(headers, &FORWARDED_PROTO))
                 .flatten()
-                .unwrap_or(parts.uri.scheme_str().unwrap_or("http").as_bytes());
+                .unwrap_or(if config.tls { b"https" } else { b"http" });
             url.extend_from_slice(scheme);
-            url.extend_from_slice(b"://");
-            url.extend_from_slice(host(parts, forwarded).unwrap_or_default());
+            host(parts, forwarded).unwrap_or_default()
+        };
+        if websocket {
+            // Twilio signs a Media Streams or ConversationRelay handshake over the ws(s):// URL.
+            if url.eq_ignore_ascii_case(b"https") {
+                url = b"wss".to_vec();
+            } else if url.eq_ignore_ascii_case(b"http") {
+                url = b"ws".to_vec();
+            }
         }
+        url.extend_from_slice(b"://");
+        url.extend_from_slice(rest);
         url.extend_from_slice(path.as_bytes());
+        let ignored = if config.base_url.is_some() {
+            // The URL is base_url's whatever the headers say: they are not "ignored", just not used.
+            None
+        } else {
+            ignored_forwarding(config, headers, peer, forwarded)
+        };
         Self {
             url,
             forwarded,
-            peer_unknown,
+            ignored,
         }
     }
+
+    fn refuse<B>(
+        &self,
+        rejection: Rejection,
+        parts: &Parts,
+        hook: Option<&OnReject>,
+    ) -> Response<ResponseBody<B>> {
+        rejection
+            .about(&self.url, self.ignored.as_deref())
+            .respond(parts, hook)
+    }
+}
+
+/// Whether the request is a WebSocket handshake: an HTTP/1.1 `GET` with `Upgrade: websocket` and a
+/// `Connection` header holding the token `upgrade` (both case-insensitive).
+fn is_websocket_handshake(parts: &Parts) -> bool {
+    parts.method == Method::GET
+        && has_token(&parts.headers, &header::UPGRADE, b"websocket")
+        && has_token(&parts.headers, &header::CONNECTION, b"upgrade")
+}
+
+/// Whether a comma-separated header (any of its lines) holds `token`, compared case-insensitively.
+fn has_token(headers: &HeaderMap, name: &HeaderName, token: &[u8]) -> bool {
+    headers.get_all(name).iter().any(|line| {
+        line.as_bytes()
+            .split(|&b| b == b',')
+            .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
+    })
+}
+
+/// The forwarding headers present that were not believed, named in a fixed order, and why.
+fn ignored_forwarding<S>(
+    config: &Config<S>,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    forwarded: bool,
+) -> Option<String> {
+    let all = [
+        (&FORWARDED_PROTO, "X-Forwarded-Proto", true),
+        (&FORWARDED_HOST, "X-Forwarded-Host", true),
+        (&FORWARDED_PORT, "X-Forwarded-Port", false),
+        (&header::FORWARDED, "Forwarded", false),
+    ];
+    // From a trusted proxy only the two headers the layer reads are believed.
+    let names: Vec<&str> = all
+        .iter()
+        .filter(|(name, _, read)| headers.contains_key(*name) && !(forwarded && *read))
+        .map(|(_, shown, _)| *shown)
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    let why = if forwarded {
+        "the layer reads only X-Forwarded-Proto and X-Forwarded-Host".to_owned()
+    } else if config.trusted_proxies.is_empty() {
+        "no trusted_proxies configured".to_owned()
+    } else if let Some(peer) = peer {
+        format!("from {}, not in trusted_proxies", peer.ip().to_canonical())
+    } else {
+        "the request carries no peer address (see TwilioSignatureLayer::peer_addr_from)".to_owned()
+    };
+    Some(format!("{} ignored: {why}", names.join(", ")))
 }
 
 /// The host the URL is built from: a believed `X-Forwarded-Host`, else `Host`, else the request URI's
@@ -184,14 +272,25 @@ fn check_head<'p, S: AsRef<[Secret]>>(
     parts: &'p Parts,
     target: &Target,
     body: &impl Body,
-) -> Result<Checked<'p>, Refusal> {
+) -> Result<Checked<'p>, Rejection> {
     let Some(signature) = parts.headers.get(&SIGNATURE) else {
-        return Err(Refusal::new(
+        return Err(Rejection::new(
             StatusCode::BAD_REQUEST,
             "the X-Twilio-Signature header is missing",
             "the request was not sent by Twilio (or a proxy dropped the header)",
         ));
     };
+    // An absolute-form target (`POST ftp://host/sms HTTP/1.1`) names a scheme the URL never takes (it
+    // comes from the connection, base_url or a trusted proxy), but one Twilio never sends is refused.
+    if parts.uri.scheme().is_some_and(|s| {
+        !s.as_str().eq_ignore_ascii_case("http") && !s.as_str().eq_ignore_ascii_case("https")
+    }) {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "the request target's scheme is not http or https",
+            "Twilio sends origin-form targets (POST /path HTTP/1.1) or http(s) URLs",
+        ));
+    }
     let headers = &parts.headers;
     let host_header = headers.get(http::header::HOST).map(HeaderValue::as_bytes);
     let hosts = [
@@ -215,7 +314,7 @@ fn check_head<'p, S: AsRef<[Secret]>>(
     ];
     for (name, value) in hosts {
         if value.is_some_and(is_bad_host) {
-            return Err(Refusal::new(
+            return Err(Rejection::new(
                 StatusCode::BAD_REQUEST,
                 format!("{name} is not a host"),
                 "a host with / ? # @ \\, whitespace or control characters could move the URL",
@@ -224,7 +323,7 @@ fn check_head<'p, S: AsRef<[Secret]>>(
     }
     if config.base_url.is_none() {
         if host(parts, target.forwarded).is_none() {
-            return Err(Refusal::new(
+            return Err(Rejection::new(
                 StatusCode::BAD_REQUEST,
                 "the request has no Host header",
                 "configure base_url with the public origin Twilio calls",
@@ -237,7 +336,7 @@ fn check_head<'p, S: AsRef<[Secret]>>(
         if scheme
             .is_some_and(|s| !s.eq_ignore_ascii_case(b"http") && !s.eq_ignore_ascii_case(b"https"))
         {
-            return Err(Refusal::new(
+            return Err(Rejection::new(
                 StatusCode::BAD_REQUEST,
                 "the X-Forwarded-Proto header is not http or https",
                 "check what the trusted proxy sends",
@@ -247,7 +346,7 @@ fn check_head<'p, S: AsRef<[Secret]>>(
     // The app's misconfiguration, checked once the client's request head is known to be well formed
     // (an unsigned scanner gets 400, not 500) and before the body is read.
     if !config.validator.has_usable_secret() {
-        return Err(Refusal::new(
+        return Err(Rejection::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "no usable secret is configured",
             "every secret given to the validator is empty or whitespace only (an unset variable?): \
@@ -262,14 +361,14 @@ fn check_head<'p, S: AsRef<[Secret]>>(
     })
 }
 
-fn read_refusal(error: ReadError, limit: usize) -> Refusal {
+fn read_refusal(error: ReadError, limit: usize) -> Rejection {
     match error {
-        ReadError::TooLarge => Refusal::new(
+        ReadError::TooLarge => Rejection::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the body is larger than the body limit ({limit} bytes)"),
             "Twilio's webhooks are small; raise body_limit if yours really are larger",
         ),
-        ReadError::Failed => Refusal::new(
+        ReadError::Failed => Rejection::new(
             StatusCode::BAD_REQUEST,
             "the body could not be read",
             "the client stopped sending it, or the connection failed",
@@ -288,7 +387,7 @@ fn verify<S: AsRef<[Secret]>>(
     target: &Target,
     checked: &Checked<'_>,
     body: &[u8],
-) -> Result<Verified, Refusal> {
+) -> Result<Verified, Rejection> {
     // The body counts for every method: an empty one (a GET's, as Twilio sends it) leaves the URL
     // alone, and a body added to a signed GET must not reach the inner service unverified.
     let request = twilio_signature::Request::post(&target.url, body)
@@ -321,16 +420,15 @@ fn verify<S: AsRef<[Secret]>>(
         Error::MissingSignature => StatusCode::BAD_REQUEST,
         _ => StatusCode::FORBIDDEN,
     };
-    Err(Refusal::new(
+    Err(Rejection::new(
         status,
         error.to_string(),
-        diagnosis(&explanation.to_string(), target),
+        diagnosis(&explanation.to_string()),
     ))
 }
 
-/// The lines of an explanation after its verdict, as one line, plus a word on ignored forwarding
-/// headers.
-fn diagnosis(explanation: &str, target: &Target) -> Cow<'static, str> {
+/// The lines of an explanation after its verdict, as one line.
+fn diagnosis(explanation: &str) -> Cow<'static, str> {
     let mut lines = explanation.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or_default();
     let mut text: Vec<&str> = if first.starts_with("invalid:") {
@@ -339,16 +437,119 @@ fn diagnosis(explanation: &str, target: &Target) -> Cow<'static, str> {
         vec![first]
     };
     text.extend(lines);
-    let mut text = if text.is_empty() {
-        "no common mistake explains it: check the Auth Token and the URL Twilio calls".to_owned()
+    if text.is_empty() {
+        "no common mistake explains it: check the Auth Token and the URL Twilio calls".into()
     } else {
-        text.join(" ")
-    };
-    if target.peer_unknown {
-        text.push_str(
-            " (X-Forwarded-Proto/-Host were ignored: trusted proxies are configured but the request \
-             carries no peer address; see TwilioSignatureLayer::peer_addr_from)",
-        );
+        text.join(" ").into()
     }
-    text.into()
+}
+
+/// The form media type, the only one a body verified as a form may carry.
+const FORM: &[u8] = b"application/x-www-form-urlencoded";
+
+/// What the app parses is what was verified: a non-empty body that will be verified as a form (the URL
+/// has no `bodySHA256`) must say it is one. Otherwise a framework that parses by Content-Type
+/// (multipart) could hand the app fields that were never signed: a captured SMS re-sent as multipart
+/// with its fields reordered decodes to the same signed form, yet reads with another `From`.
+fn check_content_type(headers: &HeaderMap, url: &[u8], body: &[u8]) -> Result<(), Rejection> {
+    if body.is_empty() || has_body_sha256(url) {
+        return Ok(());
+    }
+    let mut types = headers.get_all(header::CONTENT_TYPE).iter();
+    let first = types.next();
+    // Every line must be the form type: a framework may read any one of them.
+    let wrong = match first {
+        None => Some(None),
+        Some(_) => std::iter::once(first)
+            .flatten()
+            .chain(types)
+            .find(|value| !media_type(value.as_bytes()).eq_ignore_ascii_case(FORM))
+            .map(Some),
+    };
+    let Some(wrong) = wrong else {
+        return Ok(());
+    };
+    let received = match wrong {
+        None => "(none)".to_owned(),
+        Some(value) => {
+            let shown = String::from_utf8_lossy(media_type(value.as_bytes()));
+            // A hostile type is echoed in the response and the log: a short prefix is enough.
+            let shown: String = shown.chars().take(100).collect();
+            format!("{shown:?}")
+        }
+    };
+    Err(Rejection::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        format!("unsupported content type {received} for a form body"),
+        "Twilio sends form webhooks as application/x-www-form-urlencoded; a body verified as a form \
+         must carry that type",
+    ))
+}
+
+/// A Content-Type's media type: the part before the first `;`, without surrounding ASCII whitespace.
+fn media_type(value: &[u8]) -> &[u8] {
+    value
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or(value)
+        .trim_ascii()
+}
+
+/// Whether the core verifies this URL's body by its hash: the same rule as the core's (the query up to
+/// any `#` holds a parameter named exactly `bodySHA256`, with or without `=`), so that no body the core
+/// checks as a form escapes the Content-Type rule.
+fn has_body_sha256(url: &[u8]) -> bool {
+    let Some(start) = url.iter().position(|&b| b == b'?' || b == b'#') else {
+        return false;
+    };
+    if url[start] == b'#' {
+        return false;
+    }
+    let query = &url[start + 1..];
+    let query = query.split(|&b| b == b'#').next().unwrap_or(query);
+    query.split(|&b| b == b'&').any(|pair| {
+        pair.strip_prefix(b"bodySHA256")
+            .is_some_and(|rest| rest.is_empty() || rest[0] == b'=')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_is_hashed_when_the_query_has_a_parameter_named_exactly_body_sha256() {
+        for url in [
+            "https://h/p?bodySHA256=ab",
+            "https://h/p?a=1&bodySHA256",
+            "https://h/p?bodySHA256=&b=2",
+            "https://h/p?bodySHA256=ab#frag",
+        ] {
+            assert!(has_body_sha256(url.as_bytes()), "{url}");
+        }
+        for url in [
+            "https://h/p",
+            "https://h/bodySHA256=ab",
+            "https://h/p?bodySHA256x=ab",
+            "https://h/p?xbodySHA256=ab",
+            "https://h/p?bodysha256=ab",
+            "https://h/p#?bodySHA256=ab",
+            "https://h/p?a=1#&bodySHA256=ab",
+        ] {
+            assert!(!has_body_sha256(url.as_bytes()), "{url}");
+        }
+    }
+
+    #[test]
+    fn the_media_type_is_before_the_first_semicolon_trimmed() {
+        assert_eq!(
+            media_type(b" Application/X-WWW-Form-Urlencoded ; charset=UTF-8"),
+            b"Application/X-WWW-Form-Urlencoded"
+        );
+        assert_eq!(
+            media_type(b"multipart/form-data; boundary=B"),
+            b"multipart/form-data"
+        );
+        assert_eq!(media_type(b""), b"");
+    }
 }

@@ -107,16 +107,35 @@ fn parse(raw: &[u8]) -> Option<(u16, String)> {
     (body.len() >= length).then(|| (status, body[..length].to_owned()))
 }
 
-/// A POST with `Connection: close`, the given host and extra header lines, and a Content-Length.
+/// A POST with `Connection: close`, the given host and extra header lines, a form Content-Type and a
+/// Content-Length.
 fn post_head(path: &str, host: &str, extra: &[String], length: usize) -> String {
+    typed_post_head(
+        path,
+        host,
+        extra,
+        length,
+        Some("application/x-www-form-urlencoded"),
+    )
+}
+
+/// [`post_head`] with the given Content-Type, or none.
+fn typed_post_head(
+    path: &str,
+    host: &str,
+    extra: &[String],
+    length: usize,
+    content_type: Option<&str>,
+) -> String {
     let mut head = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for line in extra {
         head.push_str(line);
         head.push_str("\r\n");
     }
-    head + &format!(
-        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {length}\r\n\r\n"
-    )
+    if let Some(content_type) = content_type {
+        head = head + "Content-Type: " + content_type + "\r\n";
+    }
+    head + &format!("Content-Length: {length}\r\n\r\n")
 }
 
 fn signature(secret: &str, url: &str, body: &str) -> String {
@@ -466,7 +485,7 @@ async fn the_authority_of_an_absolute_form_target_is_checked_as_the_host() {
 }
 
 #[tokio::test]
-async fn each_refusal_is_one_warn_event_with_status_url_reason_and_diagnosis_but_no_secret() {
+async fn each_refusal_is_one_warn_line_with_status_reason_url_and_diagnosis_once_but_no_secret() {
     let (addr, host) = serve_default().await;
     // Twilio signed https; the app sees http (a TLS-terminating proxy it does not trust).
     let path = "/sms?case=warn-event";
@@ -480,28 +499,28 @@ async fn each_refusal_is_one_warn_event_with_status_url_reason_and_diagnosis_but
         &[header("X-Twilio-Signature", &good)],
         SMS.len(),
     );
-    assert_eq!(exchange(addr, &head, SMS.as_bytes()).await.0, 403);
+    let (status, reason) = exchange(addr, &head, SMS.as_bytes()).await;
+    assert_eq!(status, 403);
 
     let events = capture::events_with(&http);
     assert_eq!(events.len(), 1, "{events:#?}");
     let event = &events[0];
     assert_eq!(event.level, tracing::Level::WARN);
     assert_eq!(event.target, "twilio_signature_tower");
-    assert_eq!(event.field("status"), "403");
-    assert_eq!(event.field("url"), http);
-    assert!(!event.field("reason").is_empty());
-    assert!(
-        event.field("diagnosis").contains("http vs https"),
+    // The line alone: a formatter prints every field after the message, so a diagnosis kept in a
+    // field too would be printed twice.
+    assert_eq!(
+        event.fields.keys().collect::<Vec<_>>(),
+        ["message"],
         "{event:#?}"
     );
     let message = event.field("message");
-    assert!(
-        message.starts_with(&format!(
-            "twilio webhook refused: 403 {}; url={http}; ",
-            event.field("reason")
-        )),
-        "{message}"
+    let prefix = format!(
+        "twilio webhook refused: 403 {}; url={http}; ",
+        reason.trim_end()
     );
+    assert!(message.starts_with(&prefix), "{message}");
+    assert_eq!(message.matches("http vs https").count(), 1, "{message}");
     for secret in [PRIMARY, SECONDARY, SHARED_KEY, &expected_for_http] {
         assert!(!format!("{event:?}").contains(secret), "{event:#?}");
     }
@@ -644,4 +663,277 @@ async fn forms_beyond_the_stack_scratch_verify_up_to_max_params() {
     let (status, reason) = exchange(addr, &head, body.as_bytes()).await;
     assert_eq!(status, 403);
     assert!(reason.contains("parameters"), "{reason}");
+}
+
+/// Issue 24 item 3: the scheme is the connection's (plain TCP here: http), whatever scheme an
+/// absolute-form target names; a target scheme other than http or https is refused.
+#[tokio::test]
+async fn the_scheme_comes_from_the_connection_never_from_an_absolute_form_target() {
+    let (addr, host) = serve_default().await;
+    let absolute = |scheme: &str, signed_for: &str| {
+        let path = format!("/sms?case=absolute-{scheme}");
+        let url = format!("{signed_for}://{host}{path}");
+        let sig = header("X-Twilio-Signature", &signature(PRIMARY, &url, SMS));
+        post_head(
+            &format!("{scheme}://{host}{path}"),
+            &host,
+            &[sig],
+            SMS.len(),
+        )
+    };
+    // Signed for https, sent over plain TCP with an https target: verified as http, refused.
+    let (status, _) = exchange(addr, &absolute("https", "https"), SMS.as_bytes()).await;
+    assert_eq!(status, 403);
+    let events = capture::events_with("case=absolute-https");
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let line = events[0].field("message");
+    assert!(
+        line.contains(&format!("url=http://{host}/sms?case=absolute-https;")),
+        "{line}"
+    );
+    // The URL Twilio would have signed for this connection: accepted, target scheme or not.
+    let ok = (200, format!("secret=0 body={SMS}"));
+    assert_eq!(
+        exchange(addr, &absolute("https", "http"), SMS.as_bytes()).await,
+        ok
+    );
+    assert_eq!(
+        exchange(addr, &absolute("http", "http"), SMS.as_bytes()).await,
+        ok
+    );
+    // A scheme Twilio never sends, even signed for it: 400.
+    for scheme in ["ftp", "ws"] {
+        let answer = exchange(addr, &absolute(scheme, scheme), SMS.as_bytes()).await;
+        assert_eq!(
+            answer,
+            (
+                400,
+                "the request target's scheme is not http or https\n".to_owned()
+            ),
+            "{scheme}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn served_over_tls_makes_the_connection_scheme_https() {
+    let addr = serve(default_layer().served_over_tls()).await;
+    let host = format!("127.0.0.1:{}", addr.port());
+    let sig = |scheme: &str| {
+        let url = format!("{scheme}://{host}/sms");
+        header("X-Twilio-Signature", &signature(PRIMARY, &url, SMS))
+    };
+    let head = post_head("/sms", &host, &[sig("https")], SMS.len());
+    assert_eq!(
+        exchange(addr, &head, SMS.as_bytes()).await,
+        (200, format!("secret=0 body={SMS}"))
+    );
+    let head = post_head("/sms", &host, &[sig("http")], SMS.len());
+    assert_eq!(exchange(addr, &head, SMS.as_bytes()).await.0, 403);
+}
+
+/// How many times the counted route's handler ran, per test (each uses its own path).
+static COUNTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// A handler that records its path (the test's case) and echoes like `echo`.
+async fn counted(
+    uri: axum::http::Uri,
+    Extension(verified): Extension<Verified>,
+    body: String,
+) -> String {
+    COUNTED.lock().expect("lock").push(uri.to_string());
+    format!("secret={} body={body}", verified.secret_index)
+}
+
+fn runs_of(case: &str) -> usize {
+    COUNTED
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|uri| uri.contains(case))
+        .count()
+}
+
+async fn serve_counted(layer: TwilioSignatureLayer<Vec<Secret>>) -> (SocketAddr, String) {
+    capture::install();
+    let app = Router::new()
+        .route("/counted", post(counted))
+        .route_layer(layer);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, format!("127.0.0.1:{}", addr.port()))
+}
+
+/// Issue 24 item 1 / rule R1: a captured SMS whose Body the attacker wrote, re-sent as multipart. The
+/// raw body decodes as a form to exactly what Twilio signed (the signature holds), but a multipart
+/// parser reads a `From` that was never signed: 415, and the handler never runs.
+#[tokio::test]
+async fn a_signed_form_re_encoded_as_multipart_is_415_and_never_reaches_the_handler() {
+    let (addr, host) = serve_counted(default_layer()).await;
+    let path = "/counted?case=multipart";
+    let url = format!("http://{host}{path}");
+    // The SMS text the attacker sent (written raw: the form decoding leaves these bytes alone), then
+    // the real fields. As multipart with boundary B it holds one part: From=15550000000.
+    let body = "Body=\r\n--B\r\nContent-Disposition: form-data; name=\"From\"\r\n\r\n\
+                15550000000\r\n--B--\r\n&From=%2B15551234567&To=%2B15557654321&MessageSid=SM1";
+    let sig = header("X-Twilio-Signature", &signature(PRIMARY, &url, body));
+    let send = |content_type: Option<&'static str>| {
+        let head = typed_post_head(
+            path,
+            &host,
+            std::slice::from_ref(&sig),
+            body.len(),
+            content_type,
+        );
+        async move { exchange(addr, &head, body.as_bytes()).await }
+    };
+    let multipart = send(Some("multipart/form-data; boundary=B")).await;
+    assert_eq!(
+        multipart,
+        (
+            415,
+            "unsupported content type \"multipart/form-data\" for a form body\n".to_owned()
+        )
+    );
+    assert_eq!(runs_of("case=multipart"), 0, "the handler never ran");
+    let events = capture::events_with("case=multipart");
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0].level, tracing::Level::WARN);
+    assert_eq!(
+        events[0].field("message"),
+        format!(
+            "twilio webhook refused: 415 unsupported content type \"multipart/form-data\" for a form \
+             body; url={url}; Twilio sends form webhooks as application/x-www-form-urlencoded; a body \
+             verified as a form must carry that type"
+        )
+    );
+    // Without a type, or with another one, the same: 415.
+    let none = send(None).await;
+    assert_eq!(
+        none,
+        (
+            415,
+            "unsupported content type (none) for a form body\n".to_owned()
+        )
+    );
+    assert_eq!(send(Some("text/plain")).await.0, 415);
+    assert_eq!(runs_of("case=multipart"), 0, "the handler never ran");
+    // The signature itself is good: as the form it is, the same request passes.
+    let form = send(Some("application/x-www-form-urlencoded")).await;
+    assert_eq!(form, (200, format!("secret=0 body={body}")));
+    assert_eq!(runs_of("case=multipart"), 1);
+}
+
+#[tokio::test]
+async fn the_form_type_is_matched_case_insensitively_with_parameters_allowed() {
+    let (addr, host) = serve_counted(default_layer()).await;
+    let path = "/counted?case=form-type";
+    let url = format!("http://{host}{path}");
+    let sig = header("X-Twilio-Signature", &signature(PRIMARY, &url, SMS));
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "application/x-www-form-urlencoded; charset=utf-8",
+        "Application/X-WWW-Form-URLEncoded ; Charset=UTF-8",
+        " application/x-www-form-urlencoded\t",
+    ] {
+        let head = typed_post_head(
+            path,
+            &host,
+            std::slice::from_ref(&sig),
+            SMS.len(),
+            Some(content_type),
+        );
+        assert_eq!(
+            exchange(addr, &head, SMS.as_bytes()).await,
+            (200, format!("secret=0 body={SMS}")),
+            "{content_type:?}"
+        );
+    }
+    // Two Content-Type lines, one of them not a form: a framework may read either, so 415.
+    let twice = [
+        sig.clone(),
+        header("Content-Type", "multipart/form-data; boundary=B"),
+    ];
+    let head = post_head(path, &host, &twice, SMS.len());
+    assert_eq!(exchange(addr, &head, SMS.as_bytes()).await.0, 415);
+    // A type near the form's is another type.
+    let head = typed_post_head(
+        path,
+        &host,
+        &[sig],
+        SMS.len(),
+        Some("application/x-www-form-urlencoded-x"),
+    );
+    assert_eq!(exchange(addr, &head, SMS.as_bytes()).await.0, 415);
+}
+
+#[tokio::test]
+async fn a_body_sha256_body_may_carry_any_type_and_an_empty_body_none() {
+    let (addr, host) = serve_counted(default_layer()).await;
+    let json = r#"{"data":{"body":"hi"}}"#;
+    let path = format!(
+        "/counted?case=any-type&bodySHA256={}",
+        BodyHash::of(json.as_bytes())
+    );
+    let url = format!("http://{host}{path}");
+    let sig = header("X-Twilio-Signature", &signature(PRIMARY, &url, json));
+    for content_type in [
+        Some("application/json"),
+        Some("text/plain"),
+        Some("multipart/form-data; boundary=B"),
+        None,
+    ] {
+        let head = typed_post_head(
+            &path,
+            &host,
+            std::slice::from_ref(&sig),
+            json.len(),
+            content_type,
+        );
+        assert_eq!(
+            exchange(addr, &head, json.as_bytes()).await,
+            (200, format!("secret=0 body={json}")),
+            "{content_type:?}"
+        );
+    }
+    // An empty POST (the URL alone is signed) needs no type, whatever it says.
+    let path = "/counted?case=empty-body";
+    let url = format!("http://{host}{path}");
+    let sig = header("X-Twilio-Signature", &signature(PRIMARY, &url, ""));
+    for content_type in [None, Some("multipart/form-data; boundary=B")] {
+        let head = typed_post_head(path, &host, std::slice::from_ref(&sig), 0, content_type);
+        assert_eq!(
+            exchange(addr, &head, b"").await,
+            (200, "secret=0 body=".to_owned()),
+            "{content_type:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_content_type_is_checked_after_the_signature_header_and_the_body_limit() {
+    let (addr, host) = serve_counted(default_layer().body_limit(1000)).await;
+    let path = "/counted?case=order";
+    let url = format!("http://{host}{path}");
+    let multipart = Some("multipart/form-data; boundary=B");
+    // No signature header: 400 first.
+    let head = typed_post_head(path, &host, &[], SMS.len(), multipart);
+    assert_eq!(exchange(addr, &head, SMS.as_bytes()).await.0, 400);
+    // Over the body limit: 413 before the type is looked at.
+    let big = "a=".to_owned() + &"b".repeat(2000);
+    let sig = header("X-Twilio-Signature", &signature(PRIMARY, &url, &big));
+    let head = typed_post_head(
+        path,
+        &host,
+        std::slice::from_ref(&sig),
+        big.len(),
+        multipart,
+    );
+    assert_eq!(exchange(addr, &head, big.as_bytes()).await.0, 413);
+    // A forged signature on a multipart body: 415 (the type is checked before the verdict).
+    let forged = header("X-Twilio-Signature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    let head = typed_post_head(path, &host, &[forged], SMS.len(), multipart);
+    assert_eq!(exchange(addr, &head, SMS.as_bytes()).await.0, 415);
+    assert_eq!(runs_of("case=order"), 0);
 }
