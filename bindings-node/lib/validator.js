@@ -1,0 +1,205 @@
+"use strict";
+// The native API: a Validator over one or more secrets (rotation, SharedKey ids), on the Rust core.
+const util = require("util");
+const native = require("./native");
+const { errorFor } = require("./errors");
+
+const DEFAULT_MAX_PARAMS = 10000;
+
+/** An unusable secret or option: refused when the validator is built, never carrying the secret. */
+class ConfigurationError extends TypeError {
+  constructor(message, code) {
+    super(message);
+    this.name = "ConfigurationError";
+    this.code = code;
+  }
+}
+
+function secretBuffer(secret) {
+  if (typeof secret === "string") return Buffer.from(secret, "utf8");
+  if (Buffer.isBuffer(secret)) return secret;
+  if (secret instanceof Uint8Array) return Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength);
+  // Only the type is named: the value could be a secret in the wrong shape.
+  throw new ConfigurationError(
+    `a secret must be a string or a Buffer, not ${secret === null ? "null" : typeof secret}`,
+    "ERR_INVALID_SECRET"
+  );
+}
+
+/** string | Buffer | Uint8Array as the native layer takes it; undefined/null stays null. */
+function bytesArg(value, what) {
+  if (value === undefined || value === null) return null;
+  if (typeof value === "string" || Buffer.isBuffer(value)) return value;
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  throw new TypeError(`${what} must be a string or a Buffer, not ${typeof value}`);
+}
+
+const wellFormed = (text) => (text.isWellFormed() ? text : text.toWellFormed());
+
+/** A value of a parsed form as the strings it stands for (arrays: each element, nested arrays flattened). */
+function pushValues(out, name, value) {
+  if (Array.isArray(value)) {
+    for (const item of value) pushValues(out, name, item);
+  } else {
+    out.push(name, wellFormed(String(value)));
+  }
+}
+
+/**
+ * `params` as the flat [name, value, ...] list the native layer takes: an object of name -> value or
+ * array of values (what body parsers give), a Map, URLSearchParams, or an iterable of [name, value].
+ */
+function flatPairs(params) {
+  const out = [];
+  if (params === undefined || params === null) return out;
+  if (typeof params === "string" || Buffer.isBuffer(params)) {
+    throw new TypeError("params must be parsed pairs; give a raw body as `body` instead");
+  }
+  if (typeof params[Symbol.iterator] === "function") {
+    for (const pair of params) {
+      if (!Array.isArray(pair) || pair.length !== 2) throw new TypeError("params must hold [name, value] pairs");
+      pushValues(out, wellFormed(String(pair[0])), pair[1]);
+    }
+    return out;
+  }
+  for (const name of Object.keys(params)) pushValues(out, wellFormed(name), params[name]);
+  return out;
+}
+
+const CANDIDATES = ["as_given", "port_toggled", "without_userinfo", "without_userinfo_port_toggled"];
+const ALGORITHMS = ["HMAC_SHA1", "HMAC_SHA256"];
+
+class Validator {
+  #native;
+  #keyIds;
+  // The native verify writes the replay key here; each result gets its own copy.
+  #replay = new Uint8Array(32);
+
+  /**
+   * @param secrets a secret (the Auth Token), an array of them (rotation: primary first), or an object
+   *   {keyId: secret} (SharedKeys: a settings header naming a key id tries only that key).
+   * @param options {maxParams}: the most form parameters a request may have (default 10000).
+   */
+  constructor(secrets, options = {}) {
+    const maxParams = options.maxParams === undefined ? DEFAULT_MAX_PARAMS : options.maxParams;
+    if (!Number.isSafeInteger(maxParams) || maxParams < 1 || maxParams > 0xffffffff) {
+      throw new ConfigurationError("maxParams must be an integer >= 1", "ERR_INVALID_OPTION");
+    }
+    let list;
+    let ids;
+    if (typeof secrets === "string" || secrets instanceof Uint8Array) {
+      list = [secretBuffer(secrets)];
+      ids = [null];
+    } else if (Array.isArray(secrets)) {
+      list = secrets.map(secretBuffer);
+      ids = secrets.map(() => null);
+    } else if (secrets !== null && typeof secrets === "object") {
+      ids = Object.keys(secrets);
+      list = ids.map((id) => secretBuffer(secrets[id]));
+    } else {
+      throw new ConfigurationError(
+        `secrets must be a string, a Buffer, an array of them or an object {keyId: secret}, not ${secrets === null ? "null" : typeof secrets}`,
+        "ERR_INVALID_SECRET"
+      );
+    }
+    try {
+      this.#native = new native.NativeValidator(list, ids, maxParams);
+      this.#keyIds = ids;
+    } catch (error) {
+      // The native message is static text (it never holds a secret); a fresh error, nothing chained.
+      throw new ConfigurationError(`twilio-signature: ${error.message}`, "ERR_INVALID_SECRET");
+    }
+  }
+
+  /** The key ids, one per secret (null where none). Never the secrets. */
+  get keyIds() {
+    return this.#keyIds.slice();
+  }
+
+  get maxParams() {
+    return this.#native.maxParams;
+  }
+
+  /**
+   * Verifies one request: {url, body} (the raw body: a form, or a JSON body under a bodySHA256 URL; none
+   * for a GET) or {url, params} (a form a framework parsed), {signature} (X-Twilio-Signature) and
+   * {settings} (X-Twilio-Webhooks-Signature-Settings). Returns {secretIndex, keyId, candidate, algorithm,
+   * replayKey}; throws a SignatureError subclass.
+   */
+  verify(request) {
+    const code = this.#run(request, true);
+    if (code < 0x80) throw errorFor(code);
+    const secretIndex = code >>> 8;
+    return {
+      secretIndex,
+      keyId: this.#keyIds[secretIndex],
+      candidate: CANDIDATES[(code >> 4) & 3],
+      algorithm: ALGORITHMS[code & 1],
+      replayKey: Buffer.from(this.#replay),
+    };
+  }
+
+  /** verify() as a boolean. */
+  isValid(request) {
+    return this.#run(request, false) === 0;
+  }
+
+  /** The verdict and, when verification fails, the likely mistake and its fix (text, for logs). */
+  explain(request) {
+    const { url, signature, settings } = request;
+    const body = request.params !== undefined ? new URLSearchParams(flatEntries(flatPairs(request.params))).toString() : request.body;
+    return this.#native.explain(bytesArg(url, "url"), bytesArg(body, "body") ?? "", bytesArg(signature, "signature"), bytesArg(settings, "settings"));
+  }
+
+  /** The signature Twilio would send for {url, body | params, settings}. */
+  sign(request) {
+    const url = bytesArg(request.url, "url");
+    const settings = bytesArg(request.settings, "settings");
+    const result =
+      request.params !== undefined
+        ? this.#native.signParams(url, flatPairs(request.params), settings)
+        : this.#native.sign(url, bytesArg(request.body, "body") ?? "", settings);
+    if (typeof result === "number") throw errorFor(result);
+    return result;
+  }
+
+  #run(request, full) {
+    if (request === null || typeof request !== "object") throw new TypeError("verify() takes {url, body, signature, settings}");
+    const { url, signature = null, settings = null } = request;
+    if (typeof url !== "string" && !(url instanceof Uint8Array)) throw new TypeError("url must be a string or a Buffer");
+    if (request.params !== undefined) {
+      const pairs = flatPairs(request.params);
+      return full
+        ? this.#native.verifyParams(url, pairs, signature, settings, this.#replay)
+        : this.#native.checkParams(url, pairs, signature, settings);
+    }
+    const body = request.body ?? "";
+    if (typeof body !== "string" && !(body instanceof Uint8Array)) throw new TypeError("body must be a string or a Buffer");
+    if (signature !== null && typeof signature !== "string" && !(signature instanceof Uint8Array)) throw new TypeError("signature must be a string");
+    if (settings !== null && typeof settings !== "string" && !(settings instanceof Uint8Array)) throw new TypeError("settings must be a string");
+    return full
+      ? this.#native.verify(url, body, signature, settings, this.#replay)
+      : this.#native.check(url, body, signature, settings);
+  }
+
+  [util.inspect.custom]() {
+    return `Validator { secrets: ${this.#keyIds.length} (redacted), keyIds: ${util.inspect(this.#keyIds)}, maxParams: ${this.#native.maxParams} }`;
+  }
+
+  toJSON() {
+    return { secrets: "[redacted]", keyIds: this.#keyIds, maxParams: this.#native.maxParams };
+  }
+}
+
+function flatEntries(flat) {
+  const entries = [];
+  for (let i = 0; i < flat.length; i += 2) entries.push([flat[i], flat[i + 1]]);
+  return entries;
+}
+
+/** The lower-case hex SHA-256 of a body, as Twilio puts it in bodySHA256. */
+function bodySha256(body) {
+  return native.bodySha256(bytesArg(body, "body") ?? "");
+}
+
+module.exports = { Validator, ConfigurationError, DEFAULT_MAX_PARAMS, bodySha256, flatPairs, bytesArg };
