@@ -20,7 +20,7 @@ VECTORS_DIR = Path(__file__).resolve().parents[2] / "tests" / "vectors"
 def load_vectors() -> list[dict[str, Any]]:
     data = json.loads((VECTORS_DIR / "twilio-signatures.json").read_text(encoding="utf-8"))
     vectors: list[dict[str, Any]] = data["vectors"]
-    assert len(vectors) == 200
+    assert len(vectors) >= 200  # other faces add vectors (issue 26: wss:// URLs)
     return vectors
 
 

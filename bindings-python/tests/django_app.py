@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
+from django.conf.urls.i18n import i18n_patterns
 from django.http import HttpRequest, HttpResponse
-from django.urls import path
+from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from twilio_signature.django import validate_twilio_request
+
+RUNS: Counter[str] = Counter()
+"""View runs by name, for tests that a refused request never reached its view."""
 
 
 @validate_twilio_request
 def sms(request: HttpRequest) -> HttpResponse:
+    RUNS["sms"] += 1
     return HttpResponse(f"ok {request.POST.get('From', '')}")
 
 
@@ -19,11 +27,25 @@ def proxied(request: HttpRequest) -> HttpResponse:
 
 def guarded_by_middleware(request: HttpRequest) -> HttpResponse:
     # No csrf_exempt: a POST reaches this view only because the middleware verified it.
+    RUNS["mw/sms"] += 1
     return HttpResponse("ok " + request.twilio_verified.algorithm)  # type: ignore[attr-defined]
+
+
+@csrf_exempt
+def webhook_view(request: HttpRequest) -> HttpResponse:
+    """Guarded only by the middleware (TWILIO_WEBHOOK_PATHS = [..., "/twilio/"]) and csrf_exempt, as
+    many webhook views are: nothing else stands between it and an unsigned request."""
+    RUNS["webhook_view"] += 1
+    if getattr(request, "twilio_verified", None) is None:
+        return HttpResponse("ran UNVERIFIED")
+    return HttpResponse(f"ran verified {request.POST.get('From', '')}")
 
 
 urlpatterns = [
     path("sms", sms),
     path("proxied", proxied),
     path("mw/sms", guarded_by_middleware),
+    # The same view again, under a pattern outside every prefix: the view is guarded, not the path.
+    re_path(r"^hooks/+status$", webhook_view),
+    *i18n_patterns(path("twilio/sms", webhook_view), prefix_default_language=False),
 ]

@@ -9,10 +9,16 @@ Every helper runs the same steps (docs/contract.md, web helpers), each in its ow
 3. no usable token -> :class:`MissingTokenError` (500), logged at ERROR;
 4. a declared ``Content-Length`` over ``max_body_bytes`` -> 413 unread; a streamed body is read to at
    most ``max_body_bytes + 1`` bytes -> 413 past the limit;
-5. verify: 403 on a bad signature (400 only for the missing header).
+5. a non-empty body verified as a form (its URL has no ``bodySHA256``) whose ``Content-Type`` is not
+   ``application/x-www-form-urlencoded`` -> 415 (:meth:`Guard.check_content_type`): the signature
+   covers the decoded form, and a framework that parses the body by its type (multipart) would hand
+   the app fields that were never signed;
+6. verify: 403 on a bad signature (400 only for the missing header).
 
 Each refusal is one WARNING line on ``twilio_signature.<framework>``:
-``twilio webhook refused: <status> <reason>; url=<url>; <diagnosis>``.
+``twilio webhook refused: <status> <reason>; url=<url>; <diagnosis>``, plus, when the request carried
+forwarding headers that were not believed, ``; X-Forwarded-Proto, ... ignored: from <peer>, not in
+trusted_proxies`` (and what rewrote the peer address, when that can be seen).
 """
 
 from __future__ import annotations
@@ -36,6 +42,17 @@ _MAX_LENGTH_DIGITS = 19
 """The digits of the largest Content-Length taken as a number (2**63 - 1 has 19)."""
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+_FORWARDING_HEADERS = ("X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "Forwarded")
+"""The headers a proxy uses to say what the public URL was, in the order a refusal line names them."""
+
+
+class PublicUrl(str):
+    """The URL a request is verified against, carrying what a refusal line adds about it: the
+    forwarding headers that were present but not believed (``ignored``), or ``""``."""
+
+    ignored: str = ""
 
 
 class MissingTokenError(RuntimeError):
@@ -198,14 +215,17 @@ class Guard:
         prefix: str,
         remote_addr: str | None,
         header: Callable[[str], Sequence[str]],
-    ) -> str:
+        peer_rewritten: Callable[[], str | None] | None = None,
+    ) -> PublicUrl:
         """The URL Twilio requested, after the signature-header and host checks (:class:`Refusal`).
 
         ``target`` is the raw request target (path and query, as sent) and ``prefix`` the mount point it
         is relative to (stripped when ``base_url`` is set); ``header`` returns every line of a request
-        header.
+        header. ``peer_rewritten`` says, when the server replaced the peer address with a forwarded
+        one (uvicorn's proxy_headers, Werkzeug's ProxyFix), what did it: a refusal line names it.
         """
         believed = self.trust_proxy or self._trusted(remote_addr)
+        ignored = "" if believed else self._ignored(remote_addr, header, peer_rewritten)
         if believed:
             forwarded_proto = last_value(header("X-Forwarded-Proto"))
             scheme = forwarded_proto or scheme
@@ -214,10 +234,11 @@ class Guard:
             forwarded_proto = forwarded_host = None
         if self.base_url is not None:
             path = target[len(prefix) :] if prefix and target.startswith(prefix) else target
-            url = self.base_url + path
-            self._warn_route_in_base_url(path)
+            url = PublicUrl(self.base_url + path)
+            self._warn_route_in_base_url(path, url)
         else:
-            url = f"{scheme}://{forwarded_host or host}{target}"
+            url = PublicUrl(f"{scheme}://{forwarded_host or host}{target}")
+        url.ignored = ignored
         if not header("X-Twilio-Signature"):
             raise self.missing_signature(url)
         for name, value in (("Host", host), ("X-Forwarded-Host", forwarded_host)):
@@ -253,22 +274,50 @@ class Guard:
         address = _address(remote_addr)
         return address is not None and any(address in network for network in self.trusted_proxies)
 
-    def _warn_route_in_base_url(self, path: str) -> None:
-        """Logs once when ``base_url``'s path looks like the route itself (``https://example.com/sms``
-        while serving ``/sms``: the URL verified becomes ``.../sms/sms``)."""
+    def _ignored(
+        self,
+        remote_addr: str | None,
+        header: Callable[[str], Sequence[str]],
+        peer_rewritten: Callable[[], str | None] | None,
+    ) -> str:
+        """The refusal line's note on forwarding headers that were sent but not believed (rule R3),
+        or ``""`` when there were none."""
+        present = [name for name in _FORWARDING_HEADERS if header(name)]
+        if not present:
+            return ""
+        names = ", ".join(present)
+        if not self.trusted_proxies:
+            note = f"{names} ignored: no trusted_proxies configured"
+        else:
+            note = f"{names} ignored: from {remote_addr or 'an unknown peer'}, not in trusted_proxies"
+        rewritten = peer_rewritten() if peer_rewritten is not None else None
+        return f"{note} {rewritten}" if rewritten else note
+
+    def _warn_route_in_base_url(self, path: str, url: str) -> None:
+        """Logs once per helper when ``base_url``'s path overlaps the request path (rule R4): its last
+        k segments are the request path's first k (``https://h/twilio/sms`` serving ``/twilio/sms``
+        verifies ``https://h/twilio/sms/twilio/sms``)."""
         if self._route_warned or not self._base_path.strip("/"):
             return
-        base_last = self._base_path.rstrip("/").rsplit("/", 1)[-1]
-        route_first = path.split("?", 1)[0].lstrip("/").split("/", 1)[0]
-        if base_last and base_last == route_first:
-            self._route_warned = True
-            self.logger.warning(
-                "base_url %r has a path that looks like a route: the URL verified is base_url + the "
-                "request path (%s%s); give base_url the public origin and mount prefix only",
-                self.base_url,
-                self.base_url,
-                printable(path),
-            )
+        request_path = path.split("?", 1)[0]
+        base = [segment for segment in self._base_path.split("/") if segment]
+        route = [segment for segment in request_path.split("/") if segment]
+        overlap = next(
+            (k for k in range(min(len(base), len(route)), 0, -1) if base[-k:] == route[:k]),
+            0,
+        )
+        if not overlap:
+            return
+        self._route_warned = True
+        self.logger.warning(
+            'base_url "%s" ends with "%s", which the request path "%s" starts with: the URL verified '
+            'is "%s". Give base_url as the public origin plus only the mount prefix the app does not '
+            "see (usually just the origin).",
+            printable(self.base_url or ""),
+            printable("/" + "/".join(base[-overlap:])),
+            printable(request_path),
+            printable(url),
+        )
 
     # -- step 4: the body limit ----------------------------------------------------------------------
 
@@ -312,7 +361,36 @@ class Guard:
                 raise self.too_large(url)
         return b"".join(chunks)
 
-    # -- step 5: verify --------------------------------------------------------------------------------
+    # -- step 5: the content type -------------------------------------------------------------------
+
+    def check_content_type(self, url: str, body_length: int, content_types: Sequence[str]) -> None:
+        """Rule R1: :class:`Refusal` 415 unless the body is empty, covered by the URL's
+        ``bodySHA256``, or sent as ``application/x-www-form-urlencoded`` (parameters such as
+        ``charset`` allowed, the type compared ASCII-case-insensitively). ``content_types`` holds
+        every ``Content-Type`` line of the request (several lines are refused: which one would the
+        framework parse by?)."""
+        if body_length == 0 or has_body_sha256(url):
+            return
+        # An empty value is no type (Werkzeug's and Django's environ hold "" for a missing header).
+        content_types = [value for value in content_types if value.strip(_ASCII_WHITESPACE)]
+        received = content_types[0] if len(content_types) == 1 else None
+        if received is not None and media_type(received) == FORM_TYPE:
+            return
+        if not content_types:
+            what = "no content type"
+        elif received is None:
+            what = f"{len(content_types)} Content-Type headers"
+        else:
+            what = f'unsupported content type "{printable(media_type(received))}"'
+        raise self.refuse(
+            415,
+            f"{what} for a form body",
+            url,
+            "Twilio sends form webhooks as application/x-www-form-urlencoded; a body verified as a form "
+            "must carry that type",
+        )
+
+    # -- step 6: verify --------------------------------------------------------------------------------
 
     def verify(
         self, validator: Validator, url: str, body: bytes, signature: str | None, settings: str | None
@@ -341,13 +419,16 @@ class Guard:
             raise self.refuse(status_for(error), str(error), url, diagnosis) from None
 
     def refuse(self, status: int, reason: str, url: str, diagnosis: str) -> Refusal:
-        """Logs one refusal (never the token, never the expected signature) and returns it to raise."""
+        """Logs one refusal (never the token, never the expected signature) and returns it to raise.
+        A :class:`PublicUrl` adds its note on ignored forwarding headers."""
+        ignored = getattr(url, "ignored", "")
         self.logger.warning(
-            "twilio webhook refused: %d %s; url=%s; %s",
+            "twilio webhook refused: %d %s; url=%s; %s%s",
             status,
             reason.rstrip("."),
             printable(url),
             printable(diagnosis),
+            f"; {printable(ignored)}" if ignored else "",
         )
         return Refusal(status, reason)
 
@@ -364,6 +445,20 @@ def _check_base_url(base_url: str | None) -> str | None:
     if bad_host(parts.netloc.rsplit("@", 1)[-1]) or "?" in base_url or "#" in base_url:
         raise ValueError("base_url has a malformed host")
     return base_url.rstrip("/")
+
+
+def media_type(content_type: str) -> str:
+    """The media type of a ``Content-Type`` value: before the first ``;``, ASCII whitespace trimmed,
+    ASCII letters lower-cased (``str.lower`` alone would fold non-ASCII look-alikes into ASCII)."""
+    text = content_type.split(";", 1)[0].strip(_ASCII_WHITESPACE)
+    return "".join(c.lower() if "A" <= c <= "Z" else c for c in text)
+
+
+def has_body_sha256(url: str) -> bool:
+    """Whether the URL's query has a ``bodySHA256`` parameter, as the core finds it (the raw name,
+    with ``=`` or nothing after it, before any fragment): then the body is checked by its hash."""
+    query = url.split("#", 1)[0].partition("?")[2]
+    return any(pair == "bodySHA256" or pair.startswith("bodySHA256=") for pair in query.split("&"))
 
 
 def status_for(error: SignatureError) -> int:

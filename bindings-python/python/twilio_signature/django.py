@@ -8,11 +8,12 @@ check is what protects the view)::
     @validate_twilio_request                      # or @validate_twilio_request(base_url=...)
     def sms(request): ...
 
-Middleware, guarding every path under the prefixes of ``TWILIO_WEBHOOK_PATHS`` (list it *before*
-``django.middleware.csrf.CsrfViewMiddleware``; verified requests skip the CSRF check)::
+Middleware, guarding the views that URL patterns under the prefixes of ``TWILIO_WEBHOOK_PATHS`` lead
+to, however a request reaches them (list it *before* ``django.middleware.csrf.CsrfViewMiddleware``;
+verified requests skip the CSRF check)::
 
     MIDDLEWARE = ["twilio_signature.django.TwilioSignatureMiddleware", ...]
-    TWILIO_WEBHOOK_PATHS = ["/twilio/"]   # required; relative to the mount point (request.path_info)
+    TWILIO_WEBHOOK_PATHS = ["/twilio/"]   # required; as urls.py writes the routes (see the class)
     TWILIO_BASE_URL = None            # optional, e.g. "https://example.com"
     TWILIO_TRUSTED_PROXIES = []       # optional, networks ("10.0.0.0/8") whose X-Forwarded-* are believed
     TWILIO_MAX_BODY_BYTES = 1048576   # optional, larger bodies get 413
@@ -39,6 +40,7 @@ delivery runs the view and its response (status, Content-Type, body) is stored; 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterable
 from io import BytesIO
 from typing import Any, TypeVar, cast, overload
@@ -127,10 +129,15 @@ def check(guard: Guard, request: HttpRequest) -> HttpResponse | None:
             header=_header(request),
         )
         validator = guard.validator(getattr(settings, TOKEN_SETTING, None), url)
+        body = _read_body(guard, request, url)
+        content_type = request.META.get("CONTENT_TYPE")
+        # Django parses request.POST by this type: a multipart body would give the view fields that
+        # the signature (over the decoded form) never covered.
+        guard.check_content_type(url, len(body), [content_type] if content_type else [])
         verified = guard.verify(
             validator,
             url,
-            _read_body(guard, request, url),
+            body,
             request.headers.get(SIGNATURE_HEADER),
             request.headers.get(SIGNATURE_SETTINGS_HEADER),
         )
@@ -263,11 +270,15 @@ def validate_twilio_request(
 
 
 class TwilioSignatureMiddleware:
-    """Verifies every request under ``settings.TWILIO_WEBHOOK_PATHS`` (path prefixes).
+    """Verifies every request to a view that ``settings.TWILIO_WEBHOOK_PATHS`` names.
 
-    The prefixes are matched against ``request.path_info``: they are relative to the app's mount
-    point (``SCRIPT_NAME``), so ``["/twilio/"]`` guards ``/app/twilio/sms`` of an app mounted at
-    ``/app``. A setting that is missing, empty, a bare string or holds anything but strings raises
+    The setting lists path prefixes as the URLconf writes them (``["/twilio/"]``), relative to the
+    app's mount point (``SCRIPT_NAME``) and without the language prefix of ``i18n_patterns``. The
+    middleware guards *views*, in ``process_view`` once Django has resolved the request: a view is
+    guarded when a URL pattern under one of the prefixes leads to it, and it is then verified however
+    the request reaches it (``/fr/twilio/sms`` under ``i18n_patterns``, a second pattern, a doubled
+    slash, any method). A request whose path is under a prefix is verified too, whatever view it
+    resolves to. A setting that is missing, empty, a bare string or holds anything but strings raises
     :class:`~django.core.exceptions.ImproperlyConfigured` when the middleware is built, rather than
     guarding nothing (or one-character prefixes).
     """
@@ -275,6 +286,7 @@ class TwilioSignatureMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         self.paths = _webhook_paths(getattr(settings, _PATHS_SETTING, None))
+        self._prefixes = tuple(_normalized(path) for path in self.paths)
         self.guard = Guard(
             "django",
             base_url=getattr(settings, "TWILIO_BASE_URL", None),
@@ -283,14 +295,77 @@ class TwilioSignatureMiddleware:
             max_body_bytes=getattr(settings, "TWILIO_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         )
         self.retries = _retries_setting()
+        self._views: dict[object, frozenset[object]] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info.startswith(self.paths):
-            refused = check(self.guard, request)
-            if refused is not None:
-                return refused
-            # Verified (request.twilio_verified is set); the view is called below.
-            # Twilio cannot send a CSRF token; the signature is this request's protection.
-            request._dont_enforce_csrf_checks = True
-            return _run_once(self.retries, request, lambda: self.get_response(request))
         return self.get_response(request)
+
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., HttpResponse],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> HttpResponse | None:
+        if not self._guards(request, view_func):
+            return None
+        refused = check(self.guard, request)
+        if refused is not None:
+            return refused
+        # Verified (request.twilio_verified is set). Twilio cannot send a CSRF token; the signature
+        # is this request's protection (CsrfViewMiddleware, listed after us, reads this flag).
+        request._dont_enforce_csrf_checks = True
+        if self.retries is None:
+            return None  # Django calls the view, as for any request
+        # Retries answered once: the view runs here, inside the claim (so a view exception reaches
+        # Django's handler as a 500 rather than other middlewares' process_exception).
+        return _run_once(self.retries, request, lambda: view_func(request, *view_args, **view_kwargs))
+
+    def _guards(self, request: HttpRequest, view_func: Callable[..., HttpResponse]) -> bool:
+        if _normalized(request.path_info).startswith(self._prefixes):
+            return True
+        return view_func in self._guarded_views(getattr(request, "urlconf", None))
+
+    def _guarded_views(self, urlconf: object) -> frozenset[object]:
+        """The views some pattern under a prefix leads to, in the request's URLconf: found once per
+        resolver (Django builds a new one when ROOT_URLCONF changes) by walking its patterns."""
+        from django.urls import get_resolver
+
+        resolver = get_resolver(cast(Any, urlconf))
+        found = self._views.get(resolver)
+        if found is not None:
+            return found
+        views = frozenset(
+            callback
+            for route, callback in _routes(resolver.url_patterns, "")
+            if _normalized(route).startswith(self._prefixes)
+        )
+        with self._lock:
+            return self._views.setdefault(resolver, views)
+
+
+def _normalized(path: str) -> str:
+    """A path for prefix matching: one leading slash, doubled slashes collapsed."""
+    joined = "/".join(segment for segment in path.split("/") if segment)
+    return f"/{joined}/" if joined and path.endswith("/") else f"/{joined}"
+
+
+def _routes(patterns: Iterable[Any], prefix: str) -> Iterable[tuple[str, object]]:
+    """(route, view) for every URL pattern under ``patterns``, routes as written in the URLconf:
+    ``path()`` routes as they are, ``re_path()`` regexes without anchors and optional slashes, the
+    language prefix of ``i18n_patterns`` left out (the view is the same in every language)."""
+    from django.urls.resolvers import LocalePrefixPattern, RegexPattern, URLResolver
+
+    for entry in patterns:
+        pattern = entry.pattern
+        if isinstance(pattern, LocalePrefixPattern):
+            part = ""
+        elif isinstance(pattern, RegexPattern):
+            part = str(pattern).lstrip("^").removesuffix("$").replace("/?", "/").replace("\\/", "/")
+        else:
+            part = str(pattern)
+        if isinstance(entry, URLResolver):
+            yield from _routes(entry.url_patterns, prefix + "/" + part)
+        else:
+            yield prefix + "/" + part, entry.callback

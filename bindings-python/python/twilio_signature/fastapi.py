@@ -25,7 +25,9 @@ already parsed the form for ``Form()`` parameters (it does so before any depende
 pairs are verified instead: the signature covers the decoded parameters.
 
 Refusals are ``HTTPException``: 400 without ``X-Twilio-Signature`` (the body unread) or with a bad
-``Host``, 413 for a body over ``max_body_bytes`` (default 1 MiB), 403 for a bad signature; no usable
+``Host``, 413 for a body over ``max_body_bytes`` (default 1 MiB), 415 for a non-empty form body whose
+``Content-Type`` is not ``application/x-www-form-urlencoded`` (FastAPI would parse a multipart body
+the signature did not cover), 403 for a bad signature; no usable
 token raises :class:`~twilio_signature.MissingTokenError` (500). A route with ``Form()`` or body
 parameters has its body read by FastAPI *before* the dependency runs, so to bound the memory of those
 reads add :class:`TwilioBodyLimit` as middleware too, with ``paths=[...]`` so that unsigned requests are
@@ -88,6 +90,22 @@ def _raw_target(request: Request) -> str:
     path = raw_path.decode("latin-1") if raw_path else request.url.path
     query = request.scope.get("query_string", b"").decode("latin-1")
     return f"{path}?{query}" if query else path
+
+
+def _proxy_headers_note(request: Request) -> str | None:
+    """uvicorn (``proxy_headers``, on by default, for peers in ``forwarded_allow_ips``) replaces the
+    client address with an ``X-Forwarded-For`` entry and keeps no record of the original: when the
+    address the app sees is one of that header's entries, that is what happened."""
+    client = request.client
+    forwarded_for = ",".join(request.headers.getlist("x-forwarded-for"))
+    if client is None or not forwarded_for:
+        return None
+    if client.host not in (entry.strip() for entry in forwarded_for.split(",")):
+        return None
+    return (
+        f"(the peer address {client.host} came from X-Forwarded-For: uvicorn's proxy_headers rewrote "
+        "it; trust the original proxy with forwarded_allow_ips, or turn proxy_headers off)"
+    )
 
 
 class _FormAlreadyParsed(Exception):
@@ -195,13 +213,19 @@ class TwilioSignature:
                 prefix=request.scope.get("root_path", ""),
                 remote_addr=client.host if client else None,
                 header=request.headers.getlist,
+                peer_rewritten=lambda: _proxy_headers_note(request),
             )
             validator = guard.validator(None, url)
             signature = request.headers.get(SIGNATURE_HEADER)
             settings = request.headers.get(SIGNATURE_SETTINGS_HEADER)
+            content_types = request.headers.getlist("content-type")
             try:
                 body = await _read_body(guard, request, url)
             except _FormAlreadyParsed:
+                # FastAPI parsed the body by its Content-Type for Form() parameters: a multipart
+                # body is refused here, before the endpoint sees its unsigned fields.
+                declared = request.headers.get("content-length")
+                guard.check_content_type(url, 0 if declared == "0" else 1, content_types)
                 form = await request.form()  # Starlette's cached parse
                 pairs = [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
                 if any(isinstance(value, UploadFile) for _, value in form.multi_items()):
@@ -209,6 +233,7 @@ class TwilioSignature:
                         403, "a file upload is not a Twilio webhook", url, "Twilio posts url-encoded forms"
                     ) from None
                 return guard.verify_params(validator, url, pairs, signature, settings)
+            guard.check_content_type(url, len(body), content_types)
             return guard.verify(validator, url, body, signature, settings)
         except Refusal as refusal:
             raise HTTPException(status_code=refusal.status, detail=refusal.reason) from None

@@ -14,7 +14,9 @@ none (or one that is only whitespace) raises :class:`~twilio_signature.MissingTo
 The checks, in order: no ``X-Twilio-Signature`` -> 400 before the body is read; a ``Host`` (or believed
 ``X-Forwarded-Host``) with ``/ ? # @ \\``, whitespace or control characters -> 400; a body over
 ``max_body_bytes`` (default 1 MiB; Content-Length or chunked) -> 413, reading at most one byte past
-the limit; a bad signature -> 403. The raw body is verified, so form and JSON (``bodySHA256``) webhooks
+the limit; a non-empty form body whose ``Content-Type`` is not ``application/x-www-form-urlencoded``
+-> 415 (``request.form`` would parse a multipart body the signature did not cover); a bad signature
+-> 403. The raw body is verified, so form and JSON (``bodySHA256``) webhooks
 both work and ``request.form`` stays usable in the view. On success ``flask.g.twilio_verified`` holds
 the :class:`~twilio_signature.Verified` result. Each refusal is one WARNING line on the logger
 ``twilio_signature.flask``.
@@ -67,6 +69,20 @@ def _raw_target() -> str:
     return f"{target}?{query}" if query else target
 
 
+def _proxy_fix_note() -> str | None:
+    """What Werkzeug's ``ProxyFix`` did to the peer address, which it records in the environ."""
+    original = request.environ.get("werkzeug.proxy_fix.orig")
+    before = original.get("REMOTE_ADDR") if isinstance(original, dict) else None
+    after = request.remote_addr
+    if not before or before == after:
+        return None
+    return (
+        f"(the peer address {after} came from X-Forwarded-For: Werkzeug's ProxyFix rewrote it "
+        f"(the connection came from {before}); trust that proxy in trusted_proxies, or give ProxyFix "
+        "x_for=0)"
+    )
+
+
 def _check(guard: Guard) -> Verified:
     """The checks of ``_web`` in order; a refusal aborts with its status."""
     environ = request.environ
@@ -80,6 +96,7 @@ def _check(guard: Guard) -> Verified:
             prefix=request.script_root,
             remote_addr=request.remote_addr,
             header=request.headers.getlist,
+            peer_rewritten=_proxy_fix_note,
         )
         validator = guard.validator(current_app.config.get(TOKEN_SETTING), url)
         length = guard.check_declared_length(environ.get("CONTENT_LENGTH"), url)
@@ -98,6 +115,7 @@ def _check(guard: Guard) -> Verified:
             raise guard.too_large(url) from None
         if len(body) > guard.max_body_bytes:
             raise guard.too_large(url)
+        guard.check_content_type(url, len(body), request.headers.getlist("Content-Type"))
         return guard.verify(
             validator,
             url,
