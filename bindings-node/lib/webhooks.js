@@ -66,9 +66,10 @@ function getExpectedTwilioSignature(authToken, webhookUrl, params) {
     throw new TypeError("twilio-signature: the auth token is empty or whitespace: it signs nothing");
   }
   if (params === null || params === undefined) params = {};
-  if (webhookUrl.indexOf("bodySHA256") !== -1 && Object.keys(params).length > 0) {
-    // twilio-node signs URL + params even under bodySHA256 (a request that cannot exist: such a body is
-    // JSON). Kept for compatibility, outside the core, which signs only the URL there.
+  if (webhookUrl.indexOf("bodySHA256") !== -1) {
+    // Under bodySHA256 twilio-node signs the URL (plus any params given, a request that cannot exist:
+    // such a body is JSON) without the body, which it does not have here; the core signs only a
+    // request whose body it holds. Computed here, as twilio-node does.
     let data = webhookUrl;
     for (const key of Object.keys(params).sort()) {
       const value = params[key];
