@@ -15,7 +15,11 @@
 //!   `X-Forwarded-Host` are believed.
 //! - `BIND` (default `127.0.0.1:3000`; port 0 picks a free one): the address printed on the first line.
 //!
-//! Refusals are logged to stderr by tracing-subscriber's formatter.
+//! Refusals are `tracing` events, printed to stderr here by tracing-subscriber's formatter (without a
+//! subscriber they would be printed nowhere).
+
+// `make test-tower` builds this example: a warning (an unused import, say) fails it.
+#![deny(warnings)]
 
 use std::env;
 use std::error::Error;

@@ -58,6 +58,7 @@ pub const DEFAULT_MAX_PARAMS: usize = 10_000;
 ///     .peer_addr_from::<ConnectInfo<SocketAddr>>()
 ///     .body_limit(64 * 1024);
 /// let app: Router = Router::new().route("/sms", post(sms)).route_layer(twilio);
+/// # let _ = app;
 /// # Ok(())
 /// # }
 /// ```
@@ -227,6 +228,7 @@ impl<S: AsRef<[Secret]>> TwilioSignatureLayer<S> {
     ///         }
     ///         rejection.response()
     ///     });
+    /// # let _ = layer;
     /// ```
     #[must_use]
     pub fn on_reject<F>(mut self, hook: F) -> Self

@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+// The README is the crate docs: its example (and every doctest) must build without a warning.
+#![doc(test(attr(deny(warnings))))]
 #![warn(missing_docs)]
 
 mod body;

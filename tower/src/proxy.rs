@@ -25,6 +25,7 @@ use http::{Extensions, HeaderMap, HeaderName};
 /// # let _ = (stream, tag);
 /// # Ok(())
 /// # }
+/// # let _ = serve;
 /// ```
 ///
 /// axum already puts `ConnectInfo<SocketAddr>` there (when served with

@@ -29,7 +29,13 @@ if forged=$(TWILIO_AUTH_TOKEN=$primary "$twsig" send --url "$url" --signature 'A
 fi
 echo "$forged"
 grep -q '^HTTP/1.1 403' <<<"$forged"
-grep "WARN twilio_signature_tower: twilio webhook refused: 403 " "$tmp/err" || { cat "$tmp/err"; exit 1; }
+line=$(grep "WARN twilio_signature_tower: twilio webhook refused: 403 " "$tmp/err") || { cat "$tmp/err"; exit 1; }
+echo "$line"
+# One line, the diagnosis printed once: no fields repeating the message after it.
+[ "$(wc -l <<<"$line")" -eq 1 ] || { echo "run_example: more than one refusal line"; exit 1; }
+if grep -q -e 'diagnosis=' -e 'reason=' -e ' url="' <<<"$line"; then
+  echo "run_example: the refusal line repeats its parts as fields"; exit 1
+fi
 if grep -q -e "$primary" -e "$secondary" "$tmp/err" "$tmp/out"; then
   echo "run_example: a token was logged"; exit 1
 fi

@@ -35,11 +35,16 @@ async fn echo(Extension(verified): Extension<Verified>, body: String) -> String 
 
 /// An axum app with the layer on its routes, served with the peer address in `ConnectInfo`.
 async fn serve(layer: TwilioSignatureLayer<Vec<Secret>>) -> SocketAddr {
-    capture::install();
     let app = Router::new()
         .route("/sms", post(echo))
         .route("/status", get(echo))
         .route_layer(layer);
+    serve_app(app).await
+}
+
+/// Serves `app` on a free loopback port with the peer address in `ConnectInfo`.
+async fn serve_app(app: Router) -> SocketAddr {
+    capture::install();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
@@ -755,13 +760,10 @@ fn runs_of(case: &str) -> usize {
 }
 
 async fn serve_counted(layer: TwilioSignatureLayer<Vec<Secret>>) -> (SocketAddr, String) {
-    capture::install();
     let app = Router::new()
         .route("/counted", post(counted))
         .route_layer(layer);
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let addr = serve_app(app).await;
     (addr, format!("127.0.0.1:{}", addr.port()))
 }
 
@@ -936,4 +938,192 @@ async fn the_content_type_is_checked_after_the_signature_header_and_the_body_lim
     let head = typed_post_head(path, &host, &[forged], SMS.len(), multipart);
     assert_eq!(exchange(addr, &head, SMS.as_bytes()).await.0, 415);
     assert_eq!(runs_of("case=order"), 0);
+}
+
+/// What an `on_reject` hook saw.
+type Seen =
+    std::sync::Arc<std::sync::Mutex<Vec<(u16, String, String, String, Option<SocketAddr>)>>>;
+
+#[tokio::test]
+async fn on_reject_shapes_the_response_and_replaces_the_default_line() {
+    let seen = Seen::default();
+    let record = seen.clone();
+    let layer = default_layer().on_reject(move |head, rejection| {
+        let peer = head
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        record.lock().expect("lock").push((
+            rejection.status().as_u16(),
+            rejection.reason().to_owned(),
+            rejection.url().into_owned(),
+            rejection.diagnosis().to_owned(),
+            peer,
+        ));
+        let mut response = http::Response::new("<Response><Hangup/></Response>".into());
+        *response.status_mut() = rejection.status();
+        response
+    });
+    let addr = serve(layer).await;
+    let host = format!("127.0.0.1:{}", addr.port());
+    let path = "/sms?case=on-reject";
+    let url = format!("http://{host}{path}");
+    let forged = header("X-Twilio-Signature", &signature("not-the-token", &url, SMS));
+    let head = post_head(path, &host, &[forged], SMS.len());
+    assert_eq!(
+        exchange(addr, &head, SMS.as_bytes()).await,
+        (403, "<Response><Hangup/></Response>".to_owned())
+    );
+    let head = post_head(path, &host, &[], SMS.len());
+    assert_eq!(exchange(addr, &head, SMS.as_bytes()).await.0, 400);
+
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    let (status, reason, seen_url, diagnosis, peer) = &seen[0];
+    assert_eq!((*status, seen_url.as_str()), (403, url.as_str()));
+    assert!(!reason.is_empty() && !diagnosis.is_empty(), "{seen:#?}");
+    assert!(peer.is_some_and(|p| p.ip().is_loopback()), "{peer:?}");
+    assert_eq!(
+        (seen[1].0, seen[1].1.as_str()),
+        (400, "the X-Twilio-Signature header is missing")
+    );
+    // The hook replaced the default line: nothing was logged for these requests.
+    assert!(capture::events_with("case=on-reject").is_empty());
+    // Verified requests never reach the hook.
+    let sig = header("X-Twilio-Signature", &signature(PRIMARY, &url, SMS));
+    let head = post_head(path, &host, &[sig], SMS.len());
+    assert_eq!(exchange(addr, &head, SMS.as_bytes()).await.0, 200);
+}
+
+/// Rule R3: a refusal line names the forwarding headers that were not believed, and why.
+#[tokio::test]
+async fn a_refusal_names_the_forwarding_headers_it_ignored_and_why() {
+    let connect_info = |ranges: &[&str]| {
+        default_layer()
+            .trusted_proxies(ranges)
+            .expect("ranges")
+            .peer_addr_from::<ConnectInfo<SocketAddr>>()
+    };
+    let cases = [
+        (
+            "untrusted-peer",
+            connect_info(&["10.0.0.0/8"]),
+            vec![
+                header("X-Forwarded-Host", "example.com"),
+                header("X-Forwarded-Proto", "https"),
+            ],
+            "X-Forwarded-Proto, X-Forwarded-Host ignored: from 127.0.0.1, not in trusted_proxies",
+        ),
+        (
+            "none-configured",
+            default_layer(),
+            vec![
+                header("Forwarded", "proto=https;host=example.com"),
+                header("X-Forwarded-Port", "443"),
+                header("X-Forwarded-Proto", "https"),
+            ],
+            "X-Forwarded-Proto, X-Forwarded-Port, Forwarded ignored: no trusted_proxies configured",
+        ),
+        (
+            "no-peer",
+            default_layer()
+                .trusted_proxies(["127.0.0.1"])
+                .expect("ranges"),
+            vec![header("X-Forwarded-Proto", "https")],
+            "X-Forwarded-Proto ignored: the request carries no peer address (see \
+             TwilioSignatureLayer::peer_addr_from)",
+        ),
+        (
+            "trusted-port",
+            connect_info(&["127.0.0.1"]),
+            vec![
+                header("X-Forwarded-Proto", "https"),
+                header("X-Forwarded-Port", "8443"),
+            ],
+            "X-Forwarded-Port ignored: the layer reads only X-Forwarded-Proto and X-Forwarded-Host",
+        ),
+    ];
+    for (case, layer, mut lines, expected) in cases {
+        let addr = serve(layer).await;
+        let host = format!("127.0.0.1:{}", addr.port());
+        let path = format!("/sms?case=ignored-{case}");
+        let forged = header("X-Twilio-Signature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+        // Refused at 400 (no signature) and at 403: the note is on every refusal.
+        for status in [400, 403] {
+            let mut extra = lines.clone();
+            if status == 403 {
+                extra.push(forged.clone());
+            }
+            let head = post_head(&path, &host, &extra, SMS.len());
+            assert_eq!(
+                exchange(addr, &head, SMS.as_bytes()).await.0,
+                status,
+                "{case}"
+            );
+        }
+        let events = capture::events_with(&format!("case=ignored-{case};"));
+        assert_eq!(events.len(), 2, "{case}: {events:#?}");
+        for event in &events {
+            let line = event.field("message");
+            assert!(line.ends_with(&format!("; {expected}")), "{case}: {line}");
+        }
+        // Without forwarding headers, no note.
+        lines.clear();
+        let path = format!("/sms?case=ignored-{case}-none");
+        let head = post_head(&path, &host, &lines, SMS.len());
+        assert_eq!(exchange(addr, &head, SMS.as_bytes()).await.0, 400);
+        let events = capture::events_with(&format!("case=ignored-{case}-none;"));
+        assert_eq!(events.len(), 1, "{case}: {events:#?}");
+        assert!(
+            !events[0].field("message").contains(" ignored: "),
+            "{events:#?}"
+        );
+    }
+}
+
+/// Rule R4: a route pasted into base_url is warned about once per layer, at the first request.
+#[tokio::test]
+async fn a_base_url_that_repeats_the_route_is_warned_about_once() {
+    let base = "https://overlap.example/twilio/sms";
+    let layer = default_layer().base_url(base).expect("base url");
+    let app = Router::new()
+        .route("/twilio/sms", post(echo))
+        .route_layer(layer);
+    let addr = serve_app(app).await;
+    let doubled = format!("{base}/twilio/sms");
+    let sig = header("X-Twilio-Signature", &signature(PRIMARY, &doubled, SMS));
+    for _ in 0..3 {
+        let head = post_head(
+            "/twilio/sms",
+            "app.internal",
+            std::slice::from_ref(&sig),
+            SMS.len(),
+        );
+        // Verified against the doubled URL, as configured: it passes, and the warning says why.
+        assert_eq!(
+            exchange(addr, &head, SMS.as_bytes()).await,
+            (200, format!("secret=0 body={SMS}"))
+        );
+    }
+    let events = capture::events_with("overlap.example");
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0].level, tracing::Level::WARN);
+    assert_eq!(
+        events[0].field("message"),
+        "base_url \"https://overlap.example/twilio/sms\" ends with \"/twilio/sms\", which the request \
+         path \"/twilio/sms\" starts with: the URL verified is \
+         \"https://overlap.example/twilio/sms/twilio/sms\". Give base_url as the public origin plus only \
+         the mount prefix the app does not see (usually just the origin)."
+    );
+
+    // A mount prefix the app does not see is not a repeat.
+    let layer = default_layer()
+        .base_url("https://no-overlap.example/twilio")
+        .expect("base url");
+    let addr = serve(layer).await;
+    let url = "https://no-overlap.example/twilio/sms";
+    let sig = header("X-Twilio-Signature", &signature(PRIMARY, url, SMS));
+    let head = post_head("/sms", "app.internal", &[sig], SMS.len());
+    assert_eq!(exchange(addr, &head, SMS.as_bytes()).await.0, 200);
+    assert!(capture::events_with("no-overlap.example").is_empty());
 }
