@@ -299,7 +299,7 @@ fn secret_bytes<'a>(value: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
 
 fn secret_from(value: &Bound<'_, PyAny>, key_id: Option<&str>) -> PyResult<Secret> {
     let secret = secret_bytes(value)?;
-    // The core's one rule: empty after trimming ASCII whitespace is no secret.
+    // The core's one rule (space, \t, \n, \v, \f and \r are blank): Python has no second one.
     if !Secret::is_usable(secret) {
         return Err(PyValueError::new_err(
             "a secret must not be empty or only whitespace (is TWILIO_AUTH_TOKEN set?)",
@@ -567,13 +567,15 @@ impl PyValidator {
         })
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "Validator(secrets={}, key_ids={:?}, max_params={})",
+    /// Python values (`key_ids=['KS1']`, `key_ids=[None]`), never a secret.
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let key_ids = PyList::new(py, self.key_ids.iter())?.repr()?;
+        Ok(format!(
+            "Validator(secrets={}, key_ids={}, max_params={})",
             self.secrets.len(),
-            self.key_ids,
+            key_ids.to_str()?,
             self.max_params
-        )
+        ))
     }
 }
 

@@ -221,6 +221,25 @@ def test_secrets_never_show() -> None:
     assert "secret-two" not in repr(ts.Validator({"k2": "secret-two"}))
 
 
+def test_validator_repr_shows_python_values() -> None:
+    token = "0123456789abcdef0123456789abcdef"
+    assert repr(ts.Validator({"KS1": token})) == "Validator(secrets=1, key_ids=['KS1'], max_params=10000)"
+    assert repr(ts.Validator([token, "second"], max_params=5)) == (
+        "Validator(secrets=2, key_ids=[None, None], max_params=5)"
+    )
+    assert repr(ts.Validator({"it's": token})) == '''Validator(secrets=1, key_ids=["it's"], max_params=10000)'''
+
+
+@pytest.mark.parametrize("secret", ["\x0b", " \x0b ", "\x0c", "\t\n\x0b\x0c\r "])
+def test_a_secret_of_vertical_tabs_and_other_ascii_whitespace_is_refused(secret: str) -> None:
+    """The core's one usability rule (t, n, v, f, r and space count as blank); Python has none
+    of its own, so this passes once the core counts the vertical tab."""
+    for secrets in (secret, secret.encode(), [secret], {"KS1": secret}):
+        with pytest.raises(ValueError, match="whitespace") as error:
+            ts.Validator(secrets)  # type: ignore[arg-type]
+        assert secret not in str(error.value)
+
+
 def test_sign_and_explain_honour_max_params_past_the_core_stack_buffer() -> None:
     body = "&".join(f"p{i}=v" for i in range(2000)).encode()
     url = "https://example.com/bulk"

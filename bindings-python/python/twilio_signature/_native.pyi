@@ -63,9 +63,11 @@ class Validator:
 
     ``secrets`` is one Auth Token (``str`` or ``bytes``), a list of them (tried in order: key
     rotation, several subaccounts), or ``{key_id: secret}`` for SharedKeys. A secret that is empty
-    after trimming ASCII whitespace, or a ``str`` that cannot be encoded as UTF-8, is a ``ValueError``
-    that never carries the secret. ``max_params`` bounds the form parameters of one request
-    (``TooManyParamsError`` past it; an iterable of pairs is read no further than that).
+    or made only of space, ``\\t``, ``\\n``, ``\\v``, ``\\f`` and ``\\r`` (the core's rule, the same in
+    every face), or a ``str`` that cannot be encoded as UTF-8, is a ``ValueError`` that never carries
+    the secret. Its ``repr`` shows the number of secrets and the key ids, never a secret.
+    ``max_params`` bounds the form parameters of one request (``TooManyParamsError`` past it; an
+    iterable of pairs is read no further than that).
     """
 
     def __new__(
