@@ -5,6 +5,9 @@
 //! side (`lib/errors.js`), in one place: building a JS error here for every refused webhook would cost
 //! more than the check. Nothing returned or thrown ever carries a secret.
 
+// #[napi] functions take their arguments by value: napi-rs converts each JS value into an owned one.
+#![allow(clippy::needless_pass_by_value)]
+
 use std::cell::RefCell;
 use std::ffi::c_char;
 use std::fmt;
@@ -97,7 +100,11 @@ fn read_arg(value: &Unknown<'_>, arena: &mut Vec<u8>, what: &str) -> napi::Resul
 /// Appends a JS string's UTF-8 to the arena: one write into the spare room when it fits (V8 never
 /// leaves more than 3 bytes and the NUL unused when it runs out of room mid-string, so a write that
 /// stops 5 or more bytes short of the room is complete), else measured and written again.
-fn write_string(env: sys::napi_env, value: sys::napi_value, arena: &mut Vec<u8>) -> napi::Result<Arg> {
+fn write_string(
+    env: sys::napi_env,
+    value: sys::napi_value,
+    arena: &mut Vec<u8>,
+) -> napi::Result<Arg> {
     let start = arena.len();
     arena.reserve(MIN_SPARE);
     let mut room = arena.capacity() - start;
@@ -135,7 +142,10 @@ fn write_string(env: sys::napi_env, value: sys::napi_value, arena: &mut Vec<u8>)
         }
     }
     if status != sys::Status::napi_ok {
-        return Err(NapiError::new(Status::GenericFailure, "cannot read a string argument"));
+        return Err(NapiError::new(
+            Status::GenericFailure,
+            "cannot read a string argument",
+        ));
     }
     // SAFETY: V8 initialised `written` bytes from `start`.
     unsafe { arena.set_len(start + written) };
@@ -176,7 +186,9 @@ fn resolve<'a>(arg: &Arg, arena: &'a [u8]) -> Option<&'a [u8]> {
         Arg::Absent => None,
         Arg::Arena(start, length) => Some(&arena[start..start + length]),
         // SAFETY: see `Arg::Raw`: the typed array's bytes outlive the call this borrow is used in.
-        Arg::Raw(data, length) if length > 0 => Some(unsafe { std::slice::from_raw_parts(data, length) }),
+        Arg::Raw(data, length) if length > 0 => {
+            Some(unsafe { std::slice::from_raw_parts(data, length) })
+        }
         Arg::Raw(..) => Some(&[]),
     }
 }
@@ -335,9 +347,12 @@ impl NativeValidator {
         settings: Unknown<'_>,
         out: Unknown<'_>,
     ) -> napi::Result<u32> {
-        with_args([&url, &body, &signature, &settings], |url, body, signature, settings| {
-            outcome(self.run(&request(url, body, signature, settings)), &out)
-        })
+        with_args(
+            [&url, &body, &signature, &settings],
+            |url, body, signature, settings| {
+                outcome(self.run(&request(url, body, signature, settings)), &out)
+            },
+        )
     }
 
     /// 0 when valid, else the error code: `verify` without the replay key.
@@ -349,10 +364,13 @@ impl NativeValidator {
         signature: Unknown<'_>,
         settings: Unknown<'_>,
     ) -> napi::Result<u32> {
-        with_args([&url, &body, &signature, &settings], |url, body, signature, settings| {
-            self.run(&request(url, body, signature, settings))
-                .map_or_else(error_code, |_| 0)
-        })
+        with_args(
+            [&url, &body, &signature, &settings],
+            |url, body, signature, settings| {
+                self.run(&request(url, body, signature, settings))
+                    .map_or_else(error_code, |_| 0)
+            },
+        )
     }
 
     /// `check` for pairs a framework already parsed: `pairs` is `[name0, value0, name1, value1, ...]`.
@@ -387,7 +405,8 @@ impl NativeValidator {
     /// The signature of a request (raw body), or the error code (the JS side throws from it).
     #[napi]
     pub fn sign(&self, url: Bytes, body: Bytes, settings: Option<Bytes>) -> Either<u32, String> {
-        let request = Request::post(bytes(&url), bytes(&body)).settings(optional(settings.as_ref()));
+        let request =
+            Request::post(bytes(&url), bytes(&body)).settings(optional(settings.as_ref()));
         match self.with_scratch(&request, |scratch| {
             self.core().sign_with_scratch(&request, scratch)
         }) {
