@@ -1,6 +1,7 @@
 package twiliosig
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"crypto/rand"
@@ -8,9 +9,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,37 +57,191 @@ func DeliveryKey(replayKey [32]byte, token string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// StoredResponse is what is kept of a handler's response and sent again to a retry.
+// StoredResponse is what is kept of a handler's response and sent again to a retry: its status, its
+// end-to-end header lines and its body.
 type StoredResponse struct {
-	Status      int
-	ContentType string // "" when the response had none
-	Body        []byte
+	Status int
+	// Header holds the header lines to replay, names lower-cased, sorted by name (the values of one
+	// name in the order the handler sent them). NewStoredResponse leaves out the lines a replay must
+	// not repeat (hop-by-hop ones, Date, Content-Length, Idempotent-Replayed).
+	Header []HeaderLine
+	Body   []byte
 }
 
-// MarshalBinary encodes the response as stores keep it (the Python package uses the same layout):
-// status and content-type length as big-endian 16-bit numbers, the content type, the body.
-func (s StoredResponse) MarshalBinary() ([]byte, error) {
-	if s.Status < 100 || s.Status > 999 || len(s.ContentType) > 0xffff {
-		return nil, errors.New("twiliosig: response cannot be stored")
+// HeaderLine is one stored response header line.
+type HeaderLine struct {
+	Name  string // lower-case ASCII
+	Value string // the bytes as sent
+}
+
+// NewStoredResponse is the response a handler sent, as stores keep it: every header line of header
+// except the hop-by-hop ones (Connection, Keep-Alive, Proxy-Authenticate, Proxy-Authorization,
+// Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade and any header the Connection header
+// names), Date, Content-Length and Idempotent-Replayed; names lower-cased and sorted, the values of
+// one name kept in order. A name net/http would not send (not a valid token) is left out too.
+func NewStoredResponse(status int, header http.Header, body []byte) StoredResponse {
+	skip := map[string]bool{}
+	for _, value := range header.Values("Connection") {
+		for item := range strings.SplitSeq(value, ",") {
+			if item = strings.Trim(item, " \t"); item != "" {
+				skip[strings.ToLower(item)] = true
+			}
+		}
 	}
-	out := make([]byte, 4, 4+len(s.ContentType)+len(s.Body))
-	binary.BigEndian.PutUint16(out, uint16(s.Status))
-	binary.BigEndian.PutUint16(out[2:], uint16(len(s.ContentType)))
-	out = append(out, s.ContentType...)
+	var lines []HeaderLine
+	for name, values := range header {
+		lower := strings.ToLower(name)
+		if skip[lower] || notReplayed[lower] || !isToken(name) {
+			continue
+		}
+		for _, value := range values {
+			lines = append(lines, HeaderLine{lower, value})
+		}
+	}
+	// Distinct map keys can lower-case to one name ("X-A" and "x-a" set directly in the map); a
+	// stable sort keeps each key's values in order.
+	slices.SortStableFunc(lines, func(a, b HeaderLine) int { return strings.Compare(a.Name, b.Name) })
+	return StoredResponse{Status: status, Header: lines, Body: body}
+}
+
+// notReplayed are the lower-cased names a stored response never keeps.
+var notReplayed = map[string]bool{
+	"connection": true, "keep-alive": true, "proxy-authenticate": true, "proxy-authorization": true,
+	"proxy-connection": true, "te": true, "trailer": true, "transfer-encoding": true, "upgrade": true,
+	"date": true, "content-length": true, "idempotent-replayed": true,
+}
+
+// isToken: an HTTP field name (RFC 9110 tchar), which is all net/http writes.
+func isToken(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// ContentType is the first content-type line's value ("" when there is none).
+func (s StoredResponse) ContentType() string {
+	for _, line := range s.Header {
+		if line.Name == "content-type" {
+			return line.Value
+		}
+	}
+	return ""
+}
+
+// The stored layout's version 2 starts with these bytes; version 1 started with the status (100-999:
+// a first byte of 0x00-0x03).
+const (
+	layoutMark = 0xff
+	layoutV2   = 0x02
+)
+
+var (
+	errUnstorable = errors.New("twiliosig: response cannot be stored")
+	errMalformed  = errors.New("twiliosig: stored response is malformed")
+)
+
+// MarshalBinary encodes the response as stores keep it, in the layout every face shares (version 2,
+// docs/contract.md#retries): 0xFF 0x02, the status and the number of header lines as big-endian
+// 16-bit numbers, then per line the name's length, the name (lower-cased), the value's length, the
+// value, and then the body. Lines are sorted by name, the values of one name kept in order.
+func (s StoredResponse) MarshalBinary() ([]byte, error) {
+	if s.Status < 100 || s.Status > 999 || len(s.Header) > 0xffff {
+		return nil, errUnstorable
+	}
+	lines := slices.Clone(s.Header)
+	size := 6 + len(s.Body)
+	for i, line := range lines {
+		if len(line.Name) == 0 || len(line.Name) > 0xffff || len(line.Value) > 0xffff || !isToken(line.Name) {
+			return nil, errUnstorable
+		}
+		lines[i].Name = strings.ToLower(line.Name)
+		size += 4 + len(line.Name) + len(line.Value)
+	}
+	slices.SortStableFunc(lines, func(a, b HeaderLine) int { return strings.Compare(a.Name, b.Name) })
+	out := make([]byte, 0, size)
+	out = append(out, layoutMark, layoutV2)
+	out = binary.BigEndian.AppendUint16(out, uint16(s.Status))
+	out = binary.BigEndian.AppendUint16(out, uint16(len(lines)))
+	for _, line := range lines {
+		out = binary.BigEndian.AppendUint16(out, uint16(len(line.Name)))
+		out = append(out, line.Name...)
+		out = binary.BigEndian.AppendUint16(out, uint16(len(line.Value)))
+		out = append(out, line.Value...)
+	}
 	return append(out, s.Body...), nil
 }
 
-// UnmarshalBinary is the inverse of MarshalBinary; it refuses data it did not write.
+// UnmarshalBinary decodes what MarshalBinary wrote, and version 1 (status, content-type length,
+// content type, body: its content type becomes a content-type line), which is read but never
+// written. It refuses anything else: empty or truncated data, an unknown version, a status outside
+// 100-999, a line running past the end.
 func (s *StoredResponse) UnmarshalBinary(data []byte) error {
+	if len(data) >= 2 && data[0] == layoutMark {
+		if data[1] != layoutV2 {
+			return fmt.Errorf("twiliosig: stored response has an unknown layout version %d", data[1])
+		}
+		return s.unmarshalV2(data[2:])
+	}
 	if len(data) < 4 {
 		return errors.New("twiliosig: stored response is truncated")
 	}
 	status, length := int(binary.BigEndian.Uint16(data)), int(binary.BigEndian.Uint16(data[2:]))
 	if len(data) < 4+length || status < 100 || status > 999 {
-		return errors.New("twiliosig: stored response is malformed")
+		return errMalformed
 	}
-	s.Status, s.ContentType = status, string(data[4:4+length])
-	s.Body = append([]byte(nil), data[4+length:]...)
+	var header []HeaderLine
+	if length > 0 {
+		header = []HeaderLine{{"content-type", string(data[4 : 4+length])}}
+	}
+	*s = StoredResponse{Status: status, Header: header, Body: bytes.Clone(data[4+length:])}
+	return nil
+}
+
+func (s *StoredResponse) unmarshalV2(data []byte) error {
+	next := func(n int) ([]byte, bool) {
+		if len(data) < n {
+			return nil, false
+		}
+		field := data[:n]
+		data = data[n:]
+		return field, true
+	}
+	u16 := func() (int, bool) {
+		b, ok := next(2)
+		if !ok {
+			return 0, false
+		}
+		return int(binary.BigEndian.Uint16(b)), true
+	}
+	status, ok1 := u16()
+	count, ok2 := u16()
+	if !ok1 || !ok2 {
+		return errors.New("twiliosig: stored response is truncated")
+	}
+	if status < 100 || status > 999 {
+		return errMalformed
+	}
+	header := make([]HeaderLine, 0, min(count, len(data)/4))
+	for range count {
+		nameLen, ok := u16()
+		name, ok2 := next(nameLen)
+		valueLen, ok3 := u16()
+		value, ok4 := next(valueLen)
+		if !ok || !ok2 || !ok3 || !ok4 {
+			return errMalformed
+		}
+		header = append(header, HeaderLine{string(name), string(value)})
+	}
+	if len(header) == 0 {
+		header = nil
+	}
+	*s = StoredResponse{Status: status, Header: header, Body: bytes.Clone(data)}
 	return nil
 }
 
@@ -91,7 +249,8 @@ func (s *StoredResponse) UnmarshalBinary(data []byte) error {
 type ClaimState int
 
 const (
-	// ClaimOurs: the key was free and the caller holds it now; it must Complete or Release it.
+	// ClaimOurs: the key was free, or already held by this very owner, and the caller holds it now;
+	// it must Complete or Release it.
 	ClaimOurs ClaimState = iota
 	// ClaimBusy: another run holds the key and has not stored a response yet.
 	ClaimBusy
@@ -106,7 +265,10 @@ const (
 // lease, a stored response after the store's TTL.
 type IdempotencyStore interface {
 	// Claim atomically holds key for owner for lease if it is free (ClaimOurs), or reports a stored
-	// response (ClaimDone) or another run in progress (ClaimBusy).
+	// response (ClaimDone) or another run in progress (ClaimBusy). A key already held by owner is
+	// ClaimOurs: a client that re-sends a claim which had succeeded (go-redis retrying after a read
+	// timeout) must not find the first delivery busy with itself. A store that cannot take the
+	// claim (unreachable, full) returns an error: the store-failure policy decides.
 	Claim(ctx context.Context, key, owner string, lease time.Duration) (ClaimState, StoredResponse, error)
 	// Complete stores resp under key with the TTL if owner still holds the key (false if not).
 	Complete(ctx context.Context, key, owner string, resp StoredResponse) (bool, error)
@@ -116,9 +278,17 @@ type IdempotencyStore interface {
 
 // MemoryStoreOptions configure NewMemoryStore; zero values mean the defaults.
 type MemoryStoreOptions struct {
-	TTL        time.Duration // how long a stored response is kept (default 24 h)
-	MaxEntries int           // at most this many keys, evicting expired then oldest (default 10,000)
+	TTL time.Duration // how long a stored response is kept (default 24 h)
+	// MaxEntries bounds the keys kept (default 10,000). When full, expired entries go first, then
+	// the oldest stored responses; a delivery still running is never evicted (its retry would run
+	// the handler again beside it), so with only running deliveries left a new claim fails
+	// (ErrMemoryStoreFull) and the store-failure policy decides (IdempotencyOptions.RefuseOnStoreError).
+	MaxEntries int
 }
+
+// ErrMemoryStoreFull: every entry of a MemoryStore is a delivery still running (the error says how
+// many), so a new claim cannot be taken.
+var ErrMemoryStoreFull = errors.New("memory store full")
 
 // MemoryStore keeps deliveries in this process: the store for one instance. Safe for concurrent use;
 // memory is bounded by MaxEntries. Several instances need a shared store (see the redisstore module).
@@ -126,9 +296,10 @@ type MemoryStore struct {
 	ttl        time.Duration
 	maxEntries int
 	mu         sync.Mutex
-	entries    map[string]*list.Element // of *memoryEntry, oldest write at the front
-	order      *list.List
-	swept      time.Time // last full sweep of expired entries
+	entries    map[string]*list.Element // of *memoryEntry, in claims or responses
+	claims     *list.List               // running deliveries, oldest write at the front
+	responses  *list.List               // stored responses, oldest write at the front
+	swept      time.Time                // last full sweep of expired entries
 }
 
 type memoryEntry struct {
@@ -136,6 +307,13 @@ type memoryEntry struct {
 	expires time.Time
 	owner   string // of a claim; "" once a response is stored
 	resp    StoredResponse
+}
+
+func (e *memoryEntry) list(m *MemoryStore) *list.List {
+	if e.owner != "" {
+		return m.claims
+	}
+	return m.responses
 }
 
 // NewMemoryStore returns an empty in-process store.
@@ -147,7 +325,7 @@ func NewMemoryStore(opts MemoryStoreOptions) *MemoryStore {
 		opts.MaxEntries = 10_000
 	}
 	return &MemoryStore{ttl: opts.TTL, maxEntries: opts.MaxEntries,
-		entries: map[string]*list.Element{}, order: list.New()}
+		entries: map[string]*list.Element{}, claims: list.New(), responses: list.New()}
 }
 
 // Len is the number of live entries.
@@ -155,7 +333,7 @@ func (m *MemoryStore) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.expire(time.Now())
-	return m.order.Len()
+	return len(m.entries)
 }
 
 // TTL is how long key has left, and false when it is absent (for tests and debugging).
@@ -175,9 +353,11 @@ func (m *MemoryStore) TTLs() []time.Duration {
 	defer m.mu.Unlock()
 	now := time.Now()
 	m.expire(now)
-	out := make([]time.Duration, 0, m.order.Len())
-	for el := m.order.Front(); el != nil; el = el.Next() {
-		out = append(out, el.Value.(*memoryEntry).expires.Sub(now))
+	out := make([]time.Duration, 0, len(m.entries))
+	for _, l := range []*list.List{m.claims, m.responses} {
+		for el := l.Front(); el != nil; el = el.Next() {
+			out = append(out, el.Value.(*memoryEntry).expires.Sub(now))
+		}
 	}
 	return out
 }
@@ -188,12 +368,18 @@ func (m *MemoryStore) Claim(_ context.Context, key, owner string, lease time.Dur
 	defer m.mu.Unlock()
 	now := time.Now()
 	if e := m.live(key, now); e != nil {
-		if e.owner == "" {
+		switch e.owner {
+		case "":
 			return ClaimDone, e.resp, nil
+		case owner:
+			return ClaimOurs, StoredResponse{}, nil
 		}
 		return ClaimBusy, StoredResponse{}, nil
 	}
-	m.put(&memoryEntry{key: key, expires: now.Add(lease), owner: owner}, now)
+	if err := m.makeRoom(now); err != nil {
+		return 0, StoredResponse{}, err
+	}
+	m.put(&memoryEntry{key: key, expires: now.Add(lease), owner: owner})
 	return ClaimOurs, StoredResponse{}, nil
 }
 
@@ -205,8 +391,9 @@ func (m *MemoryStore) Complete(_ context.Context, key, owner string, resp Stored
 	if e := m.live(key, now); e == nil || e.owner != owner {
 		return false, nil
 	}
-	resp.Body = append([]byte(nil), resp.Body...)
-	m.put(&memoryEntry{key: key, expires: now.Add(m.ttl), resp: resp}, now)
+	resp.Header = slices.Clone(resp.Header)
+	resp.Body = bytes.Clone(resp.Body)
+	m.put(&memoryEntry{key: key, expires: now.Add(m.ttl), resp: resp}) // replaces the claim: no room needed
 	return true, nil
 }
 
@@ -214,11 +401,11 @@ func (m *MemoryStore) Complete(_ context.Context, key, owner string, resp Stored
 func (m *MemoryStore) Release(_ context.Context, key, owner string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if e := m.live(key, time.Now()); e == nil || e.owner != owner {
+	e := m.live(key, time.Now())
+	if e == nil || e.owner != owner {
 		return false, nil
 	}
-	m.order.Remove(m.entries[key])
-	delete(m.entries, key)
+	m.remove(m.entries[key])
 	return true, nil
 }
 
@@ -230,41 +417,67 @@ func (m *MemoryStore) live(key string, now time.Time) *memoryEntry {
 	}
 	e := el.Value.(*memoryEntry)
 	if !now.Before(e.expires) {
-		m.order.Remove(el)
-		delete(m.entries, key)
+		m.remove(el)
 		return nil
 	}
 	return e
 }
 
-// put stores e as the newest entry, making room first: expired entries go, then the oldest.
-func (m *MemoryStore) put(e *memoryEntry, now time.Time) {
+func (m *MemoryStore) remove(el *list.Element) {
+	e := el.Value.(*memoryEntry)
+	e.list(m).Remove(el)
+	delete(m.entries, e.key)
+}
+
+// put stores e as the newest entry of its kind, replacing key's entry if there is one.
+func (m *MemoryStore) put(e *memoryEntry) {
 	if el, ok := m.entries[e.key]; ok {
-		m.order.Remove(el)
-		delete(m.entries, e.key)
+		m.remove(el)
+	}
+	m.entries[e.key] = e.list(m).PushBack(e)
+}
+
+// makeRoom frees one place for a new key, or fails when every entry is a running delivery: expired
+// entries go first, then the oldest stored response; a live claim is never dropped.
+func (m *MemoryStore) makeRoom(now time.Time) error {
+	if len(m.entries) < m.maxEntries {
+		return nil
 	}
 	// A full sweep is O(entries): at most once a second, so a store kept full by traffic pays it
-	// rarely; between sweeps the oldest entry goes.
-	if m.order.Len() >= m.maxEntries && now.Sub(m.swept) >= time.Second {
+	// rarely; between sweeps the expired entries at the front of each list go, then the oldest
+	// stored response.
+	if now.Sub(m.swept) >= time.Second {
 		m.swept = now
 		m.expire(now)
 	}
-	for m.order.Len() >= m.maxEntries {
-		oldest := m.order.Front()
-		m.order.Remove(oldest)
-		delete(m.entries, oldest.Value.(*memoryEntry).key)
+	for _, l := range []*list.List{m.claims, m.responses} {
+		for len(m.entries) >= m.maxEntries && l.Len() > 0 && !now.Before(l.Front().Value.(*memoryEntry).expires) {
+			m.remove(l.Front())
+		}
 	}
-	m.entries[e.key] = m.order.PushBack(e)
+	for len(m.entries) >= m.maxEntries && m.responses.Len() > 0 {
+		m.remove(m.responses.Front())
+	}
+	if len(m.entries) >= m.maxEntries {
+		// Only claims are left: one may have expired behind a live one (leases can differ).
+		m.swept = now
+		m.expire(now)
+	}
+	if len(m.entries) >= m.maxEntries {
+		return fmt.Errorf("%w: %d deliveries in flight", ErrMemoryStoreFull, m.claims.Len())
+	}
+	return nil
 }
 
 func (m *MemoryStore) expire(now time.Time) {
-	for el := m.order.Front(); el != nil; {
-		next := el.Next()
-		if e := el.Value.(*memoryEntry); !now.Before(e.expires) {
-			m.order.Remove(el)
-			delete(m.entries, e.key)
+	for _, l := range []*list.List{m.claims, m.responses} {
+		for el := l.Front(); el != nil; {
+			next := el.Next()
+			if !now.Before(el.Value.(*memoryEntry).expires) {
+				m.remove(el)
+			}
+			el = next
 		}
-		el = next
 	}
 }
 
@@ -278,8 +491,10 @@ type IdempotencyOptions struct {
 	// MaxBody is the largest response body stored (default 64 KiB); a larger one is sent but not
 	// stored, so a retry runs the handler again.
 	MaxBody int
-	// RefuseOnStoreError answers 503 when the store fails. By default the request is processed
-	// unguarded and an error logged: a duplicate is better than a lost webhook.
+	// RefuseOnStoreError answers 503 when the store fails (unreachable, or a MemoryStore full of
+	// running deliveries). By default the request is processed unguarded and an error logged: a
+	// duplicate is better than a lost webhook. Twilio retries only a failed connection, once by
+	// default (the #rc/#rp URL fragment overrides change that), so a 503 may be a lost webhook.
 	RefuseOnStoreError bool
 	// PollInterval is the time between looks at the store while waiting (default 50 ms).
 	PollInterval time.Duration
@@ -309,10 +524,12 @@ func (o IdempotencyOptions) withDefaults() IdempotencyOptions {
 // Idempotent answers Twilio's retries once. It must run inside Middleware, which verifies the
 // request (only verified requests touch the store): the first delivery claims the key
 // (DeliveryKey of VerifiedFrom's ReplayKey and the I-Twilio-Idempotency-Token header), runs next and
-// stores its status, content type and body; a retry gets that response (with Idempotent-Replayed:
-// true) and next does not run; a retry while the first run is going waits up to Wait, then gets 409.
-// A panic or a 5xx stores nothing, so the retry runs next again. A request without the token header
-// is passed through unguarded (counted in a debug log).
+// stores its status, end-to-end headers (a redirect's Location, each Set-Cookie...) and body; a
+// retry gets that response (with Idempotent-Replayed: true) and next does not run; a retry while the
+// first run is going waits up to Wait, then gets 409. A panic or a 5xx stores nothing and frees the
+// claim, so the retry runs next again; so does a failed Complete, and a request whose client went
+// away before next answered anything. A request without the token header, and a WebSocket handshake
+// (a stream cannot be replayed), are passed through unguarded (the former counted in a debug log).
 func Idempotent(store IdempotencyStore, opts IdempotencyOptions) func(http.Handler) http.Handler {
 	opts = opts.withDefaults()
 	var unguarded atomic.Int64
@@ -325,9 +542,11 @@ func Idempotent(store IdempotencyStore, opts IdempotencyOptions) func(http.Handl
 				return
 			}
 			token := r.Header.Get(IdempotencyTokenHeader)
-			if token == "" {
-				opts.Logger.Debug("twilio webhook without "+IdempotencyTokenHeader+": handled without retry protection",
-					"so_far", unguarded.Add(1))
+			if token == "" || isWebSocketUpgrade(r) {
+				if token == "" {
+					opts.Logger.Debug("twilio webhook without "+IdempotencyTokenHeader+": handled without retry protection",
+						"so_far", unguarded.Add(1))
+				}
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -344,6 +563,10 @@ func serveOnce(w http.ResponseWriter, r *http.Request, next http.Handler, store 
 		state, stored, err := store.Claim(ctx, key, owner, opts.Lease)
 		switch {
 		case err != nil:
+			// The claim may have been taken before the error (a reply lost to a timeout, or the
+			// client gone mid-call): free it, or a retry would wait for a run that is not coming.
+			// Best effort: a store that is down fails this too, and the claim expires with its lease.
+			_, _ = store.Release(context.WithoutCancel(ctx), key, owner)
 			if ctx.Err() != nil {
 				return // the client is gone
 			}
@@ -397,10 +620,16 @@ func runAndStore(w http.ResponseWriter, r *http.Request, next http.Handler, stor
 		release()
 	case resp.Status >= 500:
 		release() // a failure: Twilio's retry must run the handler again
+	case rec.status == 0 && r.Context().Err() != nil:
+		// The client went away (or the server is shutting down) and the handler gave up without
+		// answering: what would be stored is net/http's empty 200, not the handler's response.
+		opts.Logger.Warn("twilio webhook response not stored: the request was cancelled before the handler answered; a retry runs the handler again", "key", key)
+		release()
 	default:
 		done, err := store.Complete(ctx, key, owner, resp)
 		if err != nil {
 			storeFailed(opts, "complete", err, key)
+			release() // not left busy until the lease ends: a retry runs the handler again
 		} else if !done {
 			opts.Logger.Warn("twilio webhook response not stored: the claim expired (handler slower than the lease) and another run took it",
 				"key", key, "lease", opts.Lease)
@@ -431,13 +660,19 @@ func replay(w http.ResponseWriter, s StoredResponse) {
 }
 
 func plain(w http.ResponseWriter, status int, text string) {
-	send(w, StoredResponse{Status: status, ContentType: "text/plain; charset=utf-8", Body: []byte(text)})
+	send(w, StoredResponse{Status: status, Body: []byte(text),
+		Header: []HeaderLine{{"content-type", "text/plain; charset=utf-8"}}})
 }
 
+// send writes s: its status, its header lines (replacing any value already set under those names),
+// a Content-Length and its body.
 func send(w http.ResponseWriter, s StoredResponse) {
 	h := w.Header()
-	if s.ContentType != "" {
-		h.Set("Content-Type", s.ContentType)
+	for _, line := range s.Header {
+		h.Del(line.Name)
+	}
+	for _, line := range s.Header {
+		h.Add(line.Name, line.Value)
 	}
 	h.Set("Content-Length", strconv.Itoa(len(s.Body)))
 	w.WriteHeader(s.Status)
@@ -447,22 +682,17 @@ func send(w http.ResponseWriter, s StoredResponse) {
 // recorder passes the handler's response through and keeps a copy of it, up to max body bytes.
 type recorder struct {
 	http.ResponseWriter
-	max         int
-	status      int
-	contentType string
-	typeSet     bool // the handler set (or deliberately removed) Content-Type
-	body        []byte
-	overflow    bool
+	max      int
+	status   int
+	header   http.Header // as it was when the status was written (later changes are not sent)
+	body     []byte
+	overflow bool
 }
 
 func (rec *recorder) WriteHeader(code int) {
 	if rec.status == 0 && code >= 200 {
 		rec.status = code
-		values, set := rec.Header()["Content-Type"]
-		rec.typeSet = set
-		if len(values) > 0 {
-			rec.contentType = values[0]
-		}
+		rec.header = rec.Header().Clone()
 	}
 	rec.ResponseWriter.WriteHeader(code)
 }
@@ -489,13 +719,15 @@ func (rec *recorder) stored() (StoredResponse, string) {
 	if rec.overflow {
 		return StoredResponse{}, "body over MaxBody=" + strconv.Itoa(rec.max) + " bytes"
 	}
-	status := rec.status
-	if status == 0 {
-		status = http.StatusOK // a handler that wrote nothing: net/http sends 200
+	status, header := rec.status, rec.header
+	if status == 0 { // a handler that wrote nothing: net/http sends 200 and the header as it is now
+		status, header = http.StatusOK, rec.Header().Clone()
 	}
-	contentType := rec.contentType
-	if !rec.typeSet && len(rec.body) > 0 {
-		contentType = http.DetectContentType(rec.body) // what net/http sent for it
+	if header == nil {
+		header = http.Header{}
 	}
-	return StoredResponse{Status: status, ContentType: contentType, Body: rec.body}, ""
+	if _, set := header["Content-Type"]; !set && len(rec.body) > 0 {
+		header.Set("Content-Type", http.DetectContentType(rec.body)) // what net/http sent for it
+	}
+	return NewStoredResponse(status, header, rec.body), ""
 }

@@ -281,6 +281,32 @@ func isControl(c rune) bool {
 	return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x2028 || c == 0x2029
 }
 
+// isWebSocketUpgrade: an HTTP/1.1 GET with Upgrade: websocket and a Connection header holding the
+// token "upgrade" (both case-insensitive), or an HTTP/2 extended CONNECT whose :protocol is websocket
+// (net/http's HTTP/2 server, with GODEBUG=http2xconnect=1, keeps that pseudo-header in r.Header).
+func isWebSocketUpgrade(r *http.Request) bool {
+	if r.Method == http.MethodConnect && r.ProtoMajor >= 2 {
+		protocol := r.Header[":protocol"]
+		return len(protocol) == 1 && strings.EqualFold(protocol[0], "websocket")
+	}
+	if r.Method != http.MethodGet || !headerHasToken(r.Header, "Upgrade", "websocket") {
+		return false
+	}
+	return headerHasToken(r.Header, "Connection", "upgrade")
+}
+
+// headerHasToken: one of the comma-separated items of the header's lines is token, in any case.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, value := range h.Values(name) {
+		for item := range strings.SplitSeq(value, ",") {
+			if strings.EqualFold(strings.Trim(item, asciiWhitespace), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // checkContentType refuses a non-empty body that the library will verify as a form (url has no
 // bodySHA256) unless its Content-Type's media type is application/x-www-form-urlencoded. Why: the
 // signature covers the decoded form, but net/http parses the body by its Content-Type; a captured

@@ -58,8 +58,9 @@ var (
 	ErrSignatureMismatch    = &Error{C.TWS_SIGNATURE_MISMATCH}
 	ErrBodyHashMismatch     = &Error{C.TWS_BODY_HASH_MISMATCH}
 	ErrInvalidKeyID         = &Error{C.TWS_INVALID_KEY_ID}
-	// ErrUnusableSecret: NewValidator was given a secret that is empty after trimming ASCII whitespace
-	// (an unset environment variable read as "" or "\n"); it would match nothing.
+	// ErrUnusableSecret: NewValidator was given a secret that is empty or only whitespace (the core's
+	// rule, through the C ABI: \t \n \v \f \r and space), such as an unset environment variable
+	// read as "" or "\n"; it would match nothing.
 	ErrUnusableSecret = &Error{C.TWS_UNUSABLE_SECRET}
 	// ErrNoSecrets: NewValidator was given no secret at all.
 	ErrNoSecrets = errors.New("twiliosig: NewValidator needs at least one secret (the Auth Token)")
@@ -126,7 +127,8 @@ type Verified struct {
 // Verify checks one request against one secret. url is the public URL Twilio requested, body the raw
 // body (form, or JSON when the URL carries bodySHA256), signature the X-Twilio-Signature header and
 // settings the X-Twilio-Webhooks-Signature-Settings header ("" when absent). A secret that is empty or
-// only ASCII whitespace matches nothing (ErrSignatureMismatch); NewValidator refuses it up front.
+// only whitespace (\t \n \v \f \r, space) matches nothing (ErrSignatureMismatch); NewValidator
+// refuses it up front.
 func Verify(secret []byte, url string, body []byte, signature, settings string) error {
 	s, u, b, sig, set := bytesOf(secret), stringOf(url), bytesOf(body), stringOf(signature), stringOf(settings)
 	code := C.tws_verify(s.ptr, s.len, u.ptr, u.len, b.ptr, b.len, sig.ptr, sig.len, set.ptr, set.len)
@@ -199,9 +201,9 @@ type Validator struct {
 const DefaultMaxParams = C.TWS_DEFAULT_MAX_PARAMS
 
 // NewValidator builds a validator; secrets are tried in order. It refuses no secrets (ErrNoSecrets)
-// and a secret that is empty or only ASCII whitespace (ErrUnusableSecret, wrapped with the secret's
-// position, never its value), so a missing Auth Token fails at start-up instead of refusing every
-// request.
+// and a secret that is empty or only whitespace, \t \n \v \f \r or space (ErrUnusableSecret,
+// wrapped with the secret's position, never its value), so a missing Auth Token fails at start-up
+// instead of refusing every request.
 func NewValidator(secrets ...Secret) (*Validator, error) {
 	if len(secrets) == 0 {
 		return nil, ErrNoSecrets

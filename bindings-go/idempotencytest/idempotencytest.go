@@ -9,12 +9,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -56,7 +58,8 @@ func NewToken() string {
 // of crashed runs expiring after their lease.
 func TestStore(t *testing.T, store twiliosig.IdempotencyStore) {
 	ctx := context.Background()
-	twiml := twiliosig.StoredResponse{Status: 200, ContentType: "text/xml", Body: []byte("<Response/>")}
+	twiml := twiliosig.StoredResponse{Status: 200, Header: []twiliosig.HeaderLine{{Name: "content-type", Value: "text/xml"}},
+		Body: []byte("<Response/>")}
 	key := func() string { return twiliosig.DeliveryKey([32]byte{1, 2, 3}, NewToken()) }
 	claim := func(key, owner string, lease time.Duration) (twiliosig.ClaimState, twiliosig.StoredResponse) {
 		t.Helper()
@@ -87,11 +90,44 @@ func TestStore(t *testing.T, store twiliosig.IdempotencyStore) {
 		ok, err = store.Complete(ctx, k, "a", twiml)
 		check("Complete by the owner", ok, err, true)
 		s, resp := claim(k, "c", 30*time.Second)
-		if s != twiliosig.ClaimDone || resp.Status != 200 || resp.ContentType != "text/xml" || !bytes.Equal(resp.Body, twiml.Body) {
+		if s != twiliosig.ClaimDone || resp.Status != 200 || resp.ContentType() != "text/xml" || !bytes.Equal(resp.Body, twiml.Body) {
 			t.Fatalf("claim after completion: %v %+v", s, resp)
 		}
 		ok, err = store.Release(ctx, k, "a")
 		check("Release of a stored response", ok, err, false)
+	})
+	t.Run("AClaimFindingItsOwnOwnerIsOurs", func(t *testing.T) {
+		// A client that re-sends a claim which had succeeded (go-redis retrying after a read
+		// timeout) must not find the first delivery busy with itself.
+		k := key()
+		for i := range 2 {
+			if s, _ := claim(k, "a", 30*time.Second); s != twiliosig.ClaimOurs {
+				t.Fatalf("claim %d by the same owner: %v", i, s)
+			}
+		}
+		if s, _ := claim(k, "b", 30*time.Second); s != twiliosig.ClaimBusy {
+			t.Fatalf("claim by another owner: %v", s)
+		}
+		ok, err := store.Complete(ctx, k, "a", twiml)
+		check("Complete by the owner", ok, err, true)
+		if s, _ := claim(k, "a", 30*time.Second); s != twiliosig.ClaimDone {
+			t.Fatalf("claim by the owner after completion: %v", s)
+		}
+	})
+	t.Run("StoredHeadersComeBackInOrder", func(t *testing.T) {
+		k := key()
+		redirect := twiliosig.StoredResponse{Status: 302, Header: []twiliosig.HeaderLine{
+			{Name: "cache-control", Value: "no-store"}, {Name: "location", Value: "/next?step=2"},
+			{Name: "set-cookie", Value: "a=1; Path=/"}, {Name: "set-cookie", Value: "b=2"},
+			{Name: "x-note", Value: "caf\xe9"}, // a latin-1 byte, as sent
+		}, Body: []byte{}}
+		claim(k, "a", 30*time.Second)
+		ok, err := store.Complete(ctx, k, "a", redirect)
+		check("Complete by the owner", ok, err, true)
+		s, resp := claim(k, "b", 30*time.Second)
+		if s != twiliosig.ClaimDone || resp.Status != 302 || !slices.Equal(resp.Header, redirect.Header) || len(resp.Body) != 0 {
+			t.Fatalf("claim after completion: %v %+v", s, resp)
+		}
 	})
 	t.Run("ReleaseFreesTheKey", func(t *testing.T) {
 		k := key()
@@ -117,6 +153,15 @@ func TestStore(t *testing.T, store twiliosig.IdempotencyStore) {
 		ok, err = store.Release(ctx, k, "crashed")
 		check("Release by the expired owner", ok, err, false)
 	})
+}
+
+var errComplete = errors.New("complete failed: the store went away")
+
+// completeFails is a store whose Complete fails after the handler ran.
+type completeFails struct{ twiliosig.IdempotencyStore }
+
+func (completeFails) Complete(context.Context, string, string, twiliosig.StoredResponse) (bool, error) {
+	return false, errComplete
 }
 
 // counter counts handler runs per token.
@@ -202,8 +247,13 @@ func NewHarness() *Harness {
 // Runs is how many times a handler ran for the delivery with this token.
 func (h *Harness) Runs(token string) int { return h.runs.get(token) }
 
+// Open lets the /block handlers of the delivery with this token finish.
+func (h *Harness) Open(token string) { close(h.gate.get(token)) }
+
 // NewApp starts one instance (Middleware, then Idempotent over store with opts, then the handlers:
-// /voice[?sleep=d], /block, /panic, /error500, /flaky, /big, /sniffed), stopped at the test's end.
+// /voice[?sleep=d], /block (until Open), /panic, /error500, /flaky, /big, /sniffed, /redirect (a 302
+// with Location, two Set-Cookie lines and Cache-Control), /hangup (its first run waits for the client
+// to go away and answers nothing; later runs answer)), stopped at the test's end.
 func (h *Harness) NewApp(t *testing.T, store twiliosig.IdempotencyStore, opts twiliosig.IdempotencyOptions) *App {
 	runs, gate := &h.runs, &h.gate
 	v, err := twiliosig.NewValidator(twiliosig.Secret{Value: []byte(authToken)})
@@ -247,6 +297,22 @@ func (h *Harness) NewApp(t *testing.T, store twiliosig.IdempotencyStore, opts tw
 			_, _ = w.Write(bytes.Repeat([]byte(nonce), bigBody/len(nonce)+1))
 		case "/sniffed":
 			_, _ = io.WriteString(w, "<html><body>no content type set "+nonce+"</body></html>")
+		case "/redirect":
+			w.Header().Set("Location", "/next?step=2")
+			w.Header().Add("Set-Cookie", "a=1; Path=/")
+			w.Header().Add("Set-Cookie", "b="+nonce)
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusFound)
+		case "/hangup":
+			if before == 0 {
+				select {
+				case <-r.Context().Done():
+				case <-time.After(10 * time.Second):
+				}
+				return
+			}
+			w.Header().Set("Content-Type", "text/xml")
+			fmt.Fprintf(w, "<Response><Say>second run %s</Say></Response>", nonce)
 		default:
 			http.NotFound(w, r)
 		}
@@ -277,7 +343,15 @@ type Reply struct {
 }
 
 // Post sends a signed webhook to app at target (path and query) with the token ("" for none).
+// Redirects are not followed: the reply is the app's own response.
 func Post(t *testing.T, app *App, target, token string, forge bool) Reply {
+	t.Helper()
+	return PostWithin(t, app, target, token, forge, 0)
+}
+
+// PostWithin is Post with a client that gives up (and closes the connection) after timeout (0: no
+// limit).
+func PostWithin(t *testing.T, app *App, target, token string, forge bool, timeout time.Duration) Reply {
 	t.Helper()
 	sig, err := twiliosig.Sign([]byte(authToken), baseURL+target, []byte(body), "")
 	if err != nil {
@@ -298,7 +372,10 @@ func Post(t *testing.T, app *App, target, token string, forge bool) Reply {
 	if token != "" {
 		req.Header.Set(twiliosig.IdempotencyTokenHeader, token)
 	}
-	resp, err := app.Server.Client().Do(req)
+	client := *app.Server.Client()
+	client.Timeout = timeout
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := client.Do(req)
 	if err != nil {
 		return Reply{Err: err}
 	}
@@ -348,6 +425,65 @@ func TestMiddleware(t *testing.T, fleet Fleet) {
 		want(t, retry, 200, true)
 		if first.Header.Get("Content-Type") != retry.Header.Get("Content-Type") || !bytes.Equal(first.Body, retry.Body) {
 			t.Fatalf("first %q, retry %q", first.Header.Get("Content-Type"), retry.Header.Get("Content-Type"))
+		}
+	})
+	t.Run("AReplayed302KeepsItsLocationAndEverySetCookie", func(t *testing.T) {
+		token := NewToken()
+		first := Post(t, apps[0], "/redirect", token, false)
+		want(t, first, http.StatusFound, false)
+		retry := Post(t, apps[1], "/redirect", token, false)
+		want(t, retry, http.StatusFound, true)
+		cookies := first.Header.Values("Set-Cookie")
+		if len(cookies) != 2 || cookies[0] != "a=1; Path=/" || !strings.HasPrefix(cookies[1], "b=") {
+			t.Fatalf("first response's cookies %q", cookies)
+		}
+		for _, name := range []string{"Location", "Set-Cookie", "Cache-Control"} {
+			if !slices.Equal(retry.Header.Values(name), first.Header.Values(name)) {
+				t.Fatalf("%s: retry %q, first %q", name, retry.Header.Values(name), first.Header.Values(name))
+			}
+		}
+		if retry.Header.Get("Location") != "/next?step=2" || retry.Header.Get("Date") == "" ||
+			len(retry.Header.Values("Date")) != 1 || len(retry.Header.Values("Content-Length")) > 1 {
+			t.Fatalf("retry header %v", retry.Header)
+		}
+		wantRuns(t, token, 1)
+	})
+	t.Run("AClaimWhoseCompleteFailsIsReleased", func(t *testing.T) {
+		// The same store with Complete failing (a store error after the handler ran): the claim is
+		// freed, so the retry runs the handler again at once instead of waiting and getting 409.
+		app := h.NewApp(t, completeFails{fleet.Store}, twiliosig.IdempotencyOptions{})
+		before, token := fleet.Keys(), NewToken()
+		want(t, Post(t, app, "/voice", token, false), 200, false)
+		if !strings.Contains(app.Log.String(), "twilio webhook retry store failed (complete): "+errComplete.Error()) {
+			t.Fatalf("log: %s", app.Log.String())
+		}
+		start := time.Now()
+		want(t, Post(t, app, "/voice", token, false), 200, false)
+		if waited := time.Since(start); waited >= Wait {
+			t.Fatalf("the retry waited %v for a claim that should have been released", waited)
+		}
+		wantRuns(t, token, 2)
+		if fleet.Keys() != before {
+			t.Fatalf("keys %d, before %d: a claim was left behind", fleet.Keys(), before)
+		}
+	})
+	t.Run("AClaimWhoseClientWentAwayBeforeAnAnswerIsReleased", func(t *testing.T) {
+		token := NewToken()
+		if r := PostWithin(t, apps[0], "/hangup", token, false, 300*time.Millisecond); r.Err == nil {
+			t.Fatalf("the client did not give up: %d", r.Status)
+		}
+		start := time.Now()
+		retry := Post(t, apps[1], "/hangup", token, false)
+		want(t, retry, 200, false)
+		if !strings.Contains(string(retry.Body), "second run") {
+			t.Fatalf("retry got %q", retry.Body)
+		}
+		if waited := time.Since(start); waited >= Wait {
+			t.Fatalf("the retry waited %v for a claim that should have been released", waited)
+		}
+		wantRuns(t, token, 2)
+		if !strings.Contains(apps[0].Log.String(), "the request was cancelled before the handler answered") {
+			t.Fatalf("log: %s", apps[0].Log.String())
 		}
 	})
 	t.Run("SixConcurrentDeliveriesOfOneRetryRunTheHandlerOnce", func(t *testing.T) {

@@ -17,9 +17,11 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	// Short timeouts: while Redis is down, each webhook waits for them before it is processed anyway.
+	// Timeouts that fit IdempotencyOptions.Wait (5 s) and Twilio's 15 s: a claim gives up within about
+	// 3 s (while Redis is down, each webhook waits that long before it is processed anyway). go-redis
+	// re-sends a timed-out claim; the store knows its own claim when it finds it.
 	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379",
-		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: 1})
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: 2})
 	store := redisstore.New(rdb, redisstore.Options{}) // TTL 24 h, prefix "twilio-signature:idempotency:"
 	voice := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/xml")

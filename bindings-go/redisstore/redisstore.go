@@ -8,9 +8,10 @@
 //
 // It is a module of its own so that users of twiliosig who do not want go-redis do not get it.
 //
-// A claim is SET NX PX (in a Lua script that also returns what is there when the key is taken);
-// completing and releasing check the claim's owner in the same script, so a run whose lease expired
-// cannot touch the run that took over. Every key has a TTL: the lease for a claim, Options.TTL for a
+// A claim is SET NX PX (in a Lua script that also returns what is there when the key is taken, or
+// "ours" when it holds this very claim: a go-redis retry of a claim that had succeeded); completing
+// and releasing check the claim's owner in the same script, so a run whose lease expired cannot touch
+// the run that took over. Every key has a TTL: the lease for a claim, Options.TTL for a
 // stored response. Keys are Options.Prefix + twiliosig.DeliveryKey (a digest); nothing secret is
 // stored. Values use the layout the Python package's RedisStore uses, with the same default prefix, so
 // Go and Python instances can share one Redis.
@@ -31,9 +32,13 @@ import (
 const DefaultPrefix = "twilio-signature:idempotency:"
 
 var (
+	// A claim that finds its own owner is "ours": go-redis retries a command after a read timeout,
+	// and the retry of a claim that had succeeded must not find the first delivery busy with itself.
 	claimScript = redis.NewScript(`
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
-return redis.call('GET', KEYS[1])
+local found = redis.call('GET', KEYS[1])
+if found == ARGV[1] then return 'ours' end
+return found
 `)
 	completeScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -63,8 +68,10 @@ type Store struct {
 var _ twiliosig.IdempotencyStore = (*Store)(nil)
 
 // New returns a store over client (a *redis.Client, *redis.ClusterClient, or any redis.Scripter).
-// Give the client short dial and read timeouts: while Redis is down each webhook waits for them
-// before it is processed unguarded (or refused, with RefuseOnStoreError).
+// Give the client timeouts that fit IdempotencyOptions.Wait (5 s by default) and Twilio's 15 s:
+// DialTimeout, ReadTimeout and WriteTimeout of 1 s with MaxRetries 1-2, so that a claim gives up
+// within a few seconds. While Redis is down each webhook waits for them before it is processed
+// unguarded (or refused, with RefuseOnStoreError).
 func New(client redis.Scripter, opts Options) *Store {
 	if opts.TTL <= 0 {
 		opts.TTL = twiliosig.DefaultIdempotencyTTL
@@ -78,7 +85,7 @@ func New(client redis.Scripter, opts Options) *Store {
 // Claim implements twiliosig.IdempotencyStore.
 func (s *Store) Claim(ctx context.Context, key, owner string, lease time.Duration) (twiliosig.ClaimState, twiliosig.StoredResponse, error) {
 	found, err := claimScript.Run(ctx, s.client, []string{s.prefix + key}, "P"+owner, ms(lease)).Text()
-	if errors.Is(err, redis.Nil) {
+	if errors.Is(err, redis.Nil) || (err == nil && found == "ours") { // values start with P or D
 		return twiliosig.ClaimOurs, twiliosig.StoredResponse{}, nil
 	}
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +27,8 @@ type server struct {
 	port int
 	dir  string
 	cmd  *exec.Cmd
+	// paused: stopped with SIGSTOP
+	paused bool
 }
 
 // startRedis starts redis-server, or skips the test when it is not installed (unless
@@ -65,7 +69,25 @@ func (s *server) start() {
 	s.t.Fatalf("redis-server did not listen on %s", s.addr())
 }
 
+// pause stops the redis-server process (SIGSTOP): the kernel still accepts connections and buffers
+// what clients send, but nothing is answered until resume.
+func (s *server) pause() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatal(err)
+	}
+	s.paused = true
+}
+
+func (s *server) resume() {
+	if s.cmd != nil && s.paused {
+		_ = s.cmd.Process.Signal(syscall.SIGCONT)
+		s.paused = false
+	}
+}
+
 func (s *server) stop() {
+	s.resume()
 	if s.cmd != nil {
 		_ = s.cmd.Process.Signal(os.Interrupt)
 		_ = s.cmd.Wait()
@@ -201,5 +223,62 @@ func TestRedisStoppedProcessesByDefaultRefusesWithTheOptionAndRecovers(t *testin
 	}
 	if len(keys(t, c, prefix)) != 4 {
 		t.Fatalf("keys after recovery: %v", keys(t, c, prefix))
+	}
+}
+
+// dialCounter counts the connections a go-redis client opens.
+type dialCounter struct{ n atomic.Int64 }
+
+func (d *dialCounter) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d.n.Add(1)
+		return next(ctx, network, addr)
+	}
+}
+func (*dialCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (*dialCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// Issue 24 item 4: Redis pauses (SIGSTOP) while the first delivery claims its key. go-redis's read
+// times out and it re-sends the claim on a new connection; when Redis resumes it runs the first claim
+// (the key now holds this delivery's owner) and then the re-sent one, which must find "ours": the
+// handler runs once and the delivery gets its 200, not a wait ending in 409 with no run at all.
+func TestAClaimReSentByGoRedisWhileRedisIsPausedRunsTheHandlerOnce(t *testing.T) {
+	s := startRedis(t)
+	// The timeouts the README recommends, in proportion: ReadTimeout 1 s, one retry or two.
+	c := redis.NewClient(&redis.Options{Addr: s.addr(), DialTimeout: time.Second, ReadTimeout: time.Second,
+		WriteTimeout: time.Second, MaxRetries: 2})
+	t.Cleanup(func() { _ = c.Close() })
+	dials := &dialCounter{}
+	c.AddHook(dials)
+	store := redisstore.New(c, redisstore.Options{Prefix: uniquePrefix()})
+	h := idempotencytest.NewHarness()
+	app := h.NewApp(t, store, twiliosig.IdempotencyOptions{}) // Wait: idempotencytest.Wait (2 s)
+
+	// A first delivery loads the scripts (so the paused claim is an EVALSHA that runs) and leaves a
+	// connection in the pool.
+	if r := idempotencytest.Post(t, app, "/voice", idempotencytest.NewToken(), false); r.Err != nil || r.Status != 200 {
+		t.Fatalf("warm-up: %d %v", r.Status, r.Err)
+	}
+	connections := dials.n.Load()
+
+	token := idempotencytest.NewToken()
+	s.pause()
+	done := make(chan idempotencytest.Reply, 1)
+	go func() { done <- idempotencytest.Post(t, app, "/voice", token, false) }()
+	// The first attempt's read times out after 1 s; the re-sent claim waits on a new connection.
+	time.Sleep(1500 * time.Millisecond)
+	s.resume()
+	r := <-done
+	if r.Err != nil || r.Status != 200 || r.Replayed || h.Runs(token) != 1 {
+		t.Fatalf("the delivery whose claim go-redis re-sent: %d %v replayed=%v (%q), handler runs %d\nlog: %s",
+			r.Status, r.Err, r.Replayed, r.Body, h.Runs(token), app.Log.String())
+	}
+	if got := dials.n.Load(); got <= connections {
+		t.Fatalf("go-redis did not re-send the claim on a new connection (%d connections, %d before)", got, connections)
+	}
+	if retry := idempotencytest.Post(t, app, "/voice", token, false); retry.Status != 200 || !retry.Replayed || h.Runs(token) != 1 {
+		t.Fatalf("Twilio's retry: %d replayed=%v, runs %d", retry.Status, retry.Replayed, h.Runs(token))
 	}
 }
