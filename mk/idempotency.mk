@@ -43,6 +43,6 @@ test-idempotency-go: redis-server c-lib
 	  idempotencytest redisstore); \
 	if [ -n "$$unformatted" ]; then echo "gofmt: $$unformatted"; exit 1; fi
 	cd bindings-go && $(GO_CGO_ENV) go test -race -count=1 \
-	  -run 'Idempotent|Idempotency|MemoryStore|DeliveryKey|AFailingStore' .
+	  -run 'Idempotent|Idempotency|MemoryStore|DeliveryKey|StoredResponse|AFailingStore' .
 	cd bindings-go/redisstore && $(GO_CGO_ENV) go vet ./...
 	cd bindings-go/redisstore && TWILIOSIG_REQUIRE_REDIS=1 $(GO_CGO_ENV) go test -race -count=1 ./...
