@@ -1,0 +1,269 @@
+//! The proxy's settings: command-line options, optionally a TOML file of routes, checked once at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+use http::Uri;
+use serde::Deserialize;
+use twilio_signature::Secret;
+
+use super::{LogFormat, ProxyArgs};
+use crate::{secrets, Failure};
+
+const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Everything the server needs, checked.
+#[derive(Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
+    pub body_limit: usize,
+    pub upstream_timeout: Duration,
+    pub log_format: LogFormat,
+    pub trusted_proxies: Vec<String>,
+    pub routes: Vec<RouteSettings>,
+}
+
+/// One route: the paths it takes, where they go, and what verifies them.
+#[derive(Debug)]
+pub struct RouteSettings {
+    /// Without a trailing slash; empty for every path.
+    pub prefix: String,
+    pub upstream: Upstream,
+    pub base_url: Option<String>,
+    pub secrets: Vec<Secret>,
+    /// The key id of each secret (all the same, or none), for X-Twilio-Verified.
+    pub key_id: Option<String>,
+}
+
+/// An `http://host:port[/prefix]` upstream.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub authority: Authority,
+    /// Put before every request path; empty or `/x` without a trailing slash.
+    pub prefix: String,
+}
+
+impl Upstream {
+    pub fn parse(text: &str) -> Result<Self, Failure> {
+        let bad = |why: &str| {
+            Failure::usage(format!(
+                "upstream {text:?} {why}: give http://HOST:PORT, optionally with a path prefix"
+            ))
+        };
+        let uri: Uri = text.parse().map_err(|_| bad("is not a URL"))?;
+        match uri.scheme() {
+            Some(scheme) if *scheme == Scheme::HTTP => {}
+            Some(_) => {
+                return Err(bad(
+                    "is not http:// (the proxy speaks plain HTTP to the app)",
+                ))
+            }
+            None => return Err(bad("has no scheme")),
+        }
+        let authority = uri.authority().cloned().ok_or_else(|| bad("has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(bad("has credentials"));
+        }
+        if uri.query().is_some() {
+            return Err(bad("has a query"));
+        }
+        Ok(Self {
+            authority,
+            prefix: uri.path().trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// `host:port` with the default port 80 when none is given, for readiness checks.
+    pub fn address(&self) -> String {
+        match self.authority.port_u16() {
+            Some(_) => self.authority.as_str().to_owned(),
+            None => format!("{}:80", self.authority.host()),
+        }
+    }
+}
+
+/// The TOML file. Unknown keys are errors: a misspelt key must not silently drop a setting.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: Option<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
+    base_url: Option<String>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+    body_limit: Option<usize>,
+    upstream_timeout: Option<f64>,
+    log_format: Option<LogFormat>,
+    #[serde(default, rename = "route")]
+    routes: Vec<FileRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRoute {
+    prefix: String,
+    upstream: String,
+    #[serde(default)]
+    token_files: Vec<PathBuf>,
+    key_id: Option<String>,
+    base_url: Option<String>,
+}
+
+impl Settings {
+    /// The options, with the file's values where an option is not given.
+    pub fn resolve(args: &ProxyArgs) -> Result<Self, Failure> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => File::default(),
+        };
+        let listen = args.listen.or(file.listen).ok_or_else(|| {
+            Failure::usage(
+                "no address to serve on: pass --listen HOST:PORT (or listen in --config)",
+            )
+        })?;
+        let upstream_timeout = match (args.upstream_timeout, file.upstream_timeout) {
+            (Some(timeout), _) => timeout,
+            (None, Some(seconds)) => super::parse_seconds(&seconds.to_string())
+                .map_err(|e| Failure::usage(format!("upstream_timeout in --config: {e}")))?,
+            (None, None) => DEFAULT_UPSTREAM_TIMEOUT,
+        };
+        let base_url = args.base_url.clone().or(file.base_url);
+        // Loaded only when some route needs them, so that a file giving every route its own token
+        // files needs no TWILIO_AUTH_TOKEN.
+        let mut loaded: Option<Vec<secrets::Loaded>> = None;
+        let mut default_secrets = |key_id: Option<&str>| -> Result<Vec<Secret>, Failure> {
+            if loaded.is_none() {
+                loaded = Some(args.secrets.load()?);
+            }
+            secrets::prepare(loaded.as_deref().unwrap_or_default(), key_id)
+        };
+        let routes = if file.routes.is_empty() {
+            let upstream = args.upstream.as_deref().ok_or_else(|| {
+                Failure::usage("no upstream: pass --upstream http://HOST:PORT (or [[route]] tables in --config)")
+            })?;
+            vec![RouteSettings {
+                prefix: String::new(),
+                upstream: Upstream::parse(upstream)?,
+                base_url,
+                secrets: default_secrets(args.key_id.as_deref())?,
+                key_id: args.key_id.clone(),
+            }]
+        } else {
+            let mut routes = Vec::with_capacity(file.routes.len());
+            for route in file.routes {
+                if !route.prefix.starts_with('/') {
+                    return Err(Failure::usage(format!(
+                        "route prefix {:?} in --config must start with /",
+                        route.prefix
+                    )));
+                }
+                let key_id = route.key_id.or_else(|| args.key_id.clone());
+                let secrets = if route.token_files.is_empty() {
+                    default_secrets(key_id.as_deref())?
+                } else {
+                    secrets::prepare(&secrets::load(&route.token_files)?, key_id.as_deref())?
+                };
+                routes.push(RouteSettings {
+                    prefix: route.prefix.trim_end_matches('/').to_owned(),
+                    upstream: Upstream::parse(&route.upstream)?,
+                    base_url: route.base_url.or_else(|| base_url.clone()),
+                    secrets,
+                    key_id,
+                });
+            }
+            // Longest prefix first: the first match is the most specific.
+            routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+            if let Some(pair) = routes.windows(2).find(|w| w[0].prefix == w[1].prefix) {
+                return Err(Failure::usage(format!(
+                    "two routes in --config have the prefix {:?}",
+                    if pair[0].prefix.is_empty() {
+                        "/"
+                    } else {
+                        &pair[0].prefix
+                    }
+                )));
+            }
+            routes
+        };
+        let mut trusted_proxies = args.trusted_proxies.clone();
+        if trusted_proxies.is_empty() {
+            trusted_proxies = file.trusted_proxies;
+        }
+        Ok(Self {
+            listen,
+            admin_listen: args.admin_listen.or(file.admin_listen),
+            body_limit: args
+                .body_limit
+                .or(file.body_limit)
+                .unwrap_or(twilio_signature_tower::DEFAULT_BODY_LIMIT),
+            upstream_timeout,
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
+            trusted_proxies,
+            routes,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<File, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::usage(format!("cannot read --config {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| {
+        // toml's message quotes the offending line, which holds no secret: token files are paths.
+        Failure::usage(format!(
+            "--config {}: {}",
+            path.display(),
+            e.to_string().trim_end().replace('\n', " ")
+        ))
+    })
+}
+
+/// Whether `path` falls under `prefix` (without a trailing slash): the prefix is `path` itself or is
+/// followed by `/` or `?`. The empty prefix takes every path.
+pub fn matches(prefix: &str, path: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || prefix.is_empty() || rest.starts_with(['/', '?']))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_matches_whole_segments() {
+        assert!(matches("", "/anything"));
+        assert!(matches("/sms", "/sms"));
+        assert!(matches("/sms", "/sms/status"));
+        assert!(matches("/sms", "/sms?x=1"));
+        assert!(!matches("/sms", "/smsx"));
+        assert!(!matches("/sms", "/voice"));
+    }
+
+    #[test]
+    fn an_upstream_is_plain_http_with_an_optional_prefix() {
+        let upstream = Upstream::parse("http://127.0.0.1:9000/app/").expect("valid");
+        assert_eq!(upstream.authority.as_str(), "127.0.0.1:9000");
+        assert_eq!(upstream.prefix, "/app");
+        assert_eq!(upstream.address(), "127.0.0.1:9000");
+        assert_eq!(
+            Upstream::parse("http://localhost")
+                .expect("valid")
+                .address(),
+            "localhost:80"
+        );
+        for bad in [
+            "https://127.0.0.1:9000",
+            "127.0.0.1:9000",
+            "http://u:p@127.0.0.1",
+            "http://127.0.0.1/?x=1",
+            "not a url",
+        ] {
+            assert!(Upstream::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

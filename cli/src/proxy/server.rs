@@ -1,0 +1,299 @@
+//! The listener: HTTP/1.1 connections served by hyper, each request handed to its route's
+//! `TwilioSignatureLayer` + forwarder, one log line and one count per request, and the drain on SIGTERM.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::{Layer, Service};
+use twilio_signature::{Secret, Validator};
+use twilio_signature_tower::{PeerAddr, TwilioSignature, TwilioSignatureLayer};
+
+use super::config::{self, Settings};
+use super::forward::{self, Arrived, Forward, Passed};
+use super::log::{self, Access};
+use super::metrics::{Metrics, Reason};
+use super::{admin, Failure};
+
+/// What the client gets back: the layer's response (the forwarder's body, or a refusal's text), or the
+/// proxy's own answer (no route).
+type Body = Either<twilio_signature_tower::ResponseBody<forward::Body>, Full<Bytes>>;
+
+/// Extra time given to requests in flight at shutdown, past the upstream timeout.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// The layer's refusal line (`twilio webhook refused: ...`), put in the refusal's extensions.
+#[derive(Clone, Debug)]
+struct Refused(String);
+
+struct Route {
+    prefix: String,
+    /// Shown in log lines.
+    upstream: String,
+    service: TwilioSignature<Forward, Vec<Secret>>,
+}
+
+pub struct App {
+    routes: Vec<Route>,
+    metrics: Arc<Metrics>,
+}
+
+impl App {
+    fn new(settings: &Settings, metrics: &Arc<Metrics>) -> Result<Self, Failure> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(settings.upstream_timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .http1_preserve_header_case(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        let mut routes = Vec::with_capacity(settings.routes.len());
+        for route in &settings.routes {
+            let usage = |e: twilio_signature_tower::ConfigError| Failure::usage(e.to_string());
+            let mut layer =
+                TwilioSignatureLayer::new(Validator::with_secrets(route.secrets.clone()))
+                    .trusted_proxies(&settings.trusted_proxies)
+                    .map_err(usage)?
+                    .body_limit(settings.body_limit)
+                    // The refusal line goes into the request's own log line instead of a second one.
+                    .on_reject(|_, rejection| {
+                        let mut response = rejection.response();
+                        response
+                            .extensions_mut()
+                            .insert(Refused(rejection.to_string()));
+                        response
+                    });
+            if let Some(base_url) = &route.base_url {
+                layer = layer.base_url(base_url).map_err(usage)?;
+            }
+            let forward = Forward {
+                route: Arc::new(forward::Route {
+                    upstream: route.upstream.clone(),
+                    key_id: route.key_id.clone(),
+                    client: client.clone(),
+                    timeout: settings.upstream_timeout,
+                    metrics: Arc::clone(metrics),
+                }),
+            };
+            routes.push(Route {
+                prefix: route.prefix.clone(),
+                upstream: route.upstream.authority.to_string(),
+                service: layer.layer(forward),
+            });
+        }
+        Ok(Self {
+            routes,
+            metrics: Arc::clone(metrics),
+        })
+    }
+
+    pub fn upstreams(settings: &Settings) -> Vec<String> {
+        let mut addresses: Vec<String> = settings
+            .routes
+            .iter()
+            .map(|r| r.upstream.address())
+            .collect();
+        addresses.sort();
+        addresses.dedup();
+        addresses
+    }
+
+    async fn handle(
+        self: Arc<Self>,
+        peer: SocketAddr,
+        mut request: Request<Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
+        let arrived = Instant::now();
+        let method = request.method().clone();
+        let target = request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+        request.extensions_mut().insert(PeerAddr(peer));
+        request.extensions_mut().insert(Arrived(arrived));
+        let path = request.uri().path();
+        let Some(route) = self
+            .routes
+            .iter()
+            .find(|r| config::matches(&r.prefix, path))
+        else {
+            self.metrics.request(Reason::NoRoute);
+            Access {
+                peer,
+                method: method.as_str(),
+                target: &target,
+                status: 404,
+                outcome: Reason::NoRoute.outcome(),
+                reason: Reason::NoRoute.label(),
+                upstream: None,
+                verified: None,
+                upstream_ms: None,
+                total_ms: millis(arrived.elapsed()),
+                detail: Some("no route in --config takes this path"),
+            }
+            .log();
+            let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
+                b"no route for this path\n",
+            ))));
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            return Ok(response);
+        };
+        // The forwarder is always ready, and so is the layer in front of it.
+        let mut service = route.service.clone();
+        let Ok(response) = service.call(request).await;
+        let refusal = response.extensions().get::<Refused>().map(|r| r.0.as_str());
+        let status = response.status().as_u16();
+        let passed = response.extensions().get::<Passed>();
+        let (reason, detail) = if let Some(passed) = passed {
+            (passed.reason, passed.detail.as_deref())
+        } else {
+            self.metrics.verify(arrived.elapsed());
+            (Reason::of_refusal(status, refusal), refusal)
+        };
+        self.metrics.request(reason);
+        Access {
+            peer,
+            method: method.as_str(),
+            target: &target,
+            status,
+            outcome: reason.outcome(),
+            reason: reason.label(),
+            upstream: Some(&route.upstream),
+            verified: passed.and_then(|p| p.verified.to_str().ok()),
+            upstream_ms: passed.and_then(|p| p.upstream_time).map(millis),
+            total_ms: millis(arrived.elapsed()),
+            detail,
+        }
+        .log();
+        Ok(response.map(Either::Left))
+    }
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// Serves until SIGTERM or Ctrl-C, then drains.
+pub async fn serve(settings: Settings) -> Result<(), Failure> {
+    log::init(settings.log_format);
+    let metrics = Arc::new(Metrics::default());
+    let app = Arc::new(App::new(&settings, &metrics)?);
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| Failure::usage(format!("cannot listen on {}: {e}", settings.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::usage(format!("cannot listen on {}: {e}", settings.listen)))?;
+    let admin = match settings.admin_listen {
+        Some(address) => Some(admin::start(address, App::upstreams(&settings), &metrics).await?),
+        None => None,
+    };
+    let routes: Vec<String> = settings
+        .routes
+        .iter()
+        .map(|r| {
+            format!(
+                "{} -> http://{}{} ({} secret(s){})",
+                if r.prefix.is_empty() { "/" } else { &r.prefix },
+                r.upstream.authority,
+                r.upstream.prefix,
+                r.secrets.len(),
+                r.base_url
+                    .as_deref()
+                    .map(|b| format!(", base URL {b}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    log::note(
+        "INFO",
+        &format!(
+            "listening on {local}{}; routes: {}",
+            admin.map(|a| format!(", admin on {a}")).unwrap_or_default(),
+            routes.join("; ")
+        ),
+    );
+
+    let (stop, stopping) = watch::channel(false);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Failure::usage(format!("cannot watch SIGTERM: {e}")))?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait instead of spinning.
+                        log::note("WARN", &format!("accept failed: {e}"));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(connection(Arc::clone(&app), stream, peer, stopping.clone()));
+            }
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    // New connections are refused from here on; those open finish their request in flight.
+    drop(listener);
+    drop(stopping);
+    log::note(
+        "INFO",
+        "shutting down: no new connections; waiting for requests in flight",
+    );
+    let _ = stop.send(true);
+    let drain = settings.upstream_timeout + DRAIN_GRACE;
+    if tokio::time::timeout(drain, stop.closed()).await.is_err() {
+        log::note(
+            "WARN",
+            &format!("requests still in flight after {drain:?}: closing them"),
+        );
+    } else {
+        log::note("INFO", "shut down: every request in flight finished");
+    }
+    Ok(())
+}
+
+/// One client connection: requests in turn until it closes, or until shutdown lets the one in flight
+/// finish.
+async fn connection(
+    app: Arc<App>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let service = service_fn(move |request| Arc::clone(&app).handle(peer, request));
+    let connection = http1::Builder::new()
+        .preserve_header_case(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = stopping.changed() => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
+}

@@ -1,0 +1,335 @@
+//! `twsig proxy` as a real process (the built binary) in front of real apps that verify nothing: a
+//! Python `http.server` app and a Node `node:http` app (cli/tests/proxy/), on loopback. Each app records
+//! what it received, so a test can prove that a refused request never reached it.
+
+#[path = "proxy/support.rs"]
+mod proxy_support;
+
+use proxy_support::{
+    fresh_port, header_values, http, received, sign_form, sign_json, start_app, App, Proxy, TOKEN,
+};
+
+const FORM: &[u8] = b"AccountSid=AC123&Body=Hello+there&From=%2B15557654321&To=%2B15551234567";
+const FORM_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// The proxy in front of the app on `app_port`, verifying `https://example.com` + the request target.
+fn behind(app_port: u16, extra: &[&str]) -> Proxy {
+    let upstream = format!("http://127.0.0.1:{app_port}");
+    let mut args = vec!["--upstream", &upstream, "--base-url", "https://example.com"];
+    args.extend_from_slice(extra);
+    Proxy::start(&args)
+}
+
+/// A form POST with `signature` through the proxy on `port`.
+fn post_form(port: u16, target: &str, signature: &str, body: &[u8]) -> proxy_support::Response {
+    http(
+        port,
+        "POST",
+        target,
+        &[
+            ("Content-Type", FORM_TYPE),
+            ("X-Twilio-Signature", signature),
+        ],
+        body,
+    )
+}
+
+/// A signed SMS webhook, a spoofed X-Twilio-Verified and hop-by-hop headers: the app gets the request
+/// byte for byte, with the proxy's X-Twilio-Verified only and no hop-by-hop header.
+fn signed_form_reaches(app: App) {
+    let (_app, app_port) = start_app(app);
+    let proxy = behind(app_port, &[]);
+    let target = "/sms?a=1&b=%20x";
+    let signature = sign_form(&format!("https://example.com{target}"), FORM);
+    let response = http(
+        proxy.port,
+        "POST",
+        target,
+        &[
+            ("Content-Type", FORM_TYPE),
+            ("X-Twilio-Signature", &signature),
+            ("X-Twilio-Verified", "secret=9; candidate=as-given"),
+            ("X-Custom", "kept as is"),
+            ("Keep-Alive", "timeout=5"),
+            ("Connection", "close, X-Hop"),
+            ("X-Hop", "dropped"),
+        ],
+        FORM,
+    );
+    assert_eq!(response.status, 200, "{response:?}\n{}", proxy.log());
+    // The app's own response header comes back.
+    assert_eq!(response.header("x-upstream"), Some(app.name()));
+    let seen = received(app_port);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let seen = &seen[0];
+    assert_eq!(seen["method"], "POST");
+    assert_eq!(seen["target"], target);
+    assert_eq!(seen.body(), FORM);
+    assert_eq!(
+        header_values(seen, "x-twilio-verified"),
+        ["secret=0; candidate=as-given"],
+        "the client's copy is removed, the proxy's is added"
+    );
+    assert_eq!(header_values(seen, "x-twilio-signature"), [signature]);
+    assert_eq!(header_values(seen, "content-type"), [FORM_TYPE]);
+    assert_eq!(header_values(seen, "x-custom"), ["kept as is"]);
+    for hop in ["keep-alive", "x-hop"] {
+        assert!(header_values(seen, hop).is_empty(), "{hop} forwarded");
+    }
+    assert_eq!(
+        header_values(seen, "content-length"),
+        [FORM.len().to_string()]
+    );
+    let log = proxy.log();
+    assert!(
+        log.contains("\"POST /sms?a=1&b=%20x\" 200 forwarded reason=ok")
+            && log.contains("verified=\"secret=0; candidate=as-given\""),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_signed_form_reaches_a_python_app_with_x_twilio_verified() {
+    signed_form_reaches(App::Python);
+}
+
+#[test]
+fn a_signed_form_reaches_a_node_app_with_x_twilio_verified() {
+    signed_form_reaches(App::Node);
+}
+
+#[test]
+fn a_json_webhook_signed_with_body_sha256_is_forwarded() {
+    for app in [App::Python, App::Node] {
+        let (_app, app_port) = start_app(app);
+        let proxy = behind(app_port, &[]);
+        let body = br#"{"event":"message.delivered","sid":"SM123"}"#;
+        let (url, signature) = sign_json("https://example.com/events", body);
+        let target = url.trim_start_matches("https://example.com");
+        let response = http(
+            proxy.port,
+            "POST",
+            target,
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Twilio-Signature", &signature),
+            ],
+            body,
+        );
+        assert_eq!(response.status, 200, "{response:?}\n{}", proxy.log());
+        let seen = received(app_port);
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0]["target"], target);
+        assert_eq!(seen[0].body(), body);
+        assert_eq!(
+            header_values(&seen[0], "x-twilio-verified"),
+            ["secret=0; candidate=as-given"]
+        );
+    }
+}
+
+#[test]
+fn refused_requests_never_reach_the_app() {
+    let (_app, app_port) = start_app(App::Node);
+    let proxy = behind(app_port, &[]);
+    let signature = sign_form("https://example.com/sms", FORM);
+    // Forged: a signature made with another token.
+    let forged = proxy_support::sign_form_with(b"not the token", "https://example.com/sms", FORM);
+    let response = post_form(proxy.port, "/sms", &forged, FORM);
+    assert_eq!(response.status, 403);
+    // Unsigned.
+    let response = http(
+        proxy.port,
+        "POST",
+        "/sms",
+        &[("Content-Type", FORM_TYPE)],
+        FORM,
+    );
+    assert_eq!(response.status, 400);
+    // A captured signed form re-sent as multipart: the body still verifies as a form, but the app would
+    // parse it by its Content-Type.
+    let response = http(
+        proxy.port,
+        "POST",
+        "/sms",
+        &[
+            ("Content-Type", "multipart/form-data; boundary=B"),
+            ("X-Twilio-Signature", &signature),
+        ],
+        FORM,
+    );
+    assert_eq!(response.status, 415, "{response:?}");
+    // Signed for another body.
+    let response = post_form(
+        proxy.port,
+        "/sms",
+        &signature,
+        b"AccountSid=AC123&Body=Hello+there&From=%2B19995550000&To=%2B15551234567",
+    );
+    assert_eq!(response.status, 403);
+    assert!(received(app_port).is_empty(), "{:?}", received(app_port));
+
+    let log = proxy.log();
+    for expected in [
+        "403 refused reason=invalid_signature",
+        "400 refused reason=missing_signature",
+        "415 refused reason=unsupported_content_type",
+        "twilio webhook refused: 403",
+        "twilio webhook refused: 415 unsupported content type",
+        "url=https://example.com/sms",
+    ] {
+        assert!(log.contains(expected), "{expected:?} not in\n{log}");
+    }
+    // One line per request (plus the start-up line): the refusal is part of the request's line.
+    assert_eq!(log.lines().count(), 5, "{log}");
+}
+
+#[test]
+fn a_body_over_the_limit_is_413_and_never_forwarded() {
+    let (_app, app_port) = start_app(App::Python);
+    let proxy = behind(app_port, &[]);
+    let signature = sign_form("https://example.com/sms", FORM);
+    // 2 MiB declared: refused before the body is read, so only the head is sent.
+    let response = proxy_support::http_head_only(
+        proxy.port,
+        "POST /sms HTTP/1.1",
+        &[
+            ("Content-Type", FORM_TYPE),
+            ("X-Twilio-Signature", &signature),
+            ("Content-Length", "2097152"),
+        ],
+    );
+    assert_eq!(response.status, 413, "{response:?}");
+    // A smaller limit, a body just over it, sent whole.
+    let proxy = behind(app_port, &["--body-limit", "64"]);
+    let body = vec![b'a'; 65];
+    let signature = sign_form("https://example.com/sms", &body);
+    let response = post_form(proxy.port, "/sms", &signature, &body);
+    assert_eq!(response.status, 413);
+    assert!(received(app_port).is_empty());
+    assert!(proxy.log().contains("413 refused reason=body_too_large"));
+}
+
+#[test]
+fn an_upstream_that_is_down_is_502_and_one_that_is_slow_504() {
+    let down = fresh_port();
+    let proxy = behind(down, &[]);
+    let signature = sign_form("https://example.com/sms", FORM);
+    let response = post_form(proxy.port, "/sms", &signature, FORM);
+    assert_eq!(response.status, 502, "{response:?}");
+    let log = proxy.log();
+    assert!(
+        log.contains("502 upstream_error reason=upstream_unavailable")
+            && log.contains(&format!("upstream 127.0.0.1:{down} unavailable")),
+        "{log}"
+    );
+
+    let (_app, app_port) = start_app(App::Python);
+    let proxy = behind(app_port, &["--upstream-timeout", "0.5"]);
+    let signature = sign_form("https://example.com/slow?ms=3000", FORM);
+    let started = std::time::Instant::now();
+    let response = post_form(proxy.port, "/slow?ms=3000", &signature, FORM);
+    assert_eq!(response.status, 504, "{response:?}");
+    assert!(started.elapsed() < std::time::Duration::from_millis(2500));
+    assert!(proxy
+        .log()
+        .contains("504 upstream_error reason=upstream_timeout"));
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_and_refuses_new_connections() {
+    let (_app, app_port) = start_app(App::Python);
+    let mut proxy = behind(app_port, &[]);
+    let port = proxy.port;
+    let slow = std::thread::spawn(move || {
+        let signature = sign_form("https://example.com/slow?ms=1500", FORM);
+        post_form(port, "/slow?ms=1500", &signature, FORM)
+    });
+    // The request is at the app (it records before sleeping) when the signal comes.
+    proxy_support::wait_until(|| received(app_port).len() == 1);
+    proxy.signal("TERM");
+    proxy_support::wait_until(|| proxy.log().contains("shutting down"));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "a new connection was accepted after SIGTERM"
+    );
+    let response = slow.join().expect("the slow request");
+    assert_eq!(response.status, 200, "{response:?}");
+    let status = proxy.wait();
+    assert_eq!(status.code(), Some(0));
+    let log = proxy.log();
+    assert!(
+        log.contains("\"POST /slow?ms=1500\" 200 forwarded")
+            && log.contains("every request in flight finished"),
+        "{log}"
+    );
+}
+
+#[test]
+fn json_log_lines() {
+    let (_app, app_port) = start_app(App::Node);
+    let proxy = behind(app_port, &["--log-format", "json"]);
+    let signature = sign_form("https://example.com/sms", FORM);
+    let ok = post_form(proxy.port, "/sms", &signature, FORM);
+    assert_eq!(ok.status, 200);
+    let refused = post_form(proxy.port, "/sms?x='q'", &signature, FORM);
+    assert_eq!(refused.status, 403, "{refused:?}");
+    let lines: Vec<serde_json::Value> = proxy
+        .log()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[1]["outcome"], "forwarded");
+    assert_eq!(lines[1]["status"], 200);
+    assert_eq!(lines[1]["verified"], "secret=0; candidate=as-given");
+    assert!(lines[1]["upstream_ms"].as_f64().is_some());
+    assert_eq!(lines[2]["outcome"], "refused");
+    assert_eq!(lines[2]["target"], "/sms?x='q'");
+    assert!(lines[2]["detail"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("twilio webhook refused: 403")));
+}
+
+#[test]
+fn bad_usage_is_exit_2_and_a_secret_is_never_an_argument() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_twsig"))
+            .arg("proxy")
+            .args(args)
+            .env("TWILIO_AUTH_TOKEN", TOKEN)
+            .output()
+            .expect("twsig runs")
+    };
+    let output = run(&["--listen", "127.0.0.1:0"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no upstream"));
+    let output = run(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "https://127.0.0.1:1",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not http://"));
+    let output = run(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "http://127.0.0.1:1",
+        "--token",
+        "hunter2-secret-value",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("hunter2"));
+    let output = run(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "http://127.0.0.1:1",
+        "--trusted-proxy",
+        "10.0.0.0/40",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("10.0.0.0/40"));
+}

@@ -1,0 +1,18 @@
+# `twsig proxy` (cli/src/proxy/): the verifying reverse proxy, run as the real binary in front of a Python
+# http.server app and a Node node:http app (cli/tests/proxy/), behind nginx as the TLS-terminating load
+# balancer, with WebSocket handshakes tunnelled; all on loopback. test-cli runs these test files too (they
+# are the twsig crate's), where the nginx test is skipped with a note if nginx is missing; here nginx is
+# installed first and required.
+TEST_TARGETS += test-proxy
+
+PROXY_TESTS := --test proxy
+
+.PHONY: test-proxy proxy-nginx
+test-proxy: proxy-nginx
+	TWSIG_PROXY_REQUIRE_NGINX=1 $(CARGO) test -p twsig --release $(PROXY_TESTS)
+
+# Debian's nginx, for the TLS-terminating load balancer in front of the proxy (started by the test on a
+# free loopback port with its own prefix; the package's own service is not used).
+proxy-nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
