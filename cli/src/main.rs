@@ -2,6 +2,7 @@
 //! app. The secret comes from `TWILIO_AUTH_TOKEN` or `--token-file`, never from the command line.
 
 mod body;
+mod proxy;
 mod secrets;
 mod send;
 
@@ -76,6 +77,9 @@ enum Command {
     /// POST a signed, Twilio-shaped webhook (an inbound SMS by default) to a server on this machine
     #[command(after_help = SEND_EXAMPLES)]
     Send(SendArgs),
+    /// Verifying reverse proxy: forward only requests signed by Twilio to an app in any language
+    #[command(about = proxy::PROXY_ABOUT, after_help = proxy::PROXY_EXAMPLES)]
+    Proxy(proxy::ProxyArgs),
 }
 
 const SIGN_EXAMPLES: &str = "\
@@ -308,6 +312,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => check(args, false),
         Command::Explain(args) => check(args, true),
         Command::Send(args) => send_webhook(args),
+        Command::Proxy(args) => proxy::run(args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
