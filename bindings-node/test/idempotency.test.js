@@ -1,0 +1,173 @@
+"use strict";
+// Retries (rule R2): the delivery key and the v2 stored layout READ from tests/vectors/idempotency.json,
+// MemoryStore (never evicts a live claim), RedisStore on a real redis-server this test starts on a free
+// loopback port, and an Express app answering a retry once (status, Location, each Set-Cookie, body).
+const test = require("node:test");
+const assert = require("node:assert/strict");
+const http = require("http");
+const net = require("net");
+const { spawn, spawnSync } = require("child_process");
+const express = require("express");
+const { createClient } = require("redis");
+const { pkg, loadJson, requirePackage } = require("./helpers");
+const { listen, request, memoryLogger } = require("./servers");
+const { StoredResponse, StoreError, MemoryStore, RedisStore, Idempotency, deliveryKey } = requirePackage("lib/idempotency.js");
+const { expressWebhook } = requirePackage("lib/express.js");
+
+const vectors = loadJson("idempotency.json");
+const hex = (h) => Buffer.from(h, "hex");
+
+test("the shared vectors: delivery key, v2 encode, v1 decode, malformed refused", () => {
+  assert.ok(vectors.delivery_key.length >= 2);
+  for (const v of vectors.delivery_key) assert.equal(deliveryKey(hex(v.replay_key_hex), v.token), v.key);
+  assert.ok(vectors.encode.length >= 3);
+  for (const v of vectors.encode) {
+    const response = new StoredResponse(v.status, v.headers, hex(v.body_hex));
+    assert.equal(response.encode().toString("hex"), v.encoded_hex, v.name);
+    const back = StoredResponse.decode(hex(v.encoded_hex));
+    assert.equal(back.status, v.status);
+    assert.deepEqual(back.headers, v.stored_headers, v.name);
+    assert.equal(back.body.toString("hex"), v.body_hex);
+  }
+  for (const v of vectors.decode_v1) {
+    const back = StoredResponse.decode(hex(v.encoded_hex));
+    assert.deepEqual([back.status, back.headers, back.body.toString("hex")], [v.status, v.stored_headers, v.body_hex], v.name);
+  }
+  assert.ok(vectors.malformed.length >= 5);
+  for (const v of vectors.malformed) assert.throws(() => StoredResponse.decode(hex(v.encoded_hex)), StoreError, v.name);
+});
+
+test("MemoryStore: claims, completes, never evicts a live claim, drops the oldest completed first", () => {
+  const store = new MemoryStore({ maxEntries: 3 });
+  const done = new StoredResponse(200, [["content-type", "text/xml"]], Buffer.from("<Response/>"));
+  assert.equal(store.claim("a", "o1", 60), "ours");
+  assert.equal(store.claim("a", "o2", 60), "busy");
+  assert.equal(store.claim("a", "o1", 60), "ours", "a claim finding its own owner is ours");
+  assert.equal(store.complete("a", "o2", done), false);
+  assert.equal(store.complete("a", "o1", done), true);
+  assert.deepEqual(store.claim("a", "o3", 60).body, done.body);
+  assert.equal(store.claim("b", "o1", 60), "ours");
+  assert.equal(store.claim("c", "o1", 60), "ours");
+  // Full: the completed "a" goes, never the live claims b and c.
+  assert.equal(store.claim("d", "o1", 60), "ours");
+  assert.equal(store.claim("b", "o9", 60), "busy");
+  assert.equal(store.claim("c", "o9", 60), "busy");
+  // Only live claims left: a new claim fails (a store error), it never evicts one.
+  assert.throws(() => store.claim("a", "o9", 60), (error) => error instanceof StoreError && error.message === "memory store full: 3 deliveries in flight");
+  assert.equal(store.release("b", "o1"), true);
+  assert.equal(store.claim("e", "o1", 60), "ours");
+  assert.equal(store.size, 3);
+});
+
+/** A redis-server of our own on a free loopback port (no persistence); resolves {port, stop}. */
+async function startRedis() {
+  if (spawnSync("sh", ["-c", "command -v redis-server"]).status !== 0) throw new Error("redis-server is not installed (make redis-server)");
+  const port = await new Promise((resolve) => {
+    const probe = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  for (let i = 0; i < 100; i++) {
+    const up = await new Promise((resolve) => {
+      const socket = net.connect(port, "127.0.0.1", () => {
+        socket.end();
+        resolve(true);
+      });
+      socket.on("error", () => resolve(false));
+    });
+    if (up) return { port, stop: () => child.kill() };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill();
+  throw new Error("redis-server did not start");
+}
+
+const TOKEN = "retry-test-token-0123456789abcdef";
+const signer = new pkg.Validator(TOKEN);
+
+/** An Express app whose handler counts its runs and answers a redirect with two cookies. */
+async function retryApp(idempotency) {
+  const app = express();
+  let runs = 0;
+  app.post("/voice", expressWebhook({ authToken: TOKEN, idempotency, logger: memoryLogger() }), (req, res) => {
+    runs++;
+    res.status(302).set("Location", "/next?step=2").append("Set-Cookie", "a=1; Path=/").append("Set-Cookie", "b=2").type("text/xml").send(`<Response><Say>${req.body.Digits}</Say></Response>`);
+  });
+  const server = http.createServer(app);
+  const port = await listen(server);
+  return { port, runs: () => runs, close: () => server.close() };
+}
+
+async function retriedOnce(t, idempotency) {
+  const app = await retryApp(idempotency);
+  t.after(() => app.close());
+  const body = "CallSid=CA1&Digits=1";
+  const headers = { "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signer.sign({ url: `http://127.0.0.1:${app.port}/voice`, body }), "I-Twilio-Idempotency-Token": "RC-1" };
+  const first = await request(app.port, { path: "/voice", headers, body });
+  const retry = await request(app.port, { path: "/voice", headers, body });
+  assert.equal(app.runs(), 1, "the retry did not run the handler");
+  assert.equal(first.status, 302);
+  assert.equal(first.headers["idempotent-replayed"], undefined);
+  assert.equal(retry.status, 302);
+  assert.equal(retry.headers["idempotent-replayed"], "true");
+  assert.equal(retry.headers.location, "/next?step=2");
+  assert.deepEqual(retry.headers["set-cookie"], ["a=1; Path=/", "b=2"]);
+  assert.match(retry.headers["content-type"], /^text\/xml/);
+  assert.equal(retry.body, first.body);
+  // A new delivery (new token) runs again; a forged retry is refused before the store.
+  await request(app.port, { path: "/voice", headers: { ...headers, "I-Twilio-Idempotency-Token": "RC-2" }, body });
+  assert.equal(app.runs(), 2);
+  assert.equal((await request(app.port, { path: "/voice", headers, body: "CallSid=CA1&Digits=2" })).status, 403);
+}
+
+test("Express with a MemoryStore: a retry is answered once, with the stored headers", async (t) => {
+  await retriedOnce(t, new MemoryStore());
+});
+
+test("RedisStore on a real redis-server: the layout in Redis, own-owner claims, and an Express retry answered once", async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const client = createClient({ socket: { host: "127.0.0.1", port: redis.port, connectTimeout: 1000 } });
+  await client.connect();
+  t.after(() => client.quit());
+  const store = new RedisStore(client);
+  assert.equal(await store.claim("k1", "owner-1", 60), "ours");
+  assert.equal(await store.claim("k1", "owner-2", 60), "busy");
+  assert.equal(await store.claim("k1", "owner-1", 60), "ours", "a claim finding its own owner is ours");
+  const raw = await client.withTypeMapping({ 36: Buffer }).get("twilio-signature:idempotency:k1");
+  assert.equal(raw.toString("latin1"), "Powner-1");
+  const v = vectors.encode[1];
+  const response = new StoredResponse(v.status, v.headers, hex(v.body_hex));
+  assert.equal(await store.complete("k1", "owner-2", response), false);
+  assert.equal(await store.complete("k1", "owner-1", response), true);
+  const stored = await client.withTypeMapping({ 36: Buffer }).get("twilio-signature:idempotency:k1");
+  assert.equal(stored.toString("hex"), Buffer.from("D").toString("hex") + v.encoded_hex, "b'D' + the shared layout");
+  assert.ok((await client.pTTL("twilio-signature:idempotency:k1")) > 23 * 3600 * 1000);
+  const found = await store.claim("k1", "owner-3", 60);
+  assert.deepEqual(found.headers, v.stored_headers);
+  assert.equal(await store.claim("k2", "o", 60), "ours");
+  assert.equal(await store.release("k2", "not-o"), false);
+  assert.equal(await store.release("k2", "o"), true);
+  // A v1 value another (older) face wrote is read.
+  await client.set("twilio-signature:idempotency:k3", Buffer.concat([Buffer.from("D"), hex(vectors.decode_v1[0].encoded_hex)]));
+  assert.deepEqual((await store.claim("k3", "o", 60)).headers, vectors.decode_v1[0].stored_headers);
+
+  await retriedOnce(t, new RedisStore(client));
+});
+
+test("a store that fails: processed unguarded by default, 503 with onStoreError refuse", async (t) => {
+  const failing = { claim: () => Promise.reject(new Error("down")), complete: async () => true, release: async () => true };
+  const logger = memoryLogger();
+  const refuse = new Idempotency(failing, { onStoreError: "refuse", logger });
+  const ticket = await refuse.begin(Buffer.alloc(32), "RC-1");
+  assert.equal(ticket.answer.status, 503);
+  assert.match(logger.lines.find(([level]) => level === "error")[1], /^twilio webhook retry store failed \(claim\): Error: down; answered 503$/);
+  const processTicket = await new Idempotency(failing, { logger }).begin(Buffer.alloc(32), "RC-1");
+  assert.deepEqual(processTicket, {});
+  // A full MemoryStore is a store failure too.
+  const full = new MemoryStore({ maxEntries: 1 });
+  full.claim("x", "o", 60);
+  assert.equal((await new Idempotency(full, { onStoreError: "refuse", logger }).begin(Buffer.alloc(32), "RC-9")).answer.status, 503);
+});
