@@ -16,7 +16,7 @@ IDEMPOTENCY_STAMP := $(ROOT)/.venv/.twilio-signature-idempotency-deps
 # The retry tests: the driver and stores (neutral apps), then the web helpers' idempotency= option
 # (tests/idempotency_helper_apps.py). test-python ignores them (they run here, once).
 IDEMPOTENCY_PY_TESTS := tests/test_idempotency_stores.py tests/test_idempotency_apps.py \
-	tests/test_idempotency_asgi.py tests/test_idempotency_helpers.py
+	tests/test_idempotency_asgi.py tests/test_idempotency_helpers.py tests/test_idempotency_hardening.py
 IDEMPOTENCY_PY := python/twilio_signature/idempotency.py tests/idempotency_support.py \
 	tests/idempotency_helper_apps.py $(IDEMPOTENCY_PY_TESTS)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import Counter
 
 from django.conf.urls.i18n import i18n_patterns
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from twilio_signature.django import validate_twilio_request
+from twilio_signature.idempotency import Idempotency, MemoryStore
 
 RUNS: Counter[str] = Counter()
 """View runs by name, for tests that a refused request never reached its view."""
@@ -41,7 +42,27 @@ def webhook_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"ran verified {request.POST.get('From', '')}")
 
 
+REDIRECT_RETRIES = Idempotency(MemoryStore(), wait=2.0)
+"""The driver of the redirect view; tests/test_idempotency_hardening.py gives it a Redis store."""
+
+
+@validate_twilio_request(
+    token="12345678901234567890123456789012",
+    base_url="https://hooks.example.com",
+    idempotency=REDIRECT_RETRIES,
+)
+def redirect(request: HttpRequest) -> HttpResponse:
+    """A 302 with two cookies: a replay must keep the Location and each Set-Cookie."""
+    RUNS["django-redirect"] += 1
+    response = HttpResponseRedirect("/next?step=2")
+    response.set_cookie("a", "1")
+    response.set_cookie("b", "2")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 urlpatterns = [
+    path("redirect", redirect),
     path("sms", sms),
     path("proxied", proxied),
     path("mw/sms", guarded_by_middleware),

@@ -4,6 +4,7 @@ and stored layout shared with Go, and the driver's edges (failing stores, expire
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import VECTORS_DIR
 from idempotency_support import RedisServer, redis_client
 from twilio_signature.idempotency import (
     Claim,
@@ -63,14 +65,73 @@ def test_delivery_key_is_the_tagged_sha256_shared_with_go() -> None:
         delivery_key(b"short", "RC-token-1")
 
 
-def test_stored_layout_is_shared_with_go_and_round_trips() -> None:
-    response = StoredResponse(200, "text/xml", b"<Response/>")
-    assert response.encode().hex() == "00c80008746578742f786d6c3c526573706f6e73652f3e"
-    assert StoredResponse.decode(response.encode()) == response
-    assert StoredResponse.decode(StoredResponse(204, None, b"").encode()) == StoredResponse(204, None, b"")
-    for bad in (b"", b"\x00\xc8\x00", b"\x00\xc8\x00\x09text/xml", b"\x00\x05\x00\x00"):
-        with pytest.raises(ValueError):
-            StoredResponse.decode(bad)
+def _vectors(section: str) -> list[dict[str, Any]]:
+    data = json.loads((VECTORS_DIR / "idempotency.json").read_text(encoding="utf-8"))
+    cases: list[dict[str, Any]] = data[section]
+    assert cases, section
+    return cases
+
+
+def test_delivery_keys_of_the_shared_vectors() -> None:
+    for case in _vectors("delivery_key"):
+        assert delivery_key(bytes.fromhex(case["replay_key_hex"]), case["token"]) == case["key"]
+
+
+@pytest.mark.parametrize("case", _vectors("encode"), ids=lambda case: case["name"])
+def test_stored_layout_v2_encodes_as_the_shared_vectors(case: dict[str, Any]) -> None:
+    """Layout v2 (tests/vectors/idempotency.json, shared with Go): built from the headers as the
+    handler sent them, it stores the vector's lines and bytes, and decodes back to them."""
+    response = StoredResponse.of(case["status"], case["headers"], bytes.fromhex(case["body_hex"]))
+    expected = [tuple(line) for line in case["stored_headers"]]
+    assert response.lines() == expected
+    assert response.encode().hex() == case["encoded_hex"]
+    decoded = StoredResponse.decode(bytes.fromhex(case["encoded_hex"]))
+    assert decoded == response and decoded.lines() == expected
+
+
+@pytest.mark.parametrize("case", _vectors("decode_v1"), ids=lambda case: case["name"])
+def test_stored_layout_v1_is_still_read(case: dict[str, Any]) -> None:
+    decoded = StoredResponse.decode(bytes.fromhex(case["encoded_hex"]))
+    assert decoded.status == case["status"]
+    assert decoded.lines() == [tuple(line) for line in case["stored_headers"]]
+    assert decoded.body == bytes.fromhex(case["body_hex"])
+    assert decoded.encode()[:2] == b"\xff\x02"  # read, never written
+
+
+@pytest.mark.parametrize("case", _vectors("malformed"), ids=lambda case: case["name"])
+def test_malformed_stored_responses_are_refused(case: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="stored response"):
+        StoredResponse.decode(bytes.fromhex(case["encoded_hex"]))
+
+
+def test_malformed_stored_value_in_redis_is_a_store_error(redis_server: RedisServer) -> None:
+    import redis
+
+    store = RedisStore(redis_client(redis_server.port), prefix="malformed:")
+    key = fresh_key()
+    redis.Redis(port=redis_server.port).set("malformed:" + key, b"D\xff\x03\x00\xc8\x00\x00", px=60_000)
+    with pytest.raises(StoreError, match="unknown layout version 3"):
+        store.claim(key, "a", 30)
+
+
+def test_hop_by_hop_and_per_connection_headers_are_not_stored() -> None:
+    stored = StoredResponse.of(
+        302,
+        [
+            ("Location", "/next"),
+            ("Connection", "close, X-Hop"),
+            ("X-Hop", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Transfer-Encoding", "chunked"),
+            ("Date", "Sun, 06 Dec 2026 10:00:00 GMT"),
+            ("Content-Length", "0"),
+            ("Idempotent-Replayed", "true"),
+            ("Cache-Control", "no-store"),
+            (b"Set-Cookie", b"a=1"),
+        ],
+        b"",
+    )
+    assert stored.lines() == [("cache-control", "no-store"), ("location", "/next"), ("set-cookie", "a=1")]
 
 
 # --- the store contract, for both stores ---
@@ -137,14 +198,31 @@ def test_redis_store_refuses_a_decoding_client(redis_server: RedisServer) -> Non
         store.claim(key, "b", 30)
 
 
-def test_memory_store_is_bounded_evicting_the_oldest() -> None:
+def test_memory_store_is_bounded_evicting_the_oldest_response() -> None:
     memory = MemoryStore(max_entries=3)
     keys = [fresh_key() for _ in range(5)]
-    for key in keys:
+    for key in keys[:3]:
         assert memory.claim(key, "a", 30) is Claim.OURS
-    assert len(memory) == 3
-    assert memory.ttl_of(keys[0]) is None and memory.ttl_of(keys[1]) is None
+    assert memory.complete(keys[1], "a", TWIML) and memory.complete(keys[0], "a", TWIML)
+    # Full: keys[2] is a live claim, keys[1] the oldest stored response, then keys[0].
+    assert memory.claim(keys[3], "a", 30) is Claim.OURS
+    assert memory.ttl_of(keys[1]) is None and memory.ttl_of(keys[2]) is not None
+    assert memory.claim(keys[4], "a", 30) is Claim.OURS
+    assert len(memory) == 3 and memory.ttl_of(keys[0]) is None
     assert all(memory.ttl_of(key) is not None for key in keys[2:])
+
+
+def test_memory_store_never_evicts_a_live_claim() -> None:
+    """Full of deliveries still running: the claim fails (the driver's store-failure policy then
+    decides) instead of dropping one, whose retry would run the handler again beside it."""
+    memory = MemoryStore(max_entries=2)
+    first, second = fresh_key(), fresh_key()
+    assert memory.claim(first, "a", 30) is Claim.OURS and memory.claim(second, "b", 30) is Claim.OURS
+    with pytest.raises(StoreError, match="memory store full: 2 deliveries in flight"):
+        memory.claim(fresh_key(), "c", 30)
+    assert memory.claim(first, "x", 30) is Claim.BUSY and memory.claim(second, "x", 30) is Claim.BUSY
+    assert memory.release(first, "a")
+    assert memory.claim(fresh_key(), "c", 30) is Claim.OURS  # room again
 
 
 def test_memory_store_evicts_expired_entries_before_live_ones() -> None:
@@ -155,6 +233,17 @@ def test_memory_store_evicts_expired_entries_before_live_ones() -> None:
     time.sleep(0.1)
     memory.claim(new, "a", 30)
     assert memory.ttl_of(old) is not None and memory.ttl_of(short) is None
+
+
+def test_redis_claim_that_finds_its_own_owner_is_ours(redis_server: RedisServer) -> None:
+    """What redis-py's retry does after a claim whose reply was lost: the same claim again."""
+    store = RedisStore(redis_client(redis_server.port), prefix=f"own-{uuid.uuid4().hex}:")
+    key = fresh_key()
+    assert store.claim(key, "owner-1", 30) is Claim.OURS
+    assert store.claim(key, "owner-1", 30) is Claim.OURS
+    assert store.claim(key, "owner-2", 30) is Claim.BUSY
+    assert store.complete(key, "owner-1", TWIML)
+    assert store.claim(key, "owner-1", 30) == TWIML  # a stored response is never re-claimed
 
 
 def test_memory_store_claims_are_exclusive_across_threads() -> None:

@@ -33,8 +33,9 @@ Retries (see :mod:`twilio_signature.idempotency`): ``@validate_twilio_request(id
 for the middleware the setting ``TWILIO_IDEMPOTENCY``: a store (``MemoryStore()`` for one process,
 ``RedisStore(redis.Redis(...))`` for several), an ``Idempotency(store, ...)`` driver, or the dotted
 path of one (``"myproject.twilio.retries"``), imported when the middleware is built. The first
-delivery runs the view and its response (status, Content-Type, body) is stored; a retry with the same
-``I-Twilio-Idempotency-Token`` gets it with ``Idempotent-Replayed: true`` and the view does not run.
+delivery runs the view and its response (status, headers with each cookie, body) is stored; a
+retry with the same ``I-Twilio-Idempotency-Token`` gets it with ``Idempotent-Replayed: true`` and
+the view does not run.
 """
 
 from __future__ import annotations
@@ -154,13 +155,24 @@ def _capture(response: HttpResponse) -> StoredResponse | None:
     render = getattr(response, "render", None)
     if render is not None and not getattr(response, "is_rendered", True):
         render()  # a TemplateResponse from a decorated view: Django would render it next anyway
-    return StoredResponse(response.status_code, response.get("Content-Type"), bytes(response.content))
+    # Django keeps cookies apart from the headers and writes each as a Set-Cookie line (as its
+    # WSGIHandler does).
+    cookies = [("Set-Cookie", morsel.output(header="").strip()) for morsel in response.cookies.values()]
+    return StoredResponse.of(response.status_code, [*response.items(), *cookies], bytes(response.content))
 
 
 def _replay(stored: StoredResponse) -> HttpResponse:
     response = HttpResponse(stored.body, status=stored.status, content_type=stored.content_type)
     if stored.content_type is None:
         del response["Content-Type"]
+    for name, value in stored.headers:
+        if name == "set-cookie":
+            response.cookies.load(value)  # one Set-Cookie line each, as stored
+        elif name in response:
+            # Django's headers hold one value per name: join a repeated one (a list header).
+            response[name] = f"{response[name]}, {value}"
+        else:
+            response[name] = value
     if stored.replayed:
         response[REPLAYED_HEADER] = "true"
     return response

@@ -136,7 +136,8 @@ def _capture(response: Response) -> StoredResponse | None:
     body = getattr(response, "body", None)
     if not isinstance(body, bytes):
         return None
-    return StoredResponse(response.status_code, response.headers.get("content-type"), body)
+    lines = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in response.raw_headers]
+    return StoredResponse.of(response.status_code, lines, body)
 
 
 def _replay(stored: StoredResponse) -> Response:
@@ -144,7 +145,12 @@ def _replay(stored: StoredResponse) -> Response:
     headers = {REPLAYED_HEADER: "true"} if stored.replayed else {}
     if stored.content_type is not None:
         headers["content-type"] = stored.content_type
-    return Response(stored.body, status_code=stored.status, headers=headers)
+    response = Response(stored.body, status_code=stored.status, headers=headers)
+    # Location, each Set-Cookie, ...: raw lines, as a dict of headers holds one value per name.
+    response.raw_headers.extend(
+        (name.encode("latin-1"), value.encode("latin-1")) for name, value in stored.headers
+    )
+    return response
 
 
 class TwilioSignature:

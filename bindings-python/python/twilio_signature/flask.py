@@ -24,8 +24,9 @@ the :class:`~twilio_signature.Verified` result. Each refusal is one WARNING line
 ``idempotency=`` answers Twilio's retries once (see :mod:`twilio_signature.idempotency`): a store
 (``MemoryStore()`` for one process, ``RedisStore(redis.Redis(...))`` for several) or an
 ``Idempotency(store, ...)`` driver. The first delivery runs the view and its response (status,
-Content-Type, body) is stored; a retry with the same ``I-Twilio-Idempotency-Token`` gets that response
-with ``Idempotent-Replayed: true`` and the view does not run. ``after_request`` functions still run on
+end-to-end headers such as Content-Type, Location and each Set-Cookie, body) is stored; a retry with
+the same ``I-Twilio-Idempotency-Token`` gets that response with ``Idempotent-Replayed: true`` and the
+view does not run. ``after_request`` functions still run on
 every response, replayed or not; what is stored is the view's own response.
 
 The URL is the one the server saw, built from the raw request target, unless ``base_url`` is given or
@@ -131,7 +132,7 @@ def _capture(response: Response) -> StoredResponse | None:
     """The view's response as stored; a streamed or pass-through (file) body cannot be."""
     if response.is_streamed or response.direct_passthrough:
         return None
-    return StoredResponse(response.status_code, response.headers.get("Content-Type"), response.get_data())
+    return StoredResponse.of(response.status_code, response.headers.items(), response.get_data())
 
 
 def _replay(stored: StoredResponse) -> Response:
@@ -140,6 +141,8 @@ def _replay(stored: StoredResponse) -> Response:
         del response.headers["Content-Type"]
     else:
         response.headers["Content-Type"] = stored.content_type
+    for name, value in stored.headers:  # Location, each Set-Cookie, ...
+        response.headers.add(name, value)
     if stored.replayed:
         response.headers[REPLAYED_HEADER] = "true"
     return response

@@ -21,13 +21,18 @@ The web helpers call it for you (``idempotency=`` option). The rules:
   ``<Gather>``) has a new token, so it runs again. Only verified requests reach the store; one without
   the token header is passed through unguarded (and counted in a debug log).
 - The first delivery claims the key with a lease (a crashed process's claim expires), runs the handler
-  and stores its response: status, content type and body up to ``max_body`` bytes (default 64 KiB),
-  with the store's TTL (default 24 h). A larger or streamed body is not stored (logged); the claim is
-  released so a retry runs the handler again.
+  and stores its response: status, end-to-end headers (a 302's ``Location``, each ``Set-Cookie``,
+  ``Content-Type``...; not hop-by-hop ones, ``Date`` or ``Content-Length``) and body up to
+  ``max_body`` bytes (default 64 KiB), with the store's TTL (default 24 h). A larger or streamed
+  body is not stored (logged); the claim is released so a retry runs the handler again.
 - A retry while the first run is still going waits up to ``wait`` seconds for its response, then is
   answered 409. A handler that raises or answers 5xx stores nothing, so Twilio's retry runs it again.
-- When the store fails (Redis down) the request is processed anyway and an error logged: a duplicate is
-  better than a lost webhook. ``on_store_error="refuse"`` answers 503 instead.
+- When the store fails (Redis down, or a :class:`MemoryStore` full of deliveries still in flight) the
+  request is processed anyway and an error logged: a duplicate is better than a lost webhook.
+  ``on_store_error="refuse"`` answers 503 instead; Twilio retries only a failed connection, once by
+  default (the ``#rc``/``#rp`` URL fragment overrides change it), so that 503 may be a lost webhook.
+- A claim is released when the handler raises, when its response cannot be stored (``complete``
+  fails), and when an async request is cancelled after claiming: never left busy until its lease ends.
 - Nothing secret is stored: keys are digests, values are the responses your handler sent to Twilio, and
   every entry has a TTL.
 
@@ -47,7 +52,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
@@ -101,28 +106,124 @@ def delivery_key(replay_key: bytes, token: str | bytes) -> str:
     return hashlib.sha256(_KEY_DOMAIN + replay_key + token_bytes).hexdigest()
 
 
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+"""Headers of one connection, never stored (with any header the response's Connection names)."""
+_NOT_STORED = HOP_BY_HOP | {"date", "content-length", REPLAYED_HEADER.lower()}
+_V2 = b"\xff\x02"
+_U16 = 0xFFFF
+
+HeaderLine = tuple[str, str]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
 @dataclass(frozen=True)
 class StoredResponse:
     """A response to send as it is: a stored one replayed, or the 409/503 the driver answers itself.
 
-    ``content_type`` is ``None`` when the handler sent none. ``replayed`` is ``False`` for the
-    driver's own 409 and 503: only a stored response sent again gets ``Idempotent-Replayed: true``.
+    ``content_type`` is ``None`` when the handler sent none; ``headers`` holds the other end-to-end
+    header lines to replay (``location``, each ``set-cookie``...), names lower-cased, values as sent,
+    sorted by name (the values of one name in the order sent): :meth:`of` builds it from a
+    response's headers. ``replayed`` is ``False`` for the driver's own 409 and 503: only a stored
+    response sent again gets ``Idempotent-Replayed: true``.
     """
 
     status: int
     content_type: str | None
     body: bytes
     replayed: bool = field(default=True, compare=False)
+    headers: tuple[HeaderLine, ...] = ()
+
+    @classmethod
+    def of(
+        cls, status: int, headers: Iterable[tuple[str | bytes, str | bytes]], body: bytes
+    ) -> StoredResponse:
+        """A handler's response as stored: every end-to-end header line, except hop-by-hop ones
+        (and those its ``Connection`` header names), ``Date``, ``Content-Length`` and
+        ``Idempotent-Replayed``. Names are lower-cased; ``str`` values must be latin-1 (as WSGI's)."""
+        lines = [(_text(name).lower(), _text(value)) for name, value in headers]
+        dropped = set(_NOT_STORED)
+        for name, value in lines:
+            if name == "connection":
+                dropped.update(token.strip(" \t").lower() for token in value.split(","))
+        kept = sorted(((n, v) for n, v in lines if n not in dropped), key=lambda line: line[0].encode())
+        content_type = next((v for n, v in kept if n == "content-type"), None)
+        if content_type is not None:
+            kept.remove(("content-type", content_type))  # the first one; any other stays a line
+        return cls(status, content_type, body, headers=tuple(kept))
+
+    def lines(self) -> list[HeaderLine]:
+        """Every stored header line, Content-Type included, in the stored order (by name)."""
+        lines = list(self.headers)
+        if self.content_type is not None:
+            lines.append(("content-type", self.content_type))
+        return sorted(lines, key=lambda line: line[0].encode())  # stable: one name keeps its order
 
     def encode(self) -> bytes:
-        """The stored form (shared with the Go package): status and content-type length as two
-        big-endian 16-bit numbers, then the content type, then the body."""
-        content_type = (self.content_type or "").encode("latin-1")
-        return struct.pack(">HH", self.status, len(content_type)) + content_type + self.body
+        """The stored form, layout v2 (shared with the Go package; tests/vectors/idempotency.json):
+        ``0xFF 0x02``, status and line count as big-endian 16-bit numbers, per line the name's length,
+        the name (ASCII, lower-case), the value's length and the value (latin-1), then the body.
+        ``ValueError`` for what the layout cannot hold."""
+        if not 100 <= self.status <= 999:
+            raise ValueError(f"status {self.status} is outside 100..999")
+        lines = self.lines()
+        if len(lines) > _U16:
+            raise ValueError("too many header lines to store")
+        parts = [_V2, struct.pack(">HH", self.status, len(lines))]
+        for name, value in lines:
+            name_bytes, value_bytes = name.lower().encode("ascii"), value.encode("latin-1")
+            if len(name_bytes) > _U16 or len(value_bytes) > _U16:
+                raise ValueError("a header line is too long to store")
+            parts += [struct.pack(">H", len(name_bytes)), name_bytes]
+            parts += [struct.pack(">H", len(value_bytes)), value_bytes]
+        parts.append(self.body)
+        return b"".join(parts)
 
     @classmethod
     def decode(cls, data: bytes) -> StoredResponse:
-        """The inverse of :meth:`encode`; ``ValueError`` for data it did not write."""
+        """The inverse of :meth:`encode`; layout v1 (status, content-type length, content type, body:
+        what earlier versions wrote) is read too. ``ValueError`` for anything else: empty,
+        truncated, an unknown version, a status outside 100..999, a line running past the end."""
+        if data[:1] != b"\xff":
+            return cls._decode_v1(data)
+        if len(data) < 6:
+            raise ValueError("stored response is truncated")
+        if data[:2] != _V2:
+            raise ValueError(f"stored response has an unknown layout version {data[1]}")
+        status, count = struct.unpack(">HH", data[2:6])
+        if not 100 <= status <= 999:
+            raise ValueError("stored response is malformed: status outside 100..999")
+        at = 6
+        lines: list[HeaderLine] = []
+        for _ in range(count):
+            fields = []
+            for _part in ("name", "value"):
+                if at + 2 > len(data):
+                    raise ValueError("stored response is malformed: a header line runs past the end")
+                (length,) = struct.unpack(">H", data[at : at + 2])
+                if at + 2 + length > len(data):
+                    raise ValueError("stored response is malformed: a header line runs past the end")
+                fields.append(data[at + 2 : at + 2 + length].decode("latin-1"))
+                at += 2 + length
+            lines.append((fields[0], fields[1]))
+        return cls.of(status, lines, data[at:])
+
+    @classmethod
+    def _decode_v1(cls, data: bytes) -> StoredResponse:
         if len(data) < 4:
             raise ValueError("stored response is truncated")
         status, length = struct.unpack(">HH", data[:4])
@@ -174,8 +275,11 @@ class MemoryStore:
     """An in-process store: the default for one process (one worker). Thread-safe.
 
     Memory is bounded: at most ``max_entries`` keys; when full, expired entries go first, then the
-    oldest. Several processes (gunicorn workers, several hosts) each have their own: use
-    :class:`RedisStore` for them.
+    oldest stored responses. A claim whose lease has not expired (a delivery still running) is never
+    evicted: when only those are left, :meth:`claim` raises :class:`StoreError` ("memory store full")
+    and the driver's ``on_store_error`` policy applies, as for a Redis that is down. Several
+    processes (gunicorn workers, several hosts) each have their own: use :class:`RedisStore` for
+    them.
     """
 
     non_blocking = True
@@ -249,14 +353,27 @@ class MemoryStore:
             self._swept = now
             self._expire(now)
         while len(self._entries) >= self.max_entries:
-            self._entries.popitem(last=False)
+            # The oldest entry that is not a live claim: evicting a delivery still running would let
+            # its retry run the handler again beside it.
+            victim = next(
+                (key for key, (expires, _, response) in self._entries.items()
+                 if response is not None or expires <= now),
+                None,
+            )  # fmt: skip
+            if victim is None:
+                raise StoreError(f"memory store full: {len(self._entries)} deliveries in flight")
+            del self._entries[victim]
 
 
 # One round trip each, atomic on the server. A claim value is b"P" + owner, a stored response b"D" +
 # StoredResponse.encode(): the same layout as the Go store, so both can share a Redis.
+# A claim that finds its own owner is ours (1): the client re-sent a claim that had already succeeded
+# (redis-py retries a command whose reply timed out), and must not wait for itself.
 _CLAIM = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
-return redis.call('GET', KEYS[1])
+local found = redis.call('GET', KEYS[1])
+if found == ARGV[1] then return 1 end
+return found
 """
 _COMPLETE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -286,9 +403,11 @@ class RedisStore:
     a stored response. Keys are ``prefix`` + a hex digest; nothing secret is stored. The layout and
     default prefix are the Go ``redisstore`` module's, so Python and Go instances can share one Redis.
 
-    Give the client short timeouts and no long retry backoff (``socket_timeout=1``,
-    ``socket_connect_timeout=1``, ``retry=Retry(NoBackoff(), 1)``): while Redis is down, every webhook
-    waits for them before it is processed unguarded (or refused, with ``on_store_error="refuse"``).
+    Give the client short timeouts that fit the driver's ``wait`` (default 5 s) and no long retry
+    backoff: ``redis.Redis(..., socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(),
+    1))``. While Redis is down every webhook waits for them before it is processed unguarded (or
+    refused, with ``on_store_error="refuse"``). A retried claim that had in fact succeeded finds its
+    own owner, which counts as ours: the delivery runs once and is not answered 409.
     """
 
     def __init__(
@@ -309,7 +428,7 @@ class RedisStore:
 
     def claim(self, key: str, owner: str, lease: float) -> StoredResponse | Claim:
         found = self._call(self._claim, key, b"P" + owner.encode(), _ms(lease))
-        if found is None:
+        if found is None or found == 1:
             return Claim.OURS
         if not isinstance(found, bytes):
             raise StoreError("the Redis client decodes responses: use decode_responses=False")
@@ -419,7 +538,7 @@ class Idempotency:
         :class:`StoredResponse` to send as it is (a retry's stored response, 409, or 503).
 
         ``replay_key`` is ``Verified.replay_key``, ``token`` the ``I-Twilio-Idempotency-Token``
-        header (``None`` when absent). ``capture`` reads the status, content type and body of the
+        header (``None`` when absent). ``capture`` reads the status, headers and body of the
         handler's response (``None`` when it cannot, e.g. a streamed body: then nothing is stored).
         Blocks up to ``wait`` seconds while another run of the same delivery is in progress.
         """
@@ -502,7 +621,18 @@ class Idempotency:
         owner = uuid.uuid4().hex
         deadline = time.monotonic() + self.wait
         while True:
-            ok, found = await self._guarded_async(lambda: self.store.claim(key, owner, self.lease), "claim")
+            attempt = asyncio.ensure_future(
+                self._guarded_async(lambda: self.store.claim(key, owner, self.lease), "claim")
+            )
+            try:
+                ok, found = await asyncio.shield(attempt)
+            except asyncio.CancelledError:
+                # The request was cancelled while the claim ran in its thread, which may still take
+                # the key: wait for it and free what it took, then let the cancellation go on.
+                ok, found = await attempt
+                if ok and (found is Claim.OURS):
+                    await self._guarded_async(lambda: self.store.release(key, owner), "release")
+                raise
             ticket = self._decide(key, owner, ok, found, deadline)
             if ticket is not None:
                 return ticket
@@ -555,7 +685,14 @@ class Idempotency:
         call(lambda: self.store.release(key, owner), "release")
 
     def _complete(self, key: str, owner: str, response: StoredResponse) -> None:
-        if not self.store.complete(key, owner, response):
+        try:
+            stored = self.store.complete(key, owner, response)
+        except BaseException:
+            # Not stored: free the claim now, so a retry runs the handler instead of waiting out the
+            # lease and getting 409. (The caller logs the store error.)
+            self._guarded(lambda: self.store.release(key, owner), "release")
+            raise
+        if not stored:
             _logger.warning(
                 "twilio webhook response not stored: the claim expired (handler slower than "
                 "lease=%ss) and another run took it; key=%s",
