@@ -81,7 +81,9 @@ def _serve_in_thread(app: Any) -> Iterator[int]:
 # -- a retried claim finds its own owner ------------------------------------------------------------
 
 
-def test_a_claim_redis_py_resends_after_a_lost_reply_is_ours(redis_server: RedisServer, tmp_path: Path) -> None:
+def test_a_claim_redis_py_resends_after_a_lost_reply_is_ours(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
     """redis-server is stopped while the claim is in flight: redis-py's read times out after 1 s and it
     sends the claim again on a new connection; at 1.5 s the server resumes and runs both. The second
     finds the first's value (this delivery's own owner): ours, so the handler runs now, once."""

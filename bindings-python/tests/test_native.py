@@ -227,7 +227,8 @@ def test_validator_repr_shows_python_values() -> None:
     assert repr(ts.Validator([token, "second"], max_params=5)) == (
         "Validator(secrets=2, key_ids=[None, None], max_params=5)"
     )
-    assert repr(ts.Validator({"it's": token})) == '''Validator(secrets=1, key_ids=["it's"], max_params=10000)'''
+    expected = """Validator(secrets=1, key_ids=["it's"], max_params=10000)"""
+    assert repr(ts.Validator({"it's": token})) == expected
 
 
 @pytest.mark.parametrize("secret", ["\x0b", " \x0b ", "\x0c", "\t\n\x0b\x0c\r "])
