@@ -2,6 +2,8 @@
 //! Python `http.server` app and a Node `node:http` app (cli/tests/proxy/), on loopback. Each app records
 //! what it received, so a test can prove that a refused request never reached it.
 
+#![allow(clippy::panic)] // test helpers outside #[test] functions
+
 #[path = "proxy/support.rs"]
 mod proxy_support;
 
@@ -332,4 +334,81 @@ fn bad_usage_is_exit_2_and_a_secret_is_never_an_argument() {
     ]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("10.0.0.0/40"));
+}
+
+/// The value of the first `/metrics` sample whose line starts with `series`.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{series} not in\n{metrics}"))
+        .parse()
+        .expect("a number")
+}
+
+#[test]
+fn the_admin_listener_answers_health_readiness_and_metrics() {
+    let (app, app_port) = start_app(App::Python);
+    let proxy = behind(app_port, &["--admin-listen", "127.0.0.1:0"]);
+    let admin = proxy
+        .admin_port
+        .expect("the start-up line names the admin port");
+    let health = http(admin, "GET", "/healthz", &[], b"");
+    assert_eq!((health.status, health.text().as_str()), (200, "ok\n"));
+    assert_eq!(http(admin, "GET", "/readyz", &[], b"").status, 200);
+
+    let signature = sign_form("https://example.com/sms", FORM);
+    assert_eq!(post_form(proxy.port, "/sms", &signature, FORM).status, 200);
+    assert_eq!(
+        post_form(proxy.port, "/sms", &signature, b"Body=forged").status,
+        403
+    );
+    assert_eq!(http(proxy.port, "POST", "/sms", &[], FORM).status, 400);
+
+    let metrics = http(admin, "GET", "/metrics", &[], b"");
+    assert_eq!(metrics.status, 200);
+    assert!(metrics
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")));
+    let metrics = metrics.text();
+    let requests = |outcome: &str, reason: &str| {
+        sample(
+            &metrics,
+            &format!("twsig_proxy_requests_total{{outcome=\"{outcome}\",reason=\"{reason}\"}}"),
+        )
+    };
+    assert_eq!(requests("forwarded", "ok"), 1.0);
+    assert_eq!(requests("refused", "invalid_signature"), 1.0);
+    assert_eq!(requests("refused", "missing_signature"), 1.0);
+    assert_eq!(requests("upstream_error", "upstream_unavailable"), 0.0);
+    assert_eq!(
+        sample(&metrics, "twsig_proxy_verify_duration_seconds_count"),
+        3.0
+    );
+    assert_eq!(
+        sample(&metrics, "twsig_proxy_upstream_duration_seconds_count"),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "twsig_proxy_upstream_duration_seconds_bucket{le=\"+Inf\"}"
+        ),
+        1.0
+    );
+    assert!(sample(&metrics, "twsig_proxy_upstream_duration_seconds_sum") > 0.0);
+
+    // The app stops: not ready, and said why.
+    drop(app);
+    let ready = http(admin, "GET", "/readyz", &[], b"");
+    assert_eq!(ready.status, 503);
+    assert!(
+        ready
+            .text()
+            .contains(&format!("upstream 127.0.0.1:{app_port} unreachable")),
+        "{}",
+        ready.text()
+    );
+    assert_eq!(http(admin, "GET", "/healthz", &[], b"").status, 200);
+    assert_eq!(http(admin, "GET", "/nothing", &[], b"").status, 404);
 }
