@@ -32,7 +32,7 @@ fn expected_signature(
     let index = secrets
         .iter()
         .position(|s| {
-            !s.secret.trim_ascii().is_empty()
+            reference::secret_usable(&s.secret)
                 && match (&key_id, &s.key_id) {
                     (Some(wanted), Some(id)) => wanted == id,
                     _ => true,

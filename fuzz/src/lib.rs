@@ -104,9 +104,9 @@ impl UrlParts {
         let mut other = self.clone();
         if self.port.is_some() {
             other.port = None;
-        } else if self.scheme.eq_ignore_ascii_case(b"https") {
+        } else if self.scheme.eq_ignore_ascii_case(b"https") || self.scheme.eq_ignore_ascii_case(b"wss") {
             other.port = Some(b"443".to_vec());
-        } else if self.scheme.eq_ignore_ascii_case(b"http") {
+        } else if self.scheme.eq_ignore_ascii_case(b"http") || self.scheme.eq_ignore_ascii_case(b"ws") {
             other.port = Some(b"80".to_vec());
         } else {
             return None;
@@ -358,8 +358,7 @@ pub fn verify(
     let payload = payload_of_body(url, body)?;
     let candidates = candidates(url);
     for (index, secret) in secrets.iter().enumerate() {
-        // The contract: a secret empty after trimming ASCII whitespace matches nothing (Secret::is_usable).
-        let eligible = !secret.secret.trim_ascii().is_empty()
+        let eligible = secret_usable(&secret.secret)
             && match (&key_id, &secret.key_id) {
                 (Some(wanted), Some(id)) => wanted == id,
                 _ => true,
@@ -611,4 +610,10 @@ impl Record {
             secret: self.secret.clone(),
         }]
     }
+}
+
+/// The contract's secret rule (`Secret::is_usable`): a secret made only of ASCII whitespace — space
+/// and `\t \n \v \f \r` (`u8::is_ascii_whitespace` leaves out `\v`) — or empty matches nothing.
+pub fn secret_usable(secret: &[u8]) -> bool {
+    !secret.iter().all(|&b| b == b' ' || (b'\t'..=b'\r').contains(&b))
 }

@@ -75,9 +75,9 @@ pub fn candidates(url: &[u8]) -> Vec<Vec<u8>> {
     let host = &hostport[..host_len];
     let toggled: Option<Vec<u8>> = if host_len < hostport.len() {
         Some(host.to_vec())
-    } else if scheme.eq_ignore_ascii_case(b"https") {
+    } else if scheme.eq_ignore_ascii_case(b"https") || scheme.eq_ignore_ascii_case(b"wss") {
         Some([host, b":443"].concat())
-    } else if scheme.eq_ignore_ascii_case(b"http") {
+    } else if scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"ws") {
         Some([host, b":80"].concat())
     } else {
         None
