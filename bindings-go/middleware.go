@@ -12,7 +12,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // Options configure the middleware. The zero value is usable: the URL from the connection and the
@@ -62,13 +64,22 @@ type Rejection struct {
 	URL string
 	// Diagnosis is the likely mistake and its fix (from Explain for a 403), on one line.
 	Diagnosis string
+	// Ignored names the forwarding headers the request carried that were not believed, and why:
+	// "X-Forwarded-Proto, X-Forwarded-Host ignored: from 203.0.113.7, not in TrustedProxies" (or "no
+	// TrustedProxies configured"); "" when there were none, or when BaseURL makes them irrelevant.
+	Ignored string
 }
 
 // String is the refusal as logged: "twilio webhook refused: <status> <reason>; url=<url>;
 // <diagnosis>", with control characters escaped so that a hostile header cannot forge log lines.
+// An Ignored part, when there is one, comes last: "; X-Forwarded-Proto ignored: ...".
 func (r Rejection) String() string {
-	return fmt.Sprintf("twilio webhook refused: %d %s; url=%s; %s",
+	line := fmt.Sprintf("twilio webhook refused: %d %s; url=%s; %s",
 		r.Status, printable(strings.TrimSuffix(r.Err.Error(), ".")), printable(r.URL), printable(r.Diagnosis))
+	if r.Ignored != "" {
+		line += "; " + printable(r.Ignored)
+	}
+	return line
 }
 
 // The middleware's own refusals (the library's are the Err* values of its status codes).
@@ -129,7 +140,7 @@ func VerifiedFrom(ctx context.Context) (Verified, bool) {
 // With Options.Idempotency set, a verified request reaches next through Idempotent: a Twilio retry
 // gets the first delivery's stored response and next runs once per delivery.
 func Middleware(v *Validator, opts Options) func(http.Handler) http.Handler {
-	g := guard{validator: v, opts: opts, maxBody: opts.MaxBodyBytes}
+	g := &guard{validator: v, opts: opts, maxBody: opts.MaxBodyBytes, basePath: basePath(opts.BaseURL)}
 	if g.maxBody <= 0 {
 		g.maxBody = defaultMaxBodyBytes
 	}
@@ -142,6 +153,7 @@ func Middleware(v *Validator, opts Options) func(http.Handler) http.Handler {
 			next = Idempotent(opts.Idempotency, retries)(next)
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			g.warnRepeatedRoute(r)
 			verified, rejection := g.check(w, r)
 			if rejection != nil {
 				g.reject(w, r, *rejection)
@@ -157,6 +169,62 @@ type guard struct {
 	validator *Validator
 	opts      Options
 	maxBody   int64
+	// basePath is BaseURL's path without its trailing slash ("" for an origin): checked against
+	// request paths until warnedRoute.
+	basePath    string
+	warnedRoute atomic.Bool
+}
+
+func (g *guard) logger() *slog.Logger {
+	if g.opts.Logger != nil {
+		return g.opts.Logger
+	}
+	return slog.Default()
+}
+
+// basePath is the path of a base URL (scheme://authority/path), without its trailing slash.
+func basePath(base string) string {
+	_, rest, ok := strings.Cut(base, "://")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 && rest[i] == '/' {
+		path, _, _ := strings.Cut(rest[i:], "?")
+		path, _, _ = strings.Cut(path, "#")
+		return strings.TrimRight(path, "/")
+	}
+	return ""
+}
+
+// warnRepeatedRoute warns once, on the first request whose path starts with the segments BaseURL's
+// path ends with: BaseURL "https://h/twilio/sms" with the route /twilio/sms verifies
+// https://h/twilio/sms/twilio/sms, which Twilio never signed (a route pasted into BaseURL).
+func (g *guard) warnRepeatedRoute(r *http.Request) {
+	if g.basePath == "" || g.warnedRoute.Load() {
+		return
+	}
+	path, _, _ := strings.Cut(requestTarget(r), "?")
+	overlap := repeatedSegments(g.basePath, path)
+	if overlap == "" || !g.warnedRoute.CompareAndSwap(false, true) {
+		return
+	}
+	g.logger().WarnContext(r.Context(), printable(fmt.Sprintf("BaseURL %q ends with %q, which the request path %q starts with: "+
+		"the URL verified is %q. Give BaseURL as the public origin plus only the mount prefix the app does not see "+
+		"(usually just the origin).", g.opts.BaseURL, overlap, path, PublicURL(r, g.opts))))
+}
+
+// repeatedSegments is the longest run of base's last path segments that path starts with, as
+// "/a/b" ("" when there is none).
+func repeatedSegments(base, path string) string {
+	baseSegments := strings.Split(strings.TrimPrefix(base, "/"), "/")
+	pathSegments := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	for k := min(len(baseSegments), len(pathSegments)); k >= 1; k-- {
+		tail := baseSegments[len(baseSegments)-k:]
+		if slices.Equal(tail, pathSegments[:k]) && !(k == 1 && tail[0] == "") {
+			return "/" + strings.Join(tail, "/")
+		}
+	}
+	return ""
 }
 
 // check runs the checks in the order of Middleware's documentation; on success r.Body holds the body
@@ -165,27 +233,27 @@ func (g *guard) check(w http.ResponseWriter, r *http.Request) (Verified, *Reject
 	url := PublicURL(r, g.opts)
 	signature := r.Header.Get("X-Twilio-Signature")
 	if signature == "" {
-		return Verified{}, &Rejection{http.StatusBadRequest, ErrMissingSignature, url,
-			"the request was not sent by Twilio (or a proxy dropped the header)"}
+		return Verified{}, refusal(http.StatusBadRequest, ErrMissingSignature, url,
+			"the request was not sent by Twilio (or a proxy dropped the header)")
 	}
 	if err := checkHosts(r, g.opts); err != nil {
-		return Verified{}, &Rejection{http.StatusBadRequest, err, url,
-			"a host with / ? # @ \\, whitespace or control characters could move the URL"}
+		return Verified{}, refusal(http.StatusBadRequest, err, url,
+			"a host with / ? # @ \\, whitespace or control characters could move the URL")
 	}
 	if err := checkProto(r, g.opts); err != nil {
-		return Verified{}, &Rejection{http.StatusBadRequest, err, url, "check what the trusted proxy sends"}
+		return Verified{}, refusal(http.StatusBadRequest, err, url, "check what the trusted proxy sends")
 	}
 	// The app's misconfiguration: after the client's 400s (an unsigned scanner is not told 500),
 	// before the body is read.
 	if g.validator == nil {
-		return Verified{}, &Rejection{http.StatusInternalServerError, ErrNoValidator,
-			url, "build one with NewValidator and the Auth Token"}
+		return Verified{}, refusal(http.StatusInternalServerError, ErrNoValidator,
+			url, "build one with NewValidator and the Auth Token")
 	}
 	if !g.validator.open() {
-		return Verified{}, &Rejection{http.StatusInternalServerError, ErrClosed, url, closedDiagnosis}
+		return Verified{}, refusal(http.StatusInternalServerError, ErrClosed, url, closedDiagnosis)
 	}
-	tooLarge := &Rejection{http.StatusRequestEntityTooLarge, ErrBodyOverLimit, url,
-		fmt.Sprintf("Twilio's webhooks are small; raise MaxBodyBytes (%d) if yours really are larger", g.maxBody)}
+	tooLarge := refusal(http.StatusRequestEntityTooLarge, ErrBodyOverLimit, url,
+		fmt.Sprintf("Twilio's webhooks are small; raise MaxBodyBytes (%d) if yours really are larger", g.maxBody))
 	if r.ContentLength > g.maxBody {
 		return Verified{}, tooLarge
 	}
@@ -198,23 +266,28 @@ func (g *guard) check(w http.ResponseWriter, r *http.Request) (Verified, *Reject
 		if errors.As(err, &overLimit) {
 			return Verified{}, tooLarge
 		}
-		return Verified{}, &Rejection{http.StatusBadRequest, fmt.Errorf("twiliosig: reading the body: %w", err),
-			url, "the client stopped sending the body"}
+		return Verified{}, refusal(http.StatusBadRequest, fmt.Errorf("twiliosig: reading the body: %w", err),
+			url, "the client stopped sending the body")
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if err := checkContentType(r, url, body); err != nil {
-		return Verified{}, &Rejection{http.StatusUnsupportedMediaType, err, url, formContentTypeDiagnosis}
+		return Verified{}, refusal(http.StatusUnsupportedMediaType, err, url, formContentTypeDiagnosis)
 	}
 	settings := r.Header.Get("X-Twilio-Webhooks-Signature-Settings")
 	verified, err := g.validator.Verify(url, body, signature, settings)
 	switch {
 	case errors.Is(err, ErrClosed): // closed since the check above
-		return Verified{}, &Rejection{http.StatusInternalServerError, err, url, closedDiagnosis}
+		return Verified{}, refusal(http.StatusInternalServerError, err, url, closedDiagnosis)
 	case err != nil:
-		return Verified{}, &Rejection{http.StatusForbidden, err, url,
-			diagnosis(g.validator.Explain(url, body, signature, settings))}
+		return Verified{}, refusal(http.StatusForbidden, err, url,
+			diagnosis(g.validator.Explain(url, body, signature, settings)))
 	}
 	return verified, nil
+}
+
+// refusal is a Rejection without its Ignored part (reject adds it).
+func refusal(status int, err error, url, diagnosis string) *Rejection {
+	return &Rejection{Status: status, Err: err, URL: url, Diagnosis: diagnosis}
 }
 
 const closedDiagnosis = "the validator was closed while the server still uses it"
@@ -228,14 +301,11 @@ func (v *Validator) open() bool {
 
 // reject reports the refusal (OnReject, or one log line) and answers its status.
 func (g *guard) reject(w http.ResponseWriter, r *http.Request, rejection Rejection) {
+	rejection.Ignored = ignoredForwarding(r, g.opts)
 	if g.opts.OnReject != nil {
 		g.opts.OnReject(r, rejection)
 	} else {
-		logger := g.opts.Logger
-		if logger == nil {
-			logger = slog.Default()
-		}
-		logger.WarnContext(r.Context(), rejection.String())
+		g.logger().WarnContext(r.Context(), rejection.String())
 	}
 	http.Error(w, http.StatusText(rejection.Status), rejection.Status)
 }
@@ -351,6 +421,40 @@ func hasBodySHA256(url string) bool {
 	return false
 }
 
+// forwardingHeaders are the headers a proxy uses to pass on the public URL, in the order a refusal
+// names them.
+var forwardingHeaders = []string{"X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "Forwarded"}
+
+// ignoredForwarding says which forwarding headers the request carried that were not believed, and
+// why (the peer is not a trusted proxy, or none is configured): a 403 behind a proxy that the app
+// does not trust otherwise looks like a wrong token. Without BaseURL only: with it the URL does not
+// depend on them. (A trusted proxy's X-Forwarded-Port and Forwarded are not read either; the URL
+// comes from its X-Forwarded-Proto and X-Forwarded-Host.)
+func ignoredForwarding(r *http.Request, opts Options) string {
+	if opts.BaseURL != "" {
+		return ""
+	}
+	var present []string
+	for _, name := range forwardingHeaders {
+		if _, ok := r.Header[name]; ok {
+			present = append(present, name)
+		}
+	}
+	switch {
+	case len(present) == 0:
+		return ""
+	case len(opts.TrustedProxies) == 0:
+		return strings.Join(present, ", ") + " ignored: no TrustedProxies configured"
+	case fromTrustedProxy(r.RemoteAddr, opts.TrustedProxies):
+		return ""
+	}
+	peer, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		peer = r.RemoteAddr
+	}
+	return strings.Join(present, ", ") + " ignored: from " + peer + ", not in TrustedProxies"
+}
+
 // checkHosts refuses a Host header, or an X-Forwarded-Host from a trusted proxy, that is not a plain
 // host[:port]: such a value could move the URL verified (a path, a query, userinfo...).
 func checkHosts(r *http.Request, opts Options) error {
@@ -391,10 +495,7 @@ func badHost(host string) bool {
 // exactly as received (never re-encoded). It does not check the host or the forwarded scheme (the
 // middleware does first).
 func PublicURL(r *http.Request, opts Options) string {
-	target := r.RequestURI
-	if target == "" || !strings.HasPrefix(target, "/") {
-		target = r.URL.RequestURI()
-	}
+	target := requestTarget(r)
 	if opts.BaseURL != "" {
 		return strings.TrimSuffix(opts.BaseURL, "/") + target
 	}
@@ -411,6 +512,15 @@ func PublicURL(r *http.Request, opts Options) string {
 		}
 	}
 	return scheme + "://" + host + target
+}
+
+// requestTarget is the raw path and query as received (r.URL's when the request was built by hand or
+// its target was not origin-form).
+func requestTarget(r *http.Request) string {
+	if target := r.RequestURI; strings.HasPrefix(target, "/") {
+		return target
+	}
+	return r.URL.RequestURI()
 }
 
 func fromTrustedProxy(remoteAddr string, trusted []netip.Prefix) bool {
