@@ -3,11 +3,14 @@
 //! For information only. Nothing here ever accepts a request: the verdict in an [`Explanation`] is the
 //! one [`crate::Validator::verify`] gives.
 //!
-//! Bounded: a diagnosis sorts the parameters once more and tries each eligible secret on at most four
-//! rewritten URLs with the full parameters (the verdict itself tried it on one), plus at most two
-//! signed strings made of a URL alone. A flood of forged requests therefore costs the helpers that log
-//! diagnoses a few verifies per request (measured: 4 to 7 times a verify's time, the most on small
-//! requests where fixed costs weigh).
+//! Bounded: a diagnosis sorts the parameters once more and tries each eligible secret on at most six
+//! rewritten URLs with the full parameters, each with its URL candidates as `verify` does (five with a
+//! body: the WebSocket rewrites are tried only on a request without one), on at most five URLs with a
+//! port added (one HMAC each, [`DROPPED_PORTS`]), plus at most two signed strings made of a URL alone.
+//! A flood of forged requests therefore costs the helpers that log diagnoses a bounded number of
+//! verifies per request: measured before the WebSocket, doubled-path and port rewrites, 4 to 7 times a
+//! verify's time (the most on small requests where fixed costs weigh); those add at most two rewritten
+//! URLs and five single HMACs per secret.
 
 use core::fmt;
 
@@ -16,7 +19,7 @@ use crate::form::Span;
 use crate::mac::{Algorithm, Tag};
 use crate::settings::SignatureSettings;
 use crate::signature::ReceivedSignature;
-use crate::url::{self, Candidate};
+use crate::url::{self, Candidate, Candidates, UrlPieces};
 use crate::validator::{find_match, Key, Verified};
 use crate::Error;
 
@@ -55,7 +58,34 @@ pub enum Mistake {
     SettingsHeaderUnexpected,
     /// A secret matched, but not one with the key id the settings header names.
     KeyIdMismatch,
+    /// A WebSocket handshake (Media Streams, ConversationRelay) verified as the `https://` request the
+    /// app sees: Twilio signed it over its `wss://` URL.
+    HttpsInsteadOfWss,
+    /// A WebSocket handshake verified as the `http://` request the app sees: Twilio signed it over its
+    /// `ws://` URL.
+    HttpInsteadOfWs,
+    /// A request verified as a `wss://` handshake that Twilio signed over its `https://` URL: it is not
+    /// a WebSocket handshake.
+    WssInsteadOfHttps,
+    /// A request verified as a `ws://` handshake that Twilio signed over its `http://` URL.
+    WsInsteadOfHttp,
+    /// A WebSocket handshake verified with the other scheme (`ws` vs `wss`): usually the public scheme
+    /// is https but the app saw plain http behind a proxy.
+    WebSocketSchemeSwapped,
+    /// The URL verified repeats part of its path (`/twilio/sms/twilio/sms`): the route was appended to a
+    /// base URL that already ended with it. The URL without the repeat matched.
+    DoubledPath,
+    /// Twilio signed the URL with a port (`https://example.com:8443/sms`) that the URL verified does not
+    /// have: the app is reached through a port it does not see. Only a few common ports are tried
+    /// (see [`DROPPED_PORTS`]).
+    DroppedPort,
 }
+
+/// The ports explain tries when the URL verified has none (or its scheme's default) and nothing else
+/// matched: those apps commonly listen on behind a proxy or a tunnel. A port cannot be guessed in
+/// general, so the list is short (each costs one HMAC per eligible secret); 443 and 80 are the port
+/// toggle's, which `verify` tries itself.
+pub const DROPPED_PORTS: [u16; 5] = [8443, 8080, 8000, 3000, 5000];
 
 impl Mistake {
     /// What went wrong, in a sentence.
@@ -80,7 +110,37 @@ impl Mistake {
                 "this is an HMAC-SHA1 signature, but a settings header naming HMAC-SHA256 was passed"
             }
             Self::KeyIdMismatch => "a secret with a different key id than the settings header names matched",
+            Self::HttpsInsteadOfWss => "verified as https:// but Twilio signed the wss:// handshake",
+            Self::HttpInsteadOfWs => "verified as http:// but Twilio signed the ws:// handshake",
+            Self::WssInsteadOfHttps => {
+                "verified as wss:// but Twilio signed the https:// URL: this request is not a WebSocket handshake"
+            }
+            Self::WsInsteadOfHttp => {
+                "verified as ws:// but Twilio signed the http:// URL: this request is not a WebSocket handshake"
+            }
+            Self::WebSocketSchemeSwapped => "Twilio signed the handshake with the other scheme (ws vs wss)",
+            Self::DoubledPath => {
+                "the URL verified repeats part of its path: Twilio signed it without the repeat"
+            }
+            Self::DroppedPort => {
+                "Twilio signed the URL with a port that the URL verified does not have"
+            }
         }
+    }
+
+    /// Whether reports show the URL verified and the URL signed (the mistakes a user cannot see from
+    /// the URL verified alone).
+    const fn shows_urls(self) -> bool {
+        matches!(
+            self,
+            Self::HttpsInsteadOfWss
+                | Self::HttpInsteadOfWs
+                | Self::WssInsteadOfHttps
+                | Self::WsInsteadOfHttp
+                | Self::WebSocketSchemeSwapped
+                | Self::DoubledPath
+                | Self::DroppedPort
+        )
     }
 
     /// What to change in the app.
@@ -102,6 +162,21 @@ impl Mistake {
                 "pass the X-Twilio-Webhooks-Signature-Settings header exactly as received"
             }
             Self::KeyIdMismatch => "give each SharedKey secret its own key id as shown in the Twilio console",
+            Self::HttpsInsteadOfWss | Self::HttpInsteadOfWs => {
+                "verify a WebSocket handshake (a GET with Upgrade: websocket) over its wss:// URL (ws:// when the public scheme is http), with no body"
+            }
+            Self::WssInsteadOfHttps | Self::WsInsteadOfHttp => {
+                "verify only WebSocket handshakes over the wss:// (or ws://) URL, and other requests over their https:// (or http://) URL"
+            }
+            Self::WebSocketSchemeSwapped => {
+                "build the handshake's URL from the public scheme (wss when it is https): configure the base URL, or trust your proxy's X-Forwarded-Proto"
+            }
+            Self::DoubledPath => {
+                "give the base URL as the public origin plus only the mount prefix the app does not see (usually just the origin), not the route"
+            }
+            Self::DroppedPort => {
+                "verify the URL with the port Twilio requested: put it in the base URL (public scheme, host and port), or trust your proxy so that its X-Forwarded-Host (host:port) is used"
+            }
         }
     }
 }
@@ -123,8 +198,80 @@ pub struct Diagnosis {
     pub candidate: Candidate,
 }
 
-/// How many bytes of the URL an [`InternalUrl`] keeps to show.
+/// How many bytes of a URL a [`ShownUrl`] keeps.
 const SHOWN_URL_LEN: usize = 200;
+
+/// The start of a URL as reports show it (its first 200 bytes), kept without allocating.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ShownUrl {
+    shown: [u8; SHOWN_URL_LEN],
+    shown_len: u8,
+    truncated: bool,
+}
+
+impl ShownUrl {
+    /// The first bytes of the URL made of `pieces` in order.
+    fn of<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut this = Self {
+            shown: [0; SHOWN_URL_LEN],
+            shown_len: 0,
+            truncated: false,
+        };
+        let mut len = 0;
+        for piece in pieces {
+            let room = SHOWN_URL_LEN - len;
+            let taken = piece.len().min(room);
+            this.shown[len..len + taken].copy_from_slice(&piece[..taken]);
+            len += taken;
+            this.truncated |= piece.len() > room;
+        }
+        this.shown_len = len as u8;
+        this
+    }
+
+    /// The URL's first bytes (all of it unless [`ShownUrl::truncated`]).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.shown[..usize::from(self.shown_len)]
+    }
+
+    /// Whether the URL was longer than what is kept.
+    pub const fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// Printable ASCII as is, anything else `%XX`, so a log line stays one line; `...` when truncated.
+    fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for &b in self.as_bytes() {
+            if b.is_ascii_graphic() {
+                write!(f, "{}", char::from(b))?;
+            } else {
+                write!(f, "%{b:02X}")?;
+            }
+        }
+        if self.truncated {
+            f.write_str("...")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ShownUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        self.write(f)?;
+        f.write_str("\"")
+    }
+}
+
+/// For a mistake whose URLs reports show: the URL verified and the URL that matched, exactly as
+/// Twilio signed it (the matching candidate of the corrected URL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UrlCorrection {
+    /// The URL passed to the verifier.
+    pub verified: ShownUrl,
+    /// The URL the signature matched.
+    pub signed: ShownUrl,
+}
 
 /// The URL verified looks like an app's own address rather than the public URL Twilio signs.
 ///
@@ -136,9 +283,7 @@ const SHOWN_URL_LEN: usize = 200;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct InternalUrl {
     signs: u8,
-    shown: [u8; SHOWN_URL_LEN],
-    shown_len: u8,
-    truncated: bool,
+    shown: ShownUrl,
 }
 
 /// The signs an [`InternalUrl`] records, one bit each.
@@ -172,8 +317,9 @@ impl InternalUrl {
             .map_or(authority, |i| &authority[i + 1..]);
         let (host, port) = split_host_port(hostport);
         let host = host.strip_suffix(b".").unwrap_or(host);
-        let https = scheme.eq_ignore_ascii_case(b"https");
-        let http = scheme.eq_ignore_ascii_case(b"http");
+        // A WebSocket handshake's URL: wss is https's, ws is http's.
+        let https = scheme.eq_ignore_ascii_case(b"https") || scheme.eq_ignore_ascii_case(b"wss");
+        let http = scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"ws");
         let default_port: &[u8] = if https { b"443" } else { b"80" };
         let ipv4 = parse_ipv4(host);
         let ipv6 = host.strip_prefix(b"[").and_then(|h| h.strip_suffix(b"]"));
@@ -209,18 +355,13 @@ impl InternalUrl {
         if signs == 0 {
             return None;
         }
-        let shown_len = url.len().min(SHOWN_URL_LEN);
-        let mut shown = [0u8; SHOWN_URL_LEN];
-        shown[..shown_len].copy_from_slice(&url[..shown_len]);
         Some(Self {
             signs,
-            shown,
-            shown_len: shown_len as u8,
-            truncated: url.len() > SHOWN_URL_LEN,
+            shown: ShownUrl::of([url]),
         })
     }
 
-    /// The scheme is plain `http`.
+    /// The scheme is plain `http` (or `ws`).
     pub const fn http(&self) -> bool {
         self.signs & HTTP != 0
     }
@@ -241,14 +382,14 @@ impl InternalUrl {
         self.signs & INTERNAL_NAME != 0
     }
 
-    /// The URL has a port that is not its scheme's default (80 for http, 443 for https).
+    /// The URL has a port that is not its scheme's default (80 for http and ws, 443 for https and wss).
     pub const fn non_default_port(&self) -> bool {
         self.signs & NON_DEFAULT_PORT != 0
     }
 
     /// The start of the URL verified (its first 200 bytes), as reports show it.
     pub fn url(&self) -> &[u8] {
-        &self.shown[..usize::from(self.shown_len)]
+        self.shown.as_bytes()
     }
 
     /// The signs, in words: `plain http, a private address, a non-default port`.
@@ -273,21 +414,6 @@ impl InternalUrl {
         }
         Ok(())
     }
-
-    /// The URL for a report: printable ASCII as is, anything else `%XX`, so a log line stays one line.
-    fn write_url(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for &b in self.url() {
-            if b.is_ascii_graphic() {
-                write!(f, "{}", char::from(b))?;
-            } else {
-                write!(f, "%{b:02X}")?;
-            }
-        }
-        if self.truncated {
-            f.write_str("...")?;
-        }
-        Ok(())
-    }
 }
 
 impl fmt::Debug for InternalUrl {
@@ -298,19 +424,8 @@ impl fmt::Debug for InternalUrl {
             .field("private_address", &self.private_address())
             .field("internal_name", &self.internal_name())
             .field("non_default_port", &self.non_default_port())
-            .field("url", &Shown(self))
+            .field("url", &self.shown)
             .finish_non_exhaustive()
-    }
-}
-
-/// Debug of the shown URL as a quoted string.
-struct Shown<'a>(&'a InternalUrl);
-
-impl fmt::Debug for Shown<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"")?;
-        self.0.write_url(f)?;
-        f.write_str("\"")
     }
 }
 
@@ -384,6 +499,9 @@ pub struct Explanation {
     /// When the signature matched nothing and no correction explains it: the URL verified, if it looks
     /// like an internal address rather than the public URL Twilio signs (see [`InternalUrl`]).
     pub internal_url: Option<InternalUrl>,
+    /// For a diagnosis whose URLs a report shows (a WebSocket handshake's scheme, a doubled path, a
+    /// port the app did not see): the URL verified and the URL that matched.
+    pub correction: Option<UrlCorrection>,
 }
 
 const CHECK_SECRET: &str =
@@ -402,6 +520,14 @@ impl fmt::Display for Explanation {
             ),
             (Err(e), Some(d), _) => {
                 write!(f, "invalid: {e}.\nlikely cause: {}", d.mistake)?;
+                if let Some(urls) = &self.correction {
+                    // The URLs on lines of their own, without a full stop that could be read as theirs.
+                    f.write_str(".\nurl verified: ")?;
+                    urls.verified.write(f)?;
+                    f.write_str("\nurl signed: ")?;
+                    urls.signed.write(f)?;
+                    return write!(f, "\nfix: {}.", d.mistake.fix());
+                }
                 if d.candidate != Candidate::AsGiven {
                     write!(f, " (matched {})", d.candidate.describe())?;
                 }
@@ -415,7 +541,7 @@ impl fmt::Display for Explanation {
                      or load balancer sees its own address instead. No variant of this URL matched.\n\
                      url verified: ",
                 )?;
-                internal.write_url(f)?;
+                internal.shown.write(f)?;
                 write!(
                     f,
                     "\nfix: verify the public URL: configure the base URL (public scheme, host and port), or \
@@ -507,6 +633,91 @@ fn add_body_hash(url: &[u8], hash: &BodyHash) -> Option<Rewritten> {
     Rewritten::from_pieces(&[before, separator, b"bodySHA256=", hash.as_bytes(), fragment])
 }
 
+/// The URL with its scheme `from` (with its `://`, compared case-insensitively) replaced by `to`.
+fn replace_scheme(url: &[u8], from: &[u8], to: &[u8]) -> Option<Rewritten> {
+    let scheme = url.get(..from.len())?;
+    if !scheme.eq_ignore_ascii_case(from) {
+        return None;
+    }
+    Rewritten::from_pieces(&[to, &url[from.len()..]])
+}
+
+/// The URL a WebSocket mistake supposes Twilio signed: the handshake's `wss://`/`ws://` URL for the
+/// `https://`/`http://` request the app saw, the reverse, or `ws` and `wss` swapped. `None` when
+/// `mistake` is not about this URL's scheme.
+fn websocket_rewrite(url: &[u8], mistake: Mistake) -> Option<Rewritten> {
+    let (from, to): (&[u8], &[u8]) = match mistake {
+        Mistake::HttpsInsteadOfWss => (b"https://", b"wss://"),
+        Mistake::HttpInsteadOfWs => (b"http://", b"ws://"),
+        Mistake::WssInsteadOfHttps => (b"wss://", b"https://"),
+        Mistake::WsInsteadOfHttp => (b"ws://", b"http://"),
+        Mistake::WebSocketSchemeSwapped => {
+            return replace_scheme(url, b"wss://", b"ws://")
+                .or_else(|| replace_scheme(url, b"ws://", b"wss://"));
+        }
+        _ => return None,
+    };
+    replace_scheme(url, from, to)
+}
+
+/// The most `/` a path may have for [`without_doubled_path`] to search it: the search compares every
+/// run of segments with the run after it, so its work grows with the cube of this.
+const MAX_PATH_SEGMENTS: usize = 32;
+
+/// The URL without the first longest run of path segments that is repeated right after itself
+/// (`/twilio/sms/twilio/sms` -> `/twilio/sms`, `/api/twilio/twilio/sms` -> `/api/twilio/sms`): what
+/// a base URL ending with the route, plus the route, makes. Runs of empty segments (`//`) are not
+/// taken for a repeat.
+fn without_doubled_path(url: &[u8]) -> Option<Rewritten> {
+    let start = url::port_slot(url)?.end;
+    let end = url[start..]
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+        .map_or(url.len(), |i| start + i);
+    let path = &url[start..end];
+    // Where each segment starts (at its `/`); segment j is path[at(j)..at(j + 1)].
+    let mut slashes = [0usize; MAX_PATH_SEGMENTS];
+    let mut n = 0;
+    for (i, _) in path.iter().enumerate().filter(|(_, &b)| b == b'/') {
+        *slashes.get_mut(n)? = i;
+        n += 1;
+    }
+    let at = |j: usize| if j < n { slashes[j] } else { path.len() };
+    for k in (1..=n / 2).rev() {
+        for i in 0..=n - 2 * k {
+            let first = &path[at(i)..at(i + k)];
+            if first == &path[at(i + k)..at(i + 2 * k)] && first.iter().any(|&b| b != b'/') {
+                return Rewritten::from_pieces(&[&url[..start + at(i)], &url[start + at(i + k)..]]);
+            }
+        }
+    }
+    None
+}
+
+/// The URL with `:port` where it has no port or its scheme's default one; `None` for a URL with
+/// another port, or whose scheme has no default (the port toggle's schemes only).
+fn with_port(url: &[u8], port: u16) -> Option<Rewritten> {
+    let slot = url::port_slot(url)?;
+    let default = slot.default_port?;
+    let current = &url[slot.port..slot.end];
+    if !current.is_empty() && current != default {
+        return None;
+    }
+    let mut digits = [0u8; 5];
+    let mut len = 0;
+    let mut rest = port;
+    loop {
+        digits[len] = b'0' + (rest % 10) as u8;
+        len += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    digits[..len].reverse();
+    Rewritten::from_pieces(&[&url[..slot.port], b":", &digits[..len], &url[slot.end..]])
+}
+
 /// Whether a body could be a JSON webhook's (an object, or Event Streams' array of events).
 fn looks_like_json(body: &[u8]) -> bool {
     matches!(body.trim_ascii_start().first(), Some(b'{' | b'['))
@@ -519,10 +730,13 @@ pub(crate) fn explain_with_keys<'k>(
     verdict: Result<Verified, Error>,
     scratch: &mut [Span],
 ) -> Explanation {
-    let diagnosis = match verdict {
+    let (diagnosis, correction) = match verdict {
         Ok(_) => None,
         Err(error) => diagnose(keys, request, error, scratch),
-    };
+    }
+    .map_or((None, None), |(diagnosis, correction)| {
+        (Some(diagnosis), correction)
+    });
     let internal_url = match (verdict, diagnosis) {
         (Err(Error::SignatureMismatch), None) => InternalUrl::detect(request.url),
         _ => None,
@@ -531,6 +745,7 @@ pub(crate) fn explain_with_keys<'k>(
         verdict,
         diagnosis,
         internal_url,
+        correction,
     }
 }
 
@@ -545,12 +760,15 @@ struct Cost {
     full_tries: usize,
     /// Secrets tried on a signed string made of a URL alone.
     url_only_tries: usize,
+    /// Secrets tried on a signed string that includes the parameters, over one URL exactly as given
+    /// (one HMAC each: a port the app did not see).
+    exact_tries: usize,
 }
 
 #[cfg(test)]
 std::thread_local! {
     static COST: core::cell::Cell<Cost> = const {
-        core::cell::Cell::new(Cost { sorts: 0, full_tries: 0, url_only_tries: 0 })
+        core::cell::Cell::new(Cost { sorts: 0, full_tries: 0, url_only_tries: 0, exact_tries: 0 })
     };
 }
 
@@ -632,6 +850,35 @@ impl<'k, K: Iterator<Item = Key<'k>> + Clone> Attempt<'_, K> {
         })
     }
 
+    /// Reports `mistake` if some eligible key signs `signed` over `url` exactly as given: one HMAC per
+    /// key, no other candidate (for a rewritten URL whose other candidates `verify` has already tried).
+    fn check_exact(
+        &self,
+        signed: &Signed<'_>,
+        url: &[u8],
+        algorithm: Algorithm,
+        mistake: Mistake,
+    ) -> Option<Diagnosis> {
+        let received = ReceivedSignature::parse(self.signature, algorithm).ok()?;
+        self.keys
+            .clone()
+            .enumerate()
+            // Empty secrets are never eligible.
+            .filter(|(_, key)| key.eligible(self.key_id))
+            .inspect(|_| count(|c| c.exact_tries += 1))
+            .find_map(|(secret_index, key)| {
+                let mut mac = key.mac(algorithm);
+                signed
+                    .feed(&UrlPieces::whole(url), &mut |bytes| mac.update(bytes))
+                    .ok()?;
+                bool::from(received.ct_matches(&mac.finalize())).then_some(Diagnosis {
+                    mistake,
+                    secret_index,
+                    candidate: Candidate::AsGiven,
+                })
+            })
+    }
+
     /// `request`'s URL alone (a GET's signed string) against the eligible keys.
     fn check_url_only(
         &self,
@@ -658,12 +905,45 @@ fn signed_params<'a>(request: &Request<'a>, scratch: &'a mut [Span]) -> Option<S
     Signed::new(request, scratch).ok()
 }
 
+/// The URLs a report shows for `diagnosis`, which matched `rewritten` (a correction of `url`), when
+/// its mistake is one of those (see [`Mistake::shows_urls`]): the URL signed is the candidate of
+/// `rewritten` that matched.
+fn correction(url: &[u8], rewritten: &[u8], diagnosis: Diagnosis) -> Option<UrlCorrection> {
+    if !diagnosis.mistake.shows_urls() {
+        return None;
+    }
+    let candidates = Candidates::new(rewritten);
+    let (_, signed) = candidates
+        .iter()
+        .find(|(candidate, _)| *candidate == diagnosis.candidate)?;
+    Some(UrlCorrection {
+        verified: ShownUrl::of([url]),
+        signed: ShownUrl::of(signed.pieces()),
+    })
+}
+
+/// The mistakes tried by rewriting the URL and checking it with the full parameters, in order.
+const URL_REWRITES: [Mistake; 10] = [
+    Mistake::SchemeSwapped,
+    Mistake::TrailingSlash,
+    Mistake::SchemeSwappedAndTrailingSlash,
+    Mistake::ExtraQuery,
+    // At most one of the four applies to a URL (by its scheme), and the fifth only to ws/wss.
+    Mistake::HttpsInsteadOfWss,
+    Mistake::HttpInsteadOfWs,
+    Mistake::WssInsteadOfHttps,
+    Mistake::WsInsteadOfHttp,
+    Mistake::WebSocketSchemeSwapped,
+    Mistake::DoubledPath,
+];
+
 fn diagnose<'k>(
     keys: &(impl Iterator<Item = Key<'k>> + Clone),
     request: &Request<'_>,
     error: Error,
     scratch: &mut [Span],
-) -> Option<Diagnosis> {
+) -> Option<(Diagnosis, Option<UrlCorrection>)> {
+    let without_urls = |diagnosis: Diagnosis| (diagnosis, None);
     let settings = SignatureSettings::parse(request.settings).ok()?;
     let attempt = Attempt {
         keys,
@@ -684,7 +964,9 @@ fn diagnose<'k>(
             return None;
         }
         let hashed = add_body_hash(url, &BodyHash::of(body))?;
-        attempt.check_url_only(hashed.as_bytes(), alg, Mistake::BodyHashDropped)
+        attempt
+            .check_url_only(hashed.as_bytes(), alg, Mistake::BodyHashDropped)
+            .map(without_urls)
     };
     match error {
         Error::MalformedSignature => {
@@ -693,10 +975,14 @@ fn diagnose<'k>(
                 Algorithm::HmacSha256 => (Algorithm::HmacSha1, Mistake::SettingsHeaderUnexpected),
             };
             let signed = signed_params(request, scratch)?;
-            attempt.check(&signed, Made::WithParams, url, other, Keys::All, mistake)
+            attempt
+                .check(&signed, Made::WithParams, url, other, Keys::All, mistake)
+                .map(without_urls)
         }
         // The URL matched: only the body differs.
-        Error::BodyHashMismatch => attempt.check_url_only(url, alg, Mistake::BodyAltered),
+        Error::BodyHashMismatch => attempt
+            .check_url_only(url, alg, Mistake::BodyAltered)
+            .map(without_urls),
         Error::MalformedBody | Error::TooManyParams => body_hash_dropped(),
         Error::SignatureMismatch => {
             let has_payload = match request.payload {
@@ -706,15 +992,16 @@ fn diagnose<'k>(
             let url_only = has_payload
                 .then(|| attempt.check_url_only(url, alg, Mistake::ParamsNotSigned))
                 .flatten()
+                .map(without_urls)
                 .or_else(body_hash_dropped);
             if url_only.is_some() {
                 return url_only;
             }
             let signed = signed_params(request, scratch)?;
-            settings
-                .key_id
-                .and_then(|_| {
-                    attempt.check(
+            let key_id_mismatch = || {
+                settings.key_id?;
+                attempt
+                    .check(
                         &signed,
                         Made::WithParams,
                         url,
@@ -722,37 +1009,57 @@ fn diagnose<'k>(
                         Keys::Ineligible,
                         Mistake::KeyIdMismatch,
                     )
-                })
-                .or_else(|| {
-                    [
-                        Mistake::SchemeSwapped,
-                        Mistake::TrailingSlash,
-                        Mistake::SchemeSwappedAndTrailingSlash,
-                        Mistake::ExtraQuery,
-                    ]
-                    .into_iter()
-                    .find_map(|mistake| {
-                        let rewritten = match mistake {
-                            Mistake::SchemeSwapped => swap_scheme(url),
-                            Mistake::TrailingSlash => toggle_trailing_slash(url),
-                            Mistake::SchemeSwappedAndTrailingSlash => {
-                                swap_scheme(url).and_then(|u| toggle_trailing_slash(u.as_bytes()))
-                            }
-                            _ => drop_query(url),
-                        }?;
-                        attempt.check(
-                            &signed,
-                            Made::WithParams,
-                            rewritten.as_bytes(),
-                            alg,
-                            Keys::Eligible,
-                            mistake,
-                        )
-                    })
-                })
+                    .map(without_urls)
+            };
+            key_id_mismatch().or_else(|| url_corrections(&attempt, &signed, url, alg, has_payload))
         }
         _ => None,
     }
+}
+
+/// The URL rewrites ([`URL_REWRITES`]), then the ports ([`DROPPED_PORTS`]): the first that matches.
+fn url_corrections<'k>(
+    attempt: &Attempt<'_, impl Iterator<Item = Key<'k>> + Clone>,
+    signed: &Signed<'_>,
+    url: &[u8],
+    alg: Algorithm,
+    has_payload: bool,
+) -> Option<(Diagnosis, Option<UrlCorrection>)> {
+    URL_REWRITES
+        .into_iter()
+        .find_map(|mistake| {
+            let rewritten = match mistake {
+                Mistake::SchemeSwapped => swap_scheme(url),
+                Mistake::TrailingSlash => toggle_trailing_slash(url),
+                Mistake::SchemeSwappedAndTrailingSlash => {
+                    swap_scheme(url).and_then(|u| toggle_trailing_slash(u.as_bytes()))
+                }
+                Mistake::ExtraQuery => drop_query(url),
+                Mistake::DoubledPath => without_doubled_path(url),
+                // A WebSocket handshake has no body: only a request without one is tried as one.
+                _ if has_payload => None,
+                _ => websocket_rewrite(url, mistake),
+            }?;
+            let diagnosis = attempt.check(
+                signed,
+                Made::WithParams,
+                rewritten.as_bytes(),
+                alg,
+                Keys::Eligible,
+                mistake,
+            )?;
+            Some((diagnosis, correction(url, rewritten.as_bytes(), diagnosis)))
+        })
+        // Last, the ports apps commonly sit behind, each over its URL exactly (verify tried the URL
+        // without a port, and with the default one).
+        .or_else(|| {
+            DROPPED_PORTS.into_iter().find_map(|port| {
+                let rewritten = with_port(url, port)?;
+                let diagnosis =
+                    attempt.check_exact(signed, rewritten.as_bytes(), alg, Mistake::DroppedPort)?;
+                Some((diagnosis, correction(url, rewritten.as_bytes(), diagnosis)))
+            })
+        })
 }
 
 #[cfg(test)]
@@ -896,6 +1203,19 @@ mod tests {
         (COST.with(core::cell::Cell::get), explanation)
     }
 
+    /// What explain spends on a forged request through a validator with `secrets` secrets, and what
+    /// it says: the body is a form, or none (a GET, a WebSocket handshake).
+    fn forged_get_cost(url: &str, secrets: usize) -> (Cost, Explanation) {
+        let secrets: Vec<Secret> = (0..secrets)
+            .map(|i| Secret::new(format!("secret {i}").as_bytes()))
+            .collect();
+        let validator = Validator::with_secrets(&secrets[..]);
+        let request = Request::get(url).signature("AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+        COST.with(|c| c.set(Cost::default()));
+        let explanation = validator.explain(&request);
+        (COST.with(core::cell::Cell::get), explanation)
+    }
+
     #[test]
     fn explain_on_a_forged_request_costs_a_few_verifies() {
         let form: String = (0..100)
@@ -903,26 +1223,109 @@ mod tests {
             .collect::<Vec<_>>()
             .join("&");
         for secrets in [1, 3] {
-            for url in [
-                "https://example.com/sms",
-                "https://example.com/sms?a=1",
-                "http://10.0.0.5:8080/sms/",
+            // The URL, and the rewrites tried with the full parameters and the ports tried, per
+            // secret: the scheme swap, a slash, both, no query, no doubled path; the five ports
+            // where the URL has no port of its own.
+            for (url, full, ports) in [
+                ("https://example.com/sms", 3, 5),
+                ("https://example.com/sms?a=1", 4, 5),
+                ("https://example.com:443/sms", 3, 5),
+                ("http://10.0.0.5:8080/sms/", 3, 0),
+                ("https://example.com/twilio/sms/twilio/sms?a=1", 5, 5),
             ] {
                 let (cost, explanation) = forged_cost(url, &form, secrets);
                 assert_eq!(explanation.verdict.err(), Some(Error::SignatureMismatch));
                 assert!(explanation.diagnosis.is_none());
-                // verify itself tried every secret once on the full string; explain adds one sort, at
-                // most four rewritten URLs per secret and one URL-alone string per secret.
+                // verify itself tried every secret once on the full string; explain adds one sort,
+                // the rewritten URLs, the ports and one URL-alone string per secret.
                 assert_eq!(cost.sorts, 1, "{url}: {cost:?}");
-                assert!(cost.full_tries <= 4 * secrets, "{url}: {cost:?}");
-                assert!(cost.full_tries >= 3 * secrets, "{url}: {cost:?}");
+                assert_eq!(cost.full_tries, full * secrets, "{url}: {cost:?}");
+                assert_eq!(cost.exact_tries, ports * secrets, "{url}: {cost:?}");
                 assert_eq!(cost.url_only_tries, secrets, "{url}: {cost:?}");
             }
             // A forged JSON body read as a form adds one URL-alone try per secret (and one SHA-256).
             let (cost, _) = forged_cost("https://example.com/events", "{\"a\":1}", secrets);
             assert_eq!(cost.url_only_tries, 2 * secrets, "{cost:?}");
-            assert!(cost.full_tries <= 4 * secrets, "{cost:?}");
+            assert!(cost.full_tries <= 5 * secrets, "{cost:?}");
+            // Without a body (a GET, a WebSocket handshake), the one WebSocket rewrite that fits the
+            // scheme (two for ws and wss: the scheme swap is theirs) is tried too; no URL-alone string.
+            for (url, full, ports) in [
+                ("https://example.com/twilio/sms/twilio/sms?a=1", 6, 5),
+                ("http://example.com/media", 4, 5),
+                ("wss://example.com/media?a=1", 4, 5),
+                ("ws://example.com:80/a/a", 4, 5),
+            ] {
+                let (cost, explanation) = forged_get_cost(url, secrets);
+                assert_eq!(explanation.verdict.err(), Some(Error::SignatureMismatch));
+                assert!(explanation.diagnosis.is_none());
+                assert_eq!(cost.sorts, 1, "{url}: {cost:?}");
+                assert_eq!(cost.full_tries, full * secrets, "{url}: {cost:?}");
+                assert_eq!(cost.exact_tries, ports * secrets, "{url}: {cost:?}");
+                assert_eq!(cost.url_only_tries, 0, "{url}: {cost:?}");
+            }
         }
+    }
+
+    #[test]
+    fn doubled_paths_ports_and_websocket_schemes_are_rewritten() {
+        let doubled = |url: &str| text(without_doubled_path(url.as_bytes()));
+        assert_eq!(
+            doubled("https://h/twilio/sms/twilio/sms?x=1#f"),
+            Some("https://h/twilio/sms?x=1#f")
+        );
+        assert_eq!(
+            doubled("https://h/api/twilio/twilio/sms"),
+            Some("https://h/api/twilio/sms")
+        );
+        assert_eq!(doubled("https://h/a/b/a/b/"), Some("https://h/a/b/"));
+        // The longest run first: /a/a/b/a/a/b has /a/a/b twice, and /a twice inside it.
+        assert_eq!(doubled("https://h/a/a/b/a/a/b"), Some("https://h/a/a/b"));
+        assert_eq!(doubled("https://h/sms"), None);
+        assert_eq!(doubled("https://h/ab/a"), None);
+        assert_eq!(doubled("https://h//sms"), None);
+        assert_eq!(doubled("https://h/a?/a/a"), None);
+        // A query's slashes are not path.
+        assert_eq!(doubled("https://h/p?x=/a/a"), None);
+        let long = format!("https://h{}", "/a".repeat(MAX_PATH_SEGMENTS + 1));
+        assert_eq!(doubled(&long), None);
+        let most = format!("https://h{}", "/a".repeat(MAX_PATH_SEGMENTS));
+        let half = format!("https://h{}", "/a".repeat(MAX_PATH_SEGMENTS / 2));
+        assert_eq!(doubled(&most), Some(half.as_str()));
+
+        let port = |url: &str, p: u16| text(with_port(url.as_bytes(), p));
+        assert_eq!(port("https://h/sms?x", 8443), Some("https://h:8443/sms?x"));
+        assert_eq!(port("https://h:443/sms", 3000), Some("https://h:3000/sms"));
+        assert_eq!(port("HTTP://u:p@h:80", 5), Some("HTTP://u:p@h:5"));
+        assert_eq!(port("wss://[::1]/m", 65535), Some("wss://[::1]:65535/m"));
+        assert_eq!(port("ws://h:80/m", 8000), Some("ws://h:8000/m"));
+        assert_eq!(port("https://h:80/sms", 8443), None);
+        assert_eq!(port("https://h:8080/sms", 8443), None);
+        assert_eq!(port("ftp://h/sms", 8443), None);
+        assert_eq!(port("not a url", 8443), None);
+
+        let ws = |url: &str, m: Mistake| text(websocket_rewrite(url.as_bytes(), m));
+        assert_eq!(
+            ws("HTTPS://h/m?x", Mistake::HttpsInsteadOfWss),
+            Some("wss://h/m?x")
+        );
+        assert_eq!(ws("http://h/m", Mistake::HttpInsteadOfWs), Some("ws://h/m"));
+        assert_eq!(
+            ws("wss://h/m", Mistake::WssInsteadOfHttps),
+            Some("https://h/m")
+        );
+        assert_eq!(ws("Ws://h/m", Mistake::WsInsteadOfHttp), Some("http://h/m"));
+        assert_eq!(
+            ws("ws://h/m", Mistake::WebSocketSchemeSwapped),
+            Some("wss://h/m")
+        );
+        assert_eq!(
+            ws("wss://h/m", Mistake::WebSocketSchemeSwapped),
+            Some("ws://h/m")
+        );
+        assert_eq!(ws("https://h/m", Mistake::HttpInsteadOfWs), None);
+        assert_eq!(ws("wss://h/m", Mistake::WsInsteadOfHttp), None);
+        assert_eq!(ws("https://h/m", Mistake::WebSocketSchemeSwapped), None);
+        assert_eq!(ws("https://h/m", Mistake::TrailingSlash), None);
     }
 
     #[test]

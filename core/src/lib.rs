@@ -26,7 +26,10 @@ fn test_rng(mut seed: u64) -> impl FnMut() -> usize {
 
 pub use canonical::{BodyHash, Payload, Request};
 pub use error::Error;
-pub use explain::{Diagnosis, Explanation, InternalUrl, Mistake, MAX_EXPLAIN_URL_LEN};
+pub use explain::{
+    Diagnosis, Explanation, InternalUrl, Mistake, ShownUrl, UrlCorrection, DROPPED_PORTS,
+    MAX_EXPLAIN_URL_LEN,
+};
 pub use form::Span;
 pub use mac::{hmac, macs_equal, Algorithm};
 pub use settings::SignatureSettings;

@@ -126,6 +126,25 @@ impl Authority {
     }
 }
 
+/// Where explain may edit a URL's authority: the offset of the port's `:` (or where one would go),
+/// the authority's end, and the scheme's default port (`:443` or `:80`; `None` for other schemes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PortSlot {
+    pub(crate) port: usize,
+    pub(crate) end: usize,
+    pub(crate) default_port: Option<&'static [u8]>,
+}
+
+/// The [`PortSlot`] of `url`, if it has a `://`.
+pub(crate) fn port_slot(url: &[u8]) -> Option<PortSlot> {
+    let auth = Authority::find(url)?;
+    Some(PortSlot {
+        port: auth.port,
+        end: auth.end,
+        default_port: auth.default_port,
+    })
+}
+
 /// The candidates for one URL, in the contract's order, duplicates dropped.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Candidates<'a> {

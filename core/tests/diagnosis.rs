@@ -267,3 +267,183 @@ fn a_captured_request_re_split_verifies_under_the_same_signature() {
         "a different request with the same replay key"
     );
 }
+
+/// The report for `url` (with `body`) carrying the signature Twilio made over `signed_url`.
+fn explain_signed_for(signed_url: &str, url: &str, body: &str) -> twilio_signature::Explanation {
+    let sig = twilio_signs(signed_url, body);
+    validator().explain(&Request::post(url, body).signature(&sig))
+}
+
+/// The mistake explain names for `url` (with `body`) signed over `signed_url`, if any.
+fn mistake_named(signed_url: &str, url: &str, body: &str) -> Option<Mistake> {
+    explain_signed_for(signed_url, url, body)
+        .diagnosis
+        .map(|d| d.mistake)
+}
+
+/// The diagnosis names `mistake`, and the report says `cause` and shows both URLs.
+fn assert_named_with_urls(
+    explanation: &twilio_signature::Explanation,
+    mistake: Mistake,
+    cause: &str,
+    verified: &str,
+    signed: &str,
+) {
+    assert_eq!(explanation.verdict.err(), Some(Error::SignatureMismatch));
+    assert_eq!(explanation.diagnosis.map(|d| d.mistake), Some(mistake));
+    let urls = explanation.correction.expect("both URLs");
+    assert_eq!(urls.verified.as_bytes(), verified.as_bytes());
+    assert_eq!(urls.signed.as_bytes(), signed.as_bytes());
+    let report = explanation.to_string();
+    assert!(
+        report.contains(&format!("likely cause: {cause}.\n"))
+            && report.contains(&format!(
+                "\nurl verified: {verified}\nurl signed: {signed}\nfix: "
+            )),
+        "{report}"
+    );
+    assert_eq!(report.matches("likely cause").count(), 1, "{report}");
+    assert_eq!(explanation.internal_url, None);
+}
+
+#[test]
+fn a_handshake_verified_as_the_https_request_is_named() {
+    // Twilio signs a Media Streams / ConversationRelay handshake (a GET, no body) over its wss:// URL.
+    for (signed, verified, mistake, cause) in [
+        (
+            "wss://example.com/media?CallSid=CA1",
+            "https://example.com/media?CallSid=CA1",
+            Mistake::HttpsInsteadOfWss,
+            "verified as https:// but Twilio signed the wss:// handshake",
+        ),
+        (
+            "ws://example.com/media",
+            "http://example.com/media",
+            Mistake::HttpInsteadOfWs,
+            "verified as http:// but Twilio signed the ws:// handshake",
+        ),
+        // The toggled port is shown as signed.
+        (
+            "wss://example.com:443/media",
+            "HTTPS://example.com/media",
+            Mistake::HttpsInsteadOfWss,
+            "verified as https:// but Twilio signed the wss:// handshake",
+        ),
+        // The reverse: a plain request verified as a handshake.
+        (
+            "https://example.com/voice",
+            "wss://example.com/voice",
+            Mistake::WssInsteadOfHttps,
+            "verified as wss:// but Twilio signed the https:// URL: this request is not a WebSocket handshake",
+        ),
+        (
+            "http://example.com/voice",
+            "ws://example.com/voice",
+            Mistake::WsInsteadOfHttp,
+            "verified as ws:// but Twilio signed the http:// URL: this request is not a WebSocket handshake",
+        ),
+        // Behind a TLS-terminating proxy the handshake was seen as ws://.
+        (
+            "wss://example.com/media",
+            "ws://example.com/media",
+            Mistake::WebSocketSchemeSwapped,
+            "Twilio signed the handshake with the other scheme (ws vs wss)",
+        ),
+    ] {
+        let explanation = explain_signed_for(signed, verified, "");
+        assert_named_with_urls(&explanation, mistake, cause, verified, signed);
+        assert!(explanation.to_string().contains("fix: verify")
+            || explanation.to_string().contains("fix: build the handshake's URL"));
+    }
+}
+
+#[test]
+fn a_request_with_a_body_is_not_taken_for_a_handshake() {
+    // A handshake has no body: a form signed over a wss:// URL is not a mistake explain names (and
+    // costs no try).
+    let explanation =
+        explain_signed_for("wss://example.com/media", "https://example.com/media", FORM);
+    assert_eq!(explanation.diagnosis, None);
+    assert_eq!(explanation.correction, None);
+    assert!(explanation.to_string().contains("no common mistake"));
+}
+
+#[test]
+fn a_route_pasted_into_the_base_url_is_named() {
+    for (verified, signed) in [
+        // base_url "https://hooks.example.com/twilio/sms" + route "/twilio/sms"
+        (
+            "https://hooks.example.com/twilio/sms/twilio/sms",
+            "https://hooks.example.com/twilio/sms",
+        ),
+        // base_url "https://hooks.example.com/api/twilio" + route "/twilio/sms?x=1"
+        (
+            "https://hooks.example.com/api/twilio/twilio/sms?x=1",
+            "https://hooks.example.com/api/twilio/sms?x=1",
+        ),
+    ] {
+        let explanation = explain_signed_for(signed, verified, FORM);
+        assert_named_with_urls(
+            &explanation,
+            Mistake::DoubledPath,
+            "the URL verified repeats part of its path: Twilio signed it without the repeat",
+            verified,
+            signed,
+        );
+        assert!(explanation
+            .to_string()
+            .contains("fix: give the base URL as the public origin"));
+    }
+    // Also for a GET.
+    assert_eq!(
+        mistake_named(
+            "https://h.example/voice",
+            "https://h.example/voice/voice",
+            ""
+        ),
+        Some(Mistake::DoubledPath)
+    );
+}
+
+#[test]
+fn a_port_the_app_did_not_see_is_named_with_the_port() {
+    for port in twilio_signature::DROPPED_PORTS {
+        let signed = format!("https://example.com:{port}/sms");
+        for verified in ["https://example.com/sms", "https://example.com:443/sms"] {
+            let explanation = explain_signed_for(&signed, verified, FORM);
+            assert_named_with_urls(
+                &explanation,
+                Mistake::DroppedPort,
+                "Twilio signed the URL with a port that the URL verified does not have",
+                verified,
+                &signed,
+            );
+        }
+    }
+    // A WebSocket handshake too, over its wss:// URL.
+    assert_eq!(
+        mistake_named(
+            "wss://example.com:8443/media",
+            "wss://example.com/media",
+            ""
+        ),
+        Some(Mistake::DroppedPort)
+    );
+    // A port outside the short list cannot be guessed: the public URL keeps the token advice.
+    let explanation = explain_signed_for(
+        "https://example.com:9443/sms",
+        "https://example.com/sms",
+        FORM,
+    );
+    assert_eq!(explanation.diagnosis, None);
+    assert!(explanation.to_string().contains("no common mistake"));
+    // A URL with a port of its own is not given another one.
+    assert_eq!(
+        mistake_named(
+            "https://example.com:8443/sms",
+            "https://example.com:9000/sms",
+            FORM
+        ),
+        None
+    );
+}

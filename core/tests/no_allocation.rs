@@ -76,6 +76,11 @@ fn verify_sign_and_explain_allocate_nothing() {
     ];
     let validator = Validator::with_secrets(&secrets);
     let sha256 = Some(&b"key=k2,algorithm=HMAC_SHA256"[..]);
+    // Signed before counting: a handshake over its wss:// URL, a doubled path's URL, a dropped port.
+    let handshake = sign(b"old", &Request::get("wss://h.example/media")).expect("sign");
+    let undoubled =
+        sign(b"old", &Request::post("https://h.example/twilio/sms", form)).expect("sign");
+    let with_port = sign(b"old", &Request::post("https://h.example:8443/sms", form)).expect("sign");
 
     let n = allocations_during(|| {
         let signed = validator
@@ -108,6 +113,16 @@ fn verify_sign_and_explain_allocate_nothing() {
             &Request::post(form_url, form).signature(signed.as_bytes()),
         );
         assert!(report.diagnosis.is_none());
+        // The WebSocket, doubled-path and port diagnoses, and their reports' URLs.
+        for (url, body, signature) in [
+            ("https://h.example/media", "", &handshake),
+            ("https://h.example/twilio/sms/twilio/sms", form, &undoubled),
+            ("https://h.example/sms", form, &with_port),
+        ] {
+            let report =
+                validator.explain(&Request::post(url, body).signature(signature.as_bytes()));
+            assert!(report.diagnosis.is_some() && report.correction.is_some());
+        }
         assert!(verify(
             b"12345",
             &Request::post(json_url, "{}")
