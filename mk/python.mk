@@ -8,13 +8,12 @@ VENV := $(ROOT)/.venv
 VENV_BIN := $(VENV)/bin
 # Pinned so a fresh clone tests against exactly what was tested here. Werkzeug, Flask, Django,
 # FastAPI/Starlette and python-multipart are also the minimums pyproject.toml states for its extras.
-# gunicorn serves the WSGI apps in the body-limit tests; ziglang links the manylinux2014 wheel
-# (glibc 2.17) and auditwheel confirms its tag; redis (the package's `redis` extra) is what mypy
-# checks RedisStore against, and the client of the retry tests (mk/idempotency.mk).
-PYTHON_DEPS := maturin==1.16.0 pytest==8.4.2 twilio==9.13.0 flask==3.1.2 werkzeug==3.1.9 django==5.2.7 \
+# gunicorn serves the WSGI apps in the body-limit tests; redis (the package's `redis` extra) is what
+# mypy checks RedisStore against, and the client of the retry tests (mk/idempotency.mk).
+MATURIN_PIN := maturin==1.16.0
+PYTHON_DEPS := $(MATURIN_PIN) pytest==8.4.2 twilio==9.13.0 flask==3.1.2 werkzeug==3.1.9 django==5.2.7 \
 	fastapi==0.119.0 starlette==0.48.0 python-multipart==0.0.34 uvicorn==0.37.0 gunicorn==27.0.1 \
-	requests==2.32.5 httpx==0.28.1 mypy==1.18.2 ruff==0.14.0 ziglang==0.17.0 auditwheel==6.8.2 \
-	redis==8.1.0
+	requests==2.32.5 httpx==0.28.1 mypy==1.18.2 ruff==0.14.0 redis==8.1.0
 VENV_STAMP := $(VENV)/.twilio-signature-python-deps
 
 .PHONY: venv python-install test-python bench-python wheel test-python-wheel
@@ -43,13 +42,23 @@ bench-python: python-install
 
 # The release artefacts in dist/: one abi3 wheel for CPython >= 3.10 tagged manylinux2014 (linked
 # against glibc 2.17 by zig, stripped), and the sdist. Both carry LICENSE-MIT and LICENSE-APACHE.
+# Built from a small venv of their own (maturin, ziglang to link, auditwheel to confirm the tag),
+# not the development venv with its frameworks and linters (issue 25 item 8).
 DIST := $(ROOT)/dist
-wheel: venv
+WHEEL_BUILD_VENV := $(ROOT)/build/wheel-build-venv
+WHEEL_BUILD_DEPS := $(MATURIN_PIN) ziglang==0.17.0 auditwheel==6.8.2
+WHEEL_BUILD_STAMP := $(WHEEL_BUILD_VENV)/.twilio-signature-wheel-build-deps
+$(WHEEL_BUILD_STAMP): mk/python.mk
+	test -x $(WHEEL_BUILD_VENV)/bin/python || python3 -m venv $(WHEEL_BUILD_VENV)
+	$(WHEEL_BUILD_VENV)/bin/pip install -q --disable-pip-version-check $(WHEEL_BUILD_DEPS)
+	touch $@
+
+wheel: $(WHEEL_BUILD_STAMP)
 	rm -f $(DIST)/twilio_signature-*
-	cd bindings-python && PATH="$(VENV_BIN):$$PATH" maturin build --quiet --release --strip --zig \
-	  --compatibility manylinux2014 --out $(DIST)
-	cd bindings-python && PATH="$(VENV_BIN):$$PATH" maturin sdist --out $(DIST)
-	$(VENV_BIN)/auditwheel show $(DIST)/twilio_signature-*.whl
+	cd bindings-python && PATH="$(WHEEL_BUILD_VENV)/bin:$$PATH" maturin build --quiet --release --strip \
+	  --zig --compatibility manylinux2014 --out $(DIST)
+	cd bindings-python && PATH="$(WHEEL_BUILD_VENV)/bin:$$PATH" maturin sdist --out $(DIST)
+	$(WHEEL_BUILD_VENV)/bin/auditwheel show $(DIST)/twilio_signature-*.whl
 	@ls -l $(DIST)/twilio_signature-*
 
 # The wheel in a fresh venv whose PATH has no cargo or rustc: pip must take the wheel as it is (no
@@ -57,7 +66,7 @@ wheel: venv
 WHEEL_VENV := $(ROOT)/build/wheel-venv
 test-python-wheel: wheel
 	rm -rf $(WHEEL_VENV)
-	"$$($(VENV_BIN)/python -c 'import sys; print(sys._base_executable)')" -m venv $(WHEEL_VENV)
+	"$$($(WHEEL_BUILD_VENV)/bin/python -c 'import sys; print(sys._base_executable)')" -m venv $(WHEEL_VENV)
 	env -i HOME="$$HOME" PATH="$(WHEEL_VENV)/bin:/usr/bin:/bin" $(WHEEL_VENV)/bin/pip install -q \
 	  --disable-pip-version-check --no-index --only-binary :all: $(DIST)/twilio_signature-*.whl
 	cd $(WHEEL_VENV) && env -i HOME="$$HOME" PATH="$(WHEEL_VENV)/bin:/usr/bin:/bin" \
