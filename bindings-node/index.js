@@ -3,6 +3,11 @@
 const errors = require("./lib/errors");
 const validator = require("./lib/validator");
 const webhooks = require("./lib/webhooks");
+const { expressWebhook } = require("./lib/express");
+const { twilioSignature } = require("./lib/fastify");
+const { verifyFetchRequest, fetchGuard } = require("./lib/fetch");
+const { verifyUpgrade, verifyHandshake } = require("./lib/ws");
+const idempotency = require("./lib/idempotency");
 
 module.exports = {
   Validator: validator.Validator,
@@ -30,4 +35,18 @@ module.exports = {
   validateIncomingRequest: webhooks.validateIncomingRequest,
   validateExpressRequest: webhooks.validateExpressRequest,
   webhook: webhooks.webhook,
+  expressWebhook,
+  twilioSignature,
+  verifyFetchRequest,
+  fetchGuard,
+  verifyUpgrade,
+  verifyHandshake,
+  MemoryStore: idempotency.MemoryStore,
+  RedisStore: idempotency.RedisStore,
+  Idempotency: idempotency.Idempotency,
+  StoredResponse: idempotency.StoredResponse,
+  StoreError: idempotency.StoreError,
+  deliveryKey: idempotency.deliveryKey,
+  TOKEN_HEADER: idempotency.TOKEN_HEADER,
+  REPLAYED_HEADER: idempotency.REPLAYED_HEADER,
 };
