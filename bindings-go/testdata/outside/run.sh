@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Go module as a user gets it (mk/go.mk, test-go-installed): run.sh PREFIX WORK, after
 # `make install-c PREFIX=PREFIX`. In WORK, a new module (example.com/outside, main.go from here)
-# requires a copy of bindings-go/ alone through a `replace` directive, and is built and run with
-# nothing set but PKG_CONFIG_PATH (plus the loader path for the shared build):
+# requires a copy of bindings-go/ alone with the lines of bindings-go/README.md's install block, run
+# verbatim (`go mod edit -require ...@v0.0.0 -replace ...`, then `go build`), and is built and run
+# with nothing set but PKG_CONFIG_PATH (plus the loader path for the shared build):
 #   default build             pkg-config twilio_signature: links libtwilio_signature.so.0 (run with
 #                             LD_LIBRARY_PATH, or built with an rpath in CGO_LDFLAGS)
 #   -tags twiliosig_static    pkg-config twilio_signature-static: runs with no .so installed
@@ -12,23 +13,33 @@ prefix=$1 work=$2
 here=$(cd "$(dirname "$0")" && pwd)
 module=$(cd "$here/../.." && pwd)
 
-rm -rf "$work" && mkdir -p "$work/app"
-cp -R "$module" "$work/twiliosig"
+rm -rf "$work" && mkdir -p "$work/app" "$work/home/src/twilio-signature"
+# The user's home: their checkout of the repository (bindings-go/ alone is copied: the module must not
+# need anything else) at ~/src/twilio-signature, the library installed at ~/.local, as the README has it.
+cp -R "$module" "$work/home/src/twilio-signature/bindings-go"
+ln -s "$prefix" "$work/home/.local"
 cp "$here/main.go" "$work/app/main.go"
-cat >"$work/app/go.mod" <<'MOD'
-module example.com/outside
-
-go 1.24
-
-require github.com/twilio-signature/twilio-signature/bindings-go v0.0.0
-
-replace github.com/twilio-signature/twilio-signature/bindings-go => ../twiliosig
-MOD
 cd "$work/app"
 
 # Only what a user has: PATH (go, cc, pkg-config), HOME (Go's caches), PKG_CONFIG_PATH.
 user() { env -i PATH="$PATH" HOME="${HOME:-$work/home}" PKG_CONFIG_PATH="$prefix/lib/pkgconfig" "$@"; }
 needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' '; }
+
+# The README's install lines, verbatim (the block after its "run.sh runs the next block verbatim"
+# marker), in a new module, with HOME the user's home above (Go's caches kept where they are).
+readme_block=$(awk '/testdata\/outside\/run.sh runs the next block verbatim/ { marked = 1; next }
+  marked && /^```sh$/ { inside = 1; next }
+  inside && /^```$/ { exit }
+  inside { print }' "$module/README.md")
+[ -n "$readme_block" ] || { echo "no marked install block in bindings-go/README.md"; exit 1; }
+user go mod init example.com/outside >/dev/null 2>&1
+echo "-- bindings-go/README.md's install lines, run verbatim:"
+printf '%s\n' "$readme_block"
+env -i PATH="$PATH" HOME="$work/home" GOCACHE="$(user go env GOCACHE)" GOMODCACHE="$(user go env GOMODCACHE)" \
+  GOPROXY=off bash -euo pipefail -c "$readme_block"
+grep -q '^require github.com/twilio-signature/twilio-signature/bindings-go v0.0.0$' go.mod &&
+  grep -q "^replace github.com/twilio-signature/twilio-signature/bindings-go => $work/home/src/twilio-signature/bindings-go\$" go.mod ||
+  { echo "the README's lines did not write the require and replace directives:"; cat go.mod; exit 1; }
 
 user go build -o shared .
 user go build -tags twiliosig_static -o static .
