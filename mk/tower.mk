@@ -1,5 +1,8 @@
-# The tower layer (tower/): its tests through real axum and hyper servers on loopback, and the axum
-# example run end to end (a free loopback port, a signed webhook → 200, a forged one → 403).
+# The tower layer (tower/): its tests through real axum and hyper servers on loopback, and the examples
+# run end to end: axum (a free loopback port, a signed webhook → 200, a forged one → 403) and
+# media_streams (TwiML naming the stream, a signed WebSocket handshake → 101 and Media Streams messages,
+# a forged one → 403), by the ignored test in tower/tests/websocket.rs that starts it. Both examples
+# deny warnings, so these builds fail on one.
 TEST_TARGETS += test-tower
 
 .PHONY: test-tower test-tower-example
@@ -11,3 +14,6 @@ test-tower-example:
 	$(CARGO) build --release -p twilio-signature-tower --example axum
 	$(CARGO) build --release -p twsig
 	tower/tests/run_example.sh target/release/examples/axum target/release/twsig
+	$(CARGO) build --release -p twilio-signature-tower --example media_streams
+	TOWER_MEDIA_EXAMPLE=$(CURDIR)/target/release/examples/media_streams \
+	  $(CARGO) test -p twilio-signature-tower --release --test websocket -- --ignored

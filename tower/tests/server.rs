@@ -2,6 +2,7 @@
 //! the tests can send what well-behaved clients refuse to: bad hosts, lying lengths, endless chunks.
 
 mod capture;
+mod loopback;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use loopback::serve_app;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use twilio_signature::{sign, BodyHash, Request};
@@ -40,21 +42,6 @@ async fn serve(layer: TwilioSignatureLayer<Vec<Secret>>) -> SocketAddr {
         .route("/status", get(echo))
         .route_layer(layer);
     serve_app(app).await
-}
-
-/// Serves `app` on a free loopback port with the peer address in `ConnectInfo`.
-async fn serve_app(app: Router) -> SocketAddr {
-    capture::install();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
-    addr
 }
 
 fn default_layer() -> TwilioSignatureLayer<Vec<Secret>> {
