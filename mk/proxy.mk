@@ -5,7 +5,7 @@
 # installed first and required.
 TEST_TARGETS += test-proxy
 
-PROXY_TESTS := --test proxy
+PROXY_TESTS := --test proxy --test proxy_nginx
 
 .PHONY: test-proxy proxy-nginx
 test-proxy: proxy-nginx
