@@ -277,8 +277,9 @@ int tws_sign(const uint8_t *secret,
 /**
  * Writes a readable report on one request into `out` (NUL-terminated; length without the NUL in
  * `*written_out`): the verdict and, when it failed, which common mistake (http vs https, a port, a
- * trailing slash, an extra query, a JSON body verified as a form, a missing settings header…) would have
- * made it match, and how to fix it. Returns `TWS_OK` whatever the verdict. Buffer too small:
+ * trailing slash, an extra query, a JSON body verified as a form, a missing settings header, a
+ * WebSocket handshake verified as https:// instead of wss://, a doubled path, a port the app does not
+ * see…) would have made it match, and how to fix it. Returns `TWS_OK` whatever the verdict. Buffer too small:
  * `TWS_BUFFER_TOO_SMALL`, nothing in `out`, the needed length (without the NUL) in `*written_out`; so
  * `out` NULL with `out_capacity` 0 asks the size.
  *

@@ -1,8 +1,10 @@
 /*
  * explain through the C ABI on the cases users hit: an app behind a proxy verifying its internal URL
  * (named, with the URL verified shown, the token last), a JSON webhook whose URL lost its bodySHA256
- * (one cause), and the scratch bound: a 64 MiB body of '&' with max_params raised verifies without a
- * large allocation (checked in a child process whose address space is capped).
+ * (one cause), a WebSocket handshake verified as https://, a doubled path and a dropped port (each
+ * shown with the URL verified and the URL signed), and the scratch bound: a 64 MiB body of '&' with
+ * max_params raised verifies without a large allocation (checked in a child process whose address
+ * space is capped).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -115,6 +117,45 @@ static void json_webhook_one_cause(void) {
     CHECK(strstr(report, "no common mistake") == NULL, "%s", report);
 }
 
+/* Twilio signed `signed_url` (with `body`), the app verified `verified`: the report names `cause` once
+ * and shows both URLs on lines of their own. */
+static void check_named_with_urls(const char *signed_url, const char *verified, const char *body,
+                                  const char *cause) {
+    char sig[TWS_MAX_SIGNATURE_LEN + 1] = {0};
+    twilio_signs(signed_url, body, sig);
+    char report[2048];
+    size_t written = 0;
+    int rc = tws_explain(BYTES(TOKEN), (const uint8_t *)verified, strlen(verified), (const uint8_t *)body,
+                         strlen(body), (const uint8_t *)sig, strlen(sig), NULL, 0, (uint8_t *)report,
+                         sizeof report, &written);
+    CHECK(rc == TWS_OK, "explain: %s", tws_status_message(rc));
+    char want[512];
+    snprintf(want, sizeof want, "likely cause: %s.\nurl verified: %s\nurl signed: %s\nfix: ", cause, verified,
+             signed_url);
+    CHECK(strstr(report, want) != NULL, "want\n%s\nin\n%s", want, report);
+    CHECK(count(report, "likely cause") == 1, "one cause: %s", report);
+    /* The verdict is verify's. */
+    rc = tws_verify(BYTES(TOKEN), (const uint8_t *)verified, strlen(verified), (const uint8_t *)body,
+                    strlen(body), (const uint8_t *)sig, strlen(sig), NULL, 0);
+    CHECK(rc == TWS_SIGNATURE_MISMATCH, "verify %s: %s", verified, tws_status_message(rc));
+}
+
+/* A Media Streams handshake (a GET, no body) verified as the https:// request the app sees, and the
+ * reverse; a route pasted into the base URL; a port the app does not see. */
+static void url_mistakes_show_both_urls(void) {
+    check_named_with_urls("wss://example.com/media?CallSid=CA1", "https://example.com/media?CallSid=CA1", "",
+                          "verified as https:// but Twilio signed the wss:// handshake");
+    check_named_with_urls("ws://example.com/media", "http://example.com/media", "",
+                          "verified as http:// but Twilio signed the ws:// handshake");
+    check_named_with_urls("https://example.com/voice", "wss://example.com/voice", "",
+                          "verified as wss:// but Twilio signed the https:// URL: this request is not a "
+                          "WebSocket handshake");
+    check_named_with_urls("https://example.com/twilio/sms", "https://example.com/twilio/sms/twilio/sms", FORM,
+                          "the URL verified repeats part of its path: Twilio signed it without the repeat");
+    check_named_with_urls("https://example.com:8443/sms", "https://example.com/sms", FORM,
+                          "Twilio signed the URL with a port that the URL verified does not have");
+}
+
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
 #elif defined(__has_feature)
@@ -202,6 +243,7 @@ int main(void) {
     internal_url_one_shot();
     internal_url_validator();
     json_webhook_one_cause();
+    url_mistakes_show_both_urls();
     a_body_of_ampersands_needs_no_scratch();
     return finish("test_explain");
 }
