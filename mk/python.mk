@@ -9,11 +9,14 @@ VENV_BIN := $(VENV)/bin
 # Pinned so a fresh clone tests against exactly what was tested here. Werkzeug, Flask, Django,
 # FastAPI/Starlette and python-multipart are also the minimums pyproject.toml states for its extras.
 # gunicorn serves the WSGI apps in the body-limit tests; redis (the package's `redis` extra) is what
-# mypy checks RedisStore against, and the client of the retry tests (mk/idempotency.mk).
+# mypy checks RedisStore against, and the client of the retry tests (mk/idempotency.mk). websockets is
+# the client of the WebSocket handshake tests and uvicorn's WebSocket protocol; flask-sock and
+# channels are the Flask and Django stream routes they serve (tests/test_websockets.py).
 MATURIN_PIN := maturin==1.16.0
 PYTHON_DEPS := $(MATURIN_PIN) pytest==8.4.2 twilio==9.13.0 flask==3.1.2 werkzeug==3.1.9 django==5.2.7 \
 	fastapi==0.119.0 starlette==0.48.0 python-multipart==0.0.34 uvicorn==0.37.0 gunicorn==27.0.1 \
-	requests==2.32.5 httpx==0.28.1 mypy==1.18.2 ruff==0.14.0 redis==8.1.0
+	requests==2.32.5 httpx==0.28.1 mypy==1.18.2 ruff==0.14.0 redis==8.1.0 websockets==17.4 \
+	flask-sock==0.7.0 channels==4.3.2
 VENV_STAMP := $(VENV)/.twilio-signature-python-deps
 
 .PHONY: venv python-install test-python bench-python wheel test-python-wheel
@@ -42,8 +45,9 @@ bench-python: python-install
 
 # The release artefacts in dist/: one abi3 wheel for CPython >= 3.10 tagged manylinux2014 (linked
 # against glibc 2.17 by zig, stripped), and the sdist. Both carry LICENSE-MIT and LICENSE-APACHE.
-# Built from a small venv of their own (maturin, ziglang to link, auditwheel to confirm the tag),
-# not the development venv with its frameworks and linters (issue 25 item 8).
+# Built from a venv of their own holding only maturin, ziglang (the zig toolchain that links it: 411
+# of the venv's 468 MB) and auditwheel (to confirm the tag), not the 723 MB development venv with its
+# frameworks and linters (issue 25 item 8).
 DIST := $(ROOT)/dist
 WHEEL_BUILD_VENV := $(ROOT)/build/wheel-build-venv
 WHEEL_BUILD_DEPS := $(MATURIN_PIN) ziglang==0.17.0 auditwheel==6.8.2

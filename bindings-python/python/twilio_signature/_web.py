@@ -216,6 +216,7 @@ class Guard:
         remote_addr: str | None,
         header: Callable[[str], Sequence[str]],
         peer_rewritten: Callable[[], str | None] | None = None,
+        websocket: bool = False,
     ) -> PublicUrl:
         """The URL Twilio requested, after the signature-header and host checks (:class:`Refusal`).
 
@@ -223,6 +224,8 @@ class Guard:
         is relative to (stripped when ``base_url`` is set); ``header`` returns every line of a request
         header. ``peer_rewritten`` says, when the server replaced the peer address with a forwarded
         one (uvicorn's proxy_headers, Werkzeug's ProxyFix), what did it: a refusal line names it.
+        ``websocket`` (a WebSocket handshake, rule R5): Twilio signs the ``wss://`` URL when the
+        public scheme is https, ``ws://`` when it is http; ``scheme`` is then ``http`` or ``https``.
         """
         believed = self.trust_proxy or self._trusted(remote_addr)
         ignored = "" if believed else self._ignored(remote_addr, header, peer_rewritten)
@@ -238,6 +241,8 @@ class Guard:
             self._warn_route_in_base_url(path, url)
         else:
             url = PublicUrl(f"{scheme}://{forwarded_host or host}{target}")
+        if websocket:
+            url = PublicUrl(_websocket_url(url))
         url.ignored = ignored
         if not header("X-Twilio-Signature"):
             raise self.missing_signature(url)
@@ -445,6 +450,36 @@ def _check_base_url(base_url: str | None) -> str | None:
     if bad_host(parts.netloc.rsplit("@", 1)[-1]) or "?" in base_url or "#" in base_url:
         raise ValueError("base_url has a malformed host")
     return base_url.rstrip("/")
+
+
+def _websocket_url(url: str) -> str:
+    """``url`` with the WebSocket scheme Twilio signs a handshake with: https -> wss, http -> ws (any
+    ASCII case); another scheme (a refused X-Forwarded-Proto) is left for the check that refuses it."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or not _http_scheme(scheme):
+        return url
+    return ("wss" if scheme.lower() == "https" else "ws") + "://" + rest
+
+
+def _tokens(lines: Sequence[str]) -> set[str]:
+    return {token.strip(_ASCII_WHITESPACE).lower() for line in lines for token in line.split(",")}
+
+
+def is_websocket_upgrade(method: str, header: Callable[[str], Sequence[str]]) -> bool:
+    """Rule R5: an HTTP/1.1 ``GET`` with ``Upgrade: websocket`` and a ``Connection`` header holding
+    the token ``upgrade`` (ASCII-case-insensitive). (An ASGI server hands such a request, and an
+    HTTP/2 extended CONNECT, to the app as a ``websocket`` scope.)"""
+    return (
+        method == "GET"
+        and "websocket" in _tokens(header("Upgrade"))
+        and "upgrade" in _tokens(header("Connection"))
+    )
+
+
+def websocket_scheme_as_http(scheme: str) -> str:
+    """The HTTP scheme of an ASGI ``websocket`` scope's ``ws``/``wss`` (uvicorn's proxy headers may
+    already have made it ``wss``)."""
+    return {"ws": "http", "wss": "https"}.get(scheme.lower(), scheme)
 
 
 def media_type(content_type: str) -> str:

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from io import BytesIO
 from typing import Any, TypeVar, cast, overload
 
@@ -55,7 +55,15 @@ from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 
 from twilio_signature._compat import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER
-from twilio_signature._web import DEFAULT_MAX_BODY_BYTES, TOKEN_SETTING, Guard, Refusal, bad_host
+from twilio_signature._native import Verified
+from twilio_signature._web import (
+    DEFAULT_MAX_BODY_BYTES,
+    TOKEN_SETTING,
+    Guard,
+    Refusal,
+    bad_host,
+    websocket_scheme_as_http,
+)
 from twilio_signature.idempotency import (
     REPLAYED_HEADER,
     TOKEN_HEADER,
@@ -64,7 +72,7 @@ from twilio_signature.idempotency import (
     StoredResponse,
 )
 
-__all__ = ["TwilioSignatureMiddleware", "validate_twilio_request"]
+__all__ = ["TwilioSignatureMiddleware", "TwilioSignatureWebSocketMiddleware", "validate_twilio_request"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _PATHS_SETTING = "TWILIO_WEBHOOK_PATHS"
@@ -381,3 +389,115 @@ def _routes(patterns: Iterable[Any], prefix: str) -> Iterable[tuple[str, object]
             yield from _routes(entry.url_patterns, prefix + "/" + part)
         else:
             yield prefix + "/" + part, entry.callback
+
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class TwilioSignatureWebSocketMiddleware:
+    """ASGI middleware for Django Channels: verifies the WebSocket handshakes of Twilio Media Streams
+    and ConversationRelay before the consumer sees them (rule R5)::
+
+        application = ProtocolTypeRouter({
+            "http": django_asgi_app,
+            "websocket": TwilioSignatureWebSocketMiddleware(URLRouter([path("media", Media.as_asgi())])),
+        })
+
+    Every ``websocket`` scope it wraps is verified against the ``wss://`` URL (``ws://`` when the
+    public scheme is http), with no body; other scopes pass through untouched. The options default to
+    the settings the HTTP middleware reads (``TWILIO_AUTH_TOKEN``, ``TWILIO_BASE_URL``,
+    ``TWILIO_TRUSTED_PROXIES``, ``TWILIO_TRUST_PROXY``). A verified handshake reaches the consumer
+    with ``scope["twilio_verified"]`` set; a refused one is answered with an HTTP 400/403 (through the
+    ASGI denial-response extension, which uvicorn and daphne's peers have; otherwise a close before
+    accept, which the server answers 403), logged on ``twilio_signature.django`` like every refusal:
+    the consumer never runs and the client never gets a 101.
+    """
+
+    def __init__(
+        self,
+        inner: Callable[[Scope, Receive, Send], Awaitable[None]],
+        *,
+        token: str | None = None,
+        base_url: str | None = None,
+        trusted_proxies: Iterable[str] | None = None,
+        trust_proxy: bool | None = None,
+    ) -> None:
+        self.inner = inner
+        if base_url is None:
+            base_url = getattr(settings, "TWILIO_BASE_URL", None)
+        if trusted_proxies is None:
+            trusted_proxies = getattr(settings, "TWILIO_TRUSTED_PROXIES", None)
+        if trust_proxy is None:
+            trust_proxy = bool(getattr(settings, "TWILIO_TRUST_PROXY", False))
+        self.guard = Guard(
+            "django", token=token, base_url=base_url, trusted_proxies=trusted_proxies, trust_proxy=trust_proxy
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.inner(scope, receive, send)
+            return
+        try:
+            verified = self._verify(scope)
+        except Refusal as refusal:
+            await _deny(scope, receive, send, refusal)
+            return
+        await self.inner({**scope, "twilio_verified": verified}, receive, send)
+
+    def _verify(self, scope: Scope) -> Verified:
+        headers: list[tuple[bytes, bytes]] = list(scope.get("headers", ()))
+
+        def header(name: str) -> list[str]:
+            wanted = name.lower().encode("latin-1")
+            return [value.decode("latin-1") for key, value in headers if key.lower() == wanted]
+
+        raw_path = scope.get("raw_path") or str(scope.get("path", "")).encode("utf-8")
+        query = bytes(scope.get("query_string", b""))
+        target = bytes(raw_path).decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
+        server = scope.get("server")
+        client = scope.get("client")
+        hosts = header("Host")
+        url = self.guard.public_url(
+            scheme=websocket_scheme_as_http(str(scope.get("scheme", "ws"))),
+            host=", ".join(hosts) if hosts else (f"{server[0]}:{server[1]}" if server else ""),
+            target=target,
+            prefix=str(scope.get("root_path", "")),
+            remote_addr=str(client[0]) if client else None,
+            header=header,
+            websocket=True,
+        )
+        validator = self.guard.validator(getattr(settings, TOKEN_SETTING, None), url)
+        settings_header = header("X-Twilio-Webhooks-Signature-Settings")
+        signature = header(SIGNATURE_HEADER)
+        return self.guard.verify(
+            validator,
+            url,
+            b"",
+            signature[0] if signature else None,
+            settings_header[0] if settings_header else None,
+        )
+
+
+async def _deny(scope: Scope, receive: Receive, send: Send, refusal: Refusal) -> None:
+    """Answers a refused handshake without accepting it: an HTTP response when the server offers
+    the denial-response extension, else a close before accept (the server's 403)."""
+    message = await receive()  # websocket.connect: the handshake the server holds for us
+    if message.get("type") != "websocket.connect":
+        return
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = refusal.reason.encode()
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": refusal.status,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008})

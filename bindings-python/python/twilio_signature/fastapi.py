@@ -58,13 +58,14 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, MutableMap
 from typing import Any, cast
 
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.exceptions import HTTPException, WebSocketException
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
+from starlette.status import WS_1008_POLICY_VIOLATION
 
 from twilio_signature._compat import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER
 from twilio_signature._native import Verified
-from twilio_signature._web import DEFAULT_MAX_BODY_BYTES, Guard, Refusal
+from twilio_signature._web import DEFAULT_MAX_BODY_BYTES, Guard, Refusal, websocket_scheme_as_http
 from twilio_signature.idempotency import (
     REPLAYED_HEADER,
     TOKEN_HEADER,
@@ -85,14 +86,14 @@ _VERIFIED_KEY = "twilio_signature.verified"
 """The request scope's entry where the route class leaves (helper, Verified) for the dependency."""
 
 
-def _raw_target(request: Request) -> str:
+def _raw_target(request: HTTPConnection) -> str:
     raw_path = request.scope.get("raw_path")
     path = raw_path.decode("latin-1") if raw_path else request.url.path
     query = request.scope.get("query_string", b"").decode("latin-1")
     return f"{path}?{query}" if query else path
 
 
-def _proxy_headers_note(request: Request) -> str | None:
+def _proxy_headers_note(request: HTTPConnection) -> str | None:
     """uvicorn (``proxy_headers``, on by default, for peers in ``forwarded_allow_ips``) replaces the
     client address with an ``X-Forwarded-For`` entry and keeps no record of the original: when the
     address the app sees is one of that header's entries, that is what happened."""
@@ -183,7 +184,12 @@ class TwilioSignature:
             max_body_bytes=max_body_bytes,
         )
 
-    async def __call__(self, request: Request) -> Verified:
+    async def __call__(self, request: HTTPConnection) -> Verified:
+        # HTTPConnection: FastAPI passes the Request of an HTTP route and the WebSocket of an
+        # @app.websocket route alike.
+        if request.scope["type"] == "websocket":
+            return self._verify_handshake(request)
+        request = cast(Request, request)
         found = request.scope.get(_VERIFIED_KEY)
         if found is not None and found[0] is self:
             verified: Verified = found[1]  # verified by our route class
@@ -205,6 +211,38 @@ class TwilioSignature:
         if self._route_class is None:
             self._route_class = _make_route_class(self)
         return self._route_class
+
+    def _verify_handshake(self, websocket: HTTPConnection) -> Verified:
+        """A WebSocket handshake (rule R5), before ``accept()``: verified against the ``wss://`` (or
+        ``ws://``) URL, with no body. A refusal is an HTTP response to the handshake (400/403, sent
+        through the ASGI denial-response extension, which uvicorn has), or without that extension
+        a close before accept, which the server answers 403: never a 101."""
+        guard = self.guard
+        client = websocket.client
+        hosts = websocket.headers.getlist("host")
+        try:
+            url = guard.public_url(
+                scheme=websocket_scheme_as_http(websocket.url.scheme),
+                host=", ".join(hosts) if hosts else websocket.url.netloc,
+                target=_raw_target(websocket),
+                prefix=websocket.scope.get("root_path", ""),
+                remote_addr=client.host if client else None,
+                header=websocket.headers.getlist,
+                peer_rewritten=lambda: _proxy_headers_note(websocket),
+                websocket=True,
+            )
+            validator = guard.validator(None, url)
+            return guard.verify(
+                validator,
+                url,
+                b"",
+                websocket.headers.get(SIGNATURE_HEADER),
+                websocket.headers.get(SIGNATURE_SETTINGS_HEADER),
+            )
+        except Refusal as refusal:
+            if "websocket.http.response" in websocket.scope.get("extensions", {}):
+                raise HTTPException(status_code=refusal.status, detail=refusal.reason) from None
+            raise WebSocketException(WS_1008_POLICY_VIOLATION, refusal.reason) from None
 
     async def _verify(self, request: Request) -> Verified:
         guard = self.guard

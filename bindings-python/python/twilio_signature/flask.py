@@ -41,12 +41,18 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 from urllib.parse import quote
 
-from flask import Response, abort, current_app, g, make_response, request
+from flask import Flask, Response, abort, current_app, g, make_response, request, request_started
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from twilio_signature._compat import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER
 from twilio_signature._native import Verified
-from twilio_signature._web import DEFAULT_MAX_BODY_BYTES, TOKEN_SETTING, Guard, Refusal
+from twilio_signature._web import (
+    DEFAULT_MAX_BODY_BYTES,
+    TOKEN_SETTING,
+    Guard,
+    Refusal,
+    is_websocket_upgrade,
+)
 from twilio_signature.idempotency import (
     REPLAYED_HEADER,
     TOKEN_HEADER,
@@ -88,6 +94,7 @@ def _check(guard: Guard) -> Verified:
     """The checks of ``_web`` in order; a refusal aborts with its status."""
     environ = request.environ
     raw_host = environ.get("HTTP_HOST")
+    handshake = is_websocket_upgrade(request.method, request.headers.getlist)
     try:
         url = guard.public_url(
             scheme=request.scheme,
@@ -98,8 +105,12 @@ def _check(guard: Guard) -> Verified:
             remote_addr=request.remote_addr,
             header=request.headers.getlist,
             peer_rewritten=_proxy_fix_note,
+            websocket=handshake,
         )
         validator = guard.validator(current_app.config.get(TOKEN_SETTING), url)
+        if handshake:  # no body: verified over the wss:// (ws://) URL alone
+            settings = request.headers.get(SIGNATURE_SETTINGS_HEADER)
+            return guard.verify(validator, url, b"", request.headers.get(SIGNATURE_HEADER), settings)
         length = guard.check_declared_length(environ.get("CONTENT_LENGTH"), url)
         if length is not None and environ["CONTENT_LENGTH"] != str(length):
             # Leading zeros: Werkzeug reads a length it cannot int() (over 4300 digits) as 0.
@@ -126,6 +137,27 @@ def _check(guard: Guard) -> Verified:
         )
     except Refusal as refusal:
         abort(refusal.status, description=refusal.reason)
+
+
+_GUARD_ATTRIBUTE = "twilio_signature_guard"
+"""Set on a decorated view: flask-sock's route wrapper copies it (functools.wraps), which is how the
+handshake check below finds the guard of a WebSocket route."""
+
+
+def _verify_websocket_handshake(app: Flask, **_: Any) -> None:
+    """flask-sock answers the handshake (101) inside its own view wrapper, before the decorated
+    function runs: a WebSocket upgrade to a view decorated with ``@validate_twilio_request`` is
+    verified here, when Flask starts the request (the ``request_started`` signal, inside Flask's
+    error handling: a refusal is the usual 400/403), so a refused handshake never gets a 101."""
+    if request.endpoint is None or not is_websocket_upgrade(request.method, request.headers.getlist):
+        return
+    guard = getattr(app.view_functions.get(request.endpoint), _GUARD_ATTRIBUTE, None)
+    if isinstance(guard, Guard):
+        g.twilio_verified = _check(guard)
+        g.twilio_handshake_guard = guard
+
+
+request_started.connect(_verify_websocket_handshake)
 
 
 def _capture(response: Response) -> StoredResponse | None:
@@ -188,7 +220,10 @@ def validate_twilio_request(
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            verified = g.twilio_verified = _check(guard)
+            if g.get("twilio_handshake_guard") is guard:
+                verified = g.twilio_verified  # a WebSocket handshake, verified before its 101
+            else:
+                verified = g.twilio_verified = _check(guard)
             # Verified: the one place the view is called.
             if retries is None:
                 return current_app.ensure_sync(view)(*args, **kwargs)
@@ -200,6 +235,7 @@ def validate_twilio_request(
             )
             return _replay(result) if isinstance(result, StoredResponse) else result
 
+        setattr(guarded, _GUARD_ATTRIBUTE, guard)
         return guarded  # type: ignore[return-value]
 
     return decorate(view) if view is not None else decorate
