@@ -5,7 +5,7 @@
 # installed first and required.
 TEST_TARGETS += test-proxy
 
-PROXY_TESTS := --test proxy --test proxy_nginx
+PROXY_TESTS := --test proxy --test proxy_nginx --test proxy_websocket
 
 .PHONY: test-proxy proxy-nginx
 test-proxy: proxy-nginx

@@ -413,3 +413,104 @@ fn the_admin_listener_answers_health_readiness_and_metrics() {
     assert_eq!(http(admin, "GET", "/healthz", &[], b"").status, 200);
     assert_eq!(http(admin, "GET", "/nothing", &[], b"").status, 404);
 }
+
+#[test]
+fn a_config_file_routes_prefixes_to_upstreams_each_with_its_secrets() {
+    let (_python, python_port) = start_app(App::Python);
+    let (_node, node_port) = start_app(App::Node);
+    let dir = std::env::temp_dir().join(format!("twsig-proxy-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sms_token = dir.join("sms-token");
+    let voice_secret = dir.join("voice-secret");
+    std::fs::write(&sms_token, "sms route token\n").unwrap();
+    std::fs::write(&voice_secret, "voice route shared key secret\n").unwrap();
+    let config = dir.join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+base_url = "https://example.com"
+log_format = "text"
+
+[[route]]
+prefix = "/sms"
+upstream = "http://127.0.0.1:{python_port}"
+token_files = ["{}"]
+
+[[route]]
+prefix = "/voice/"
+upstream = "http://127.0.0.1:{node_port}"
+token_files = ["{}"]
+key_id = "KS1"
+"#,
+            sms_token.display(),
+            voice_secret.display()
+        ),
+    )
+    .unwrap();
+    // Every route has its own secrets: no TWILIO_AUTH_TOKEN needed.
+    let proxy = Proxy::start_with(&["--config", config.to_str().unwrap()], &[]);
+
+    let signature =
+        proxy_support::sign_form_with(b"sms route token", "https://example.com/sms/status", FORM);
+    let response = post_form(proxy.port, "/sms/status", &signature, FORM);
+    assert_eq!(response.status, 200, "{}", proxy.log());
+    assert_eq!(response.header("x-upstream"), Some("python"));
+
+    // The voice route takes only its SharedKey secret (HMAC-SHA256, key KS1).
+    let settings = "key=KS1,algorithm=HMAC_SHA256";
+    let voice_url = "https://example.com/voice/answer";
+    let sms_signed = proxy_support::sign_form_with(b"sms route token", voice_url, FORM);
+    assert_eq!(
+        post_form(proxy.port, "/voice/answer", &sms_signed, FORM).status,
+        403
+    );
+    let voice_signed = twilio_signature::sign(
+        b"voice route shared key secret",
+        &twilio_signature::Request::post(voice_url, FORM).settings(Some(settings.as_bytes())),
+    )
+    .unwrap();
+    let response = http(
+        proxy.port,
+        "POST",
+        "/voice/answer",
+        &[
+            ("Content-Type", FORM_TYPE),
+            ("X-Twilio-Signature", voice_signed.as_str()),
+            ("X-Twilio-Webhooks-Signature-Settings", settings),
+        ],
+        FORM,
+    );
+    assert_eq!(response.status, 200, "{}", proxy.log());
+    assert_eq!(response.header("x-upstream"), Some("node"));
+    let seen = received(node_port);
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        header_values(&seen[0], "x-twilio-verified"),
+        ["key=KS1; secret=0; candidate=as-given"]
+    );
+
+    // No route: 404, forwarded nowhere. A prefix matches whole segments only.
+    for path in ["/other", "/smsx"] {
+        let response = post_form(proxy.port, path, &signature, FORM);
+        assert_eq!(response.status, 404, "{path}");
+    }
+    assert_eq!(received(python_port).len(), 1);
+    assert!(proxy.log().contains("404 no_route reason=no_route"));
+
+    // A misspelt key is an error at start-up, not a setting silently dropped.
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "listen = \"127.0.0.1:0\"\nbody_limt = 10\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_twsig"))
+        .args(["proxy", "--config", bad.to_str().unwrap()])
+        .env("TWILIO_AUTH_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("body_limt"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
@@ -87,43 +87,21 @@ impl Route {
             |v| self.verified_header(v),
         );
         let client_upgrade = request.extensions_mut().remove::<OnUpgrade>();
-        let websocket = client_upgrade.is_some() && is_websocket_upgrade(request.headers());
+        // The handshake the layer verified over ws(s)://: an HTTP/1.1 GET asking for websocket.
+        let websocket = client_upgrade.is_some()
+            && request.method() == Method::GET
+            && is_websocket_upgrade(request.headers());
 
         let (mut parts, body) = request.into_parts();
-        let upgrade_value = parts.headers.get(header::UPGRADE).cloned();
-        strip_hop_by_hop(&mut parts.headers);
-        // Whatever a client calls X-Twilio-Verified never reaches the app: only the proxy's own does.
-        parts.headers.remove(&VERIFIED);
-        parts.headers.insert(VERIFIED, verified.clone());
-        if websocket {
-            if let Some(value) = upgrade_value {
-                parts.headers.insert(header::UPGRADE, value);
-                parts
-                    .headers
-                    .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            }
+        if let Err(e) = self.upstream_head(&mut parts, &verified, websocket) {
+            return Self::failure(
+                StatusCode::BAD_GATEWAY,
+                Reason::UpstreamUnavailable,
+                verified,
+                None,
+                format!("cannot build the upstream URL: {e}"),
+            );
         }
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let uri = match Uri::builder()
-            .scheme("http")
-            .authority(self.upstream.authority.clone())
-            .path_and_query(format!("{}{path}", self.upstream.prefix))
-            .build()
-        {
-            Ok(uri) => uri,
-            Err(e) => {
-                return Self::failure(
-                    StatusCode::BAD_GATEWAY,
-                    Reason::UpstreamUnavailable,
-                    verified,
-                    None,
-                    format!("cannot build the upstream URL: {e}"),
-                )
-            }
-        };
-        parts.uri = uri;
-        // HTTP/1.1 to the upstream whatever the client spoke (keep-alive, chunked responses).
-        parts.version = Version::HTTP_11;
         let outgoing = Request::from_parts(parts, body);
 
         let sent = Instant::now();
@@ -180,6 +158,40 @@ impl Route {
             detail: None,
         });
         response
+    }
+
+    /// The request head the upstream gets: the client's, less its hop-by-hop headers and any
+    /// X-Twilio-Verified, plus the proxy's X-Twilio-Verified, sent to the upstream over HTTP/1.1. A
+    /// WebSocket handshake keeps `Upgrade` and `Connection: upgrade` (they are hop-by-hop, and this
+    /// hop asks for the upgrade too).
+    fn upstream_head(
+        &self,
+        parts: &mut http::request::Parts,
+        verified: &HeaderValue,
+        websocket: bool,
+    ) -> Result<(), http::Error> {
+        let upgrade_value = parts.headers.get(header::UPGRADE).cloned();
+        strip_hop_by_hop(&mut parts.headers);
+        // Whatever a client calls X-Twilio-Verified never reaches the app: only the proxy's own does.
+        parts.headers.remove(&VERIFIED);
+        parts.headers.insert(VERIFIED, verified.clone());
+        if websocket {
+            if let Some(value) = upgrade_value {
+                parts.headers.insert(header::UPGRADE, value);
+                parts
+                    .headers
+                    .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            }
+        }
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = Uri::builder()
+            .scheme("http")
+            .authority(self.upstream.authority.clone())
+            .path_and_query(format!("{}{path}", self.upstream.prefix))
+            .build()?;
+        // HTTP/1.1 to the upstream whatever the client spoke (keep-alive, chunked responses).
+        parts.version = Version::HTTP_11;
+        Ok(())
     }
 
     /// `[key=ID; ]secret=N; candidate=NAME`.
