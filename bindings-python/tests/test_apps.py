@@ -3,6 +3,7 @@ requests signed by the official twilio-python SDK."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -218,9 +219,10 @@ def test_missing_token_is_a_server_error_not_a_pass(monkeypatch: pytest.MonkeyPa
     assert response.status_code == 500
 
 
-@pytest.mark.parametrize("example", ["flask_app.py", "django_app.py", "fastapi_app.py"])
-def test_example_app_runs_as_the_demo_runs_it(example: str, tmp_path: Path) -> None:
-    """``python examples/<framework>_app.py --port N``: signed 200 with TwiML, unsigned 400, forged 403."""
+@contextlib.contextmanager
+def run_example(example: str, tmp_path: Path) -> Iterator[int]:
+    """``python examples/<example> --port N`` with ``TWILIO_AUTH_TOKEN=demo-token``, as the demo runs
+    it, until the block ends: the port, once it accepts connections."""
     port = free_port()
     script = Path(__file__).resolve().parents[1] / "examples" / example
     env = {**os.environ, "TWILIO_AUTH_TOKEN": "demo-token"}
@@ -231,20 +233,27 @@ def test_example_app_runs_as_the_demo_runs_it(example: str, tmp_path: Path) -> N
             [sys.executable, str(script), "--port", str(port)], env=env, stdout=output, stderr=output
         )
     try:
-        url = f"http://127.0.0.1:{port}/sms"
         deadline = time.monotonic() + 30
         while True:
             try:
-                unsigned = post_form(url, None, SMS)
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
-            except requests.ConnectionError:
+            except OSError:
                 alive = process.poll() is None and time.monotonic() < deadline
                 assert alive, "the example did not start: " + log.read_text(errors="replace")[-2000:]
                 time.sleep(0.1)
-        assert unsigned.status_code == 400
-        signed = post_form(url, Official("demo-token").compute_signature(url, SMS), SMS)
-        assert signed.status_code == 200 and "<Message>Hello +14155550100" in signed.text
-        assert post_form(url, Official("forger").compute_signature(url, SMS), SMS).status_code == 403
+        yield port
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("example", ["flask_app.py", "django_app.py", "fastapi_app.py"])
+def test_example_app_runs_as_the_demo_runs_it(example: str, tmp_path: Path) -> None:
+    """``python examples/<framework>_app.py --port N``: signed 200 with TwiML, unsigned 400, forged 403."""
+    with run_example(example, tmp_path) as port:
+        url = f"http://127.0.0.1:{port}/sms"
+        assert post_form(url, None, SMS).status_code == 400
+        signed = post_form(url, Official("demo-token").compute_signature(url, SMS), SMS)
+        assert signed.status_code == 200 and "<Message>Hello +14155550100" in signed.text
+        assert post_form(url, Official("forger").compute_signature(url, SMS), SMS).status_code == 403

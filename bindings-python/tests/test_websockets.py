@@ -13,21 +13,18 @@ a handshake signed for the http:// URL (the common mistake: Twilio signs ws:// /
 import asyncio
 import json
 import logging
-import os
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import flask
 import pytest
 import requests
 from fastapi import Depends, FastAPI, WebSocket, WebSocketDisconnect
 from flask_sock import Sock
-from test_apps import free_port
+from test_apps import run_example
 from test_hostile import _serve_asgi, _serve_wsgi
 from twilio_signature import Validator, Verified
 from twilio_signature.fastapi import TwilioSignature
@@ -266,31 +263,11 @@ def test_behind_a_trusted_tls_proxy_the_wss_url_is_verified(servers: dict[str, i
 def test_the_voice_stream_example_runs_as_its_docstring_says(tmp_path: Path) -> None:
     """``python examples/voice_stream_app.py --port N``: the signed TwiML webhook connects the call
     to the stream URL, whose signed handshake is upgraded; forged 403, unsigned 400."""
-    port = free_port()
-    script = Path(__file__).resolve().parents[1] / "examples" / "voice_stream_app.py"
-    env = {**os.environ, "TWILIO_AUTH_TOKEN": "demo-token"}
-    log = tmp_path / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, str(script), "--port", str(port)], env=env, stdout=output, stderr=output
-        )
-    try:
+    with run_example("voice_stream_app.py", tmp_path) as port:
         voice = f"http://127.0.0.1:{port}/voice"
         body = {"CallSid": "CA" + "0" * 32, "From": "+14155550100"}
-        headers = {
-            "X-Twilio-Signature": Validator("demo-token").sign(
-                voice, "CallSid=CA" + "0" * 32 + "&From=%2B14155550100"
-            )
-        }
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = requests.post(voice, data=body, headers=headers, timeout=10)
-                break
-            except requests.ConnectionError:
-                alive = process.poll() is None and time.monotonic() < deadline
-                assert alive, "the example did not start: " + log.read_text(errors="replace")[-2000:]
-                time.sleep(0.1)
+        signature = Validator("demo-token").sign(voice, urlencode(body))
+        response = requests.post(voice, data=body, headers={"X-Twilio-Signature": signature}, timeout=10)
         assert response.status_code == 200, response.text
         media = f"ws://127.0.0.1:{port}/media"
         assert response.text == f'<Response><Connect><Stream url="{media}"/></Connect></Response>'
@@ -298,6 +275,3 @@ def test_the_voice_stream_example_runs_as_its_docstring_says(tmp_path: Path) -> 
         assert refused_status(media, {"X-Twilio-Signature": Validator("forger").sign(media, b"")}) == 403
         assert refused_status(media, {}) == 400
         assert requests.post(voice, data=body, timeout=10).status_code == 400
-    finally:
-        process.terminate()
-        process.wait(timeout=10)

@@ -218,19 +218,8 @@ class TwilioSignature:
         through the ASGI denial-response extension, which uvicorn has), or without that extension
         a close before accept, which the server answers 403: never a 101."""
         guard = self.guard
-        client = websocket.client
-        hosts = websocket.headers.getlist("host")
         try:
-            url = guard.public_url(
-                scheme=websocket_scheme_as_http(websocket.url.scheme),
-                host=", ".join(hosts) if hosts else websocket.url.netloc,
-                target=_raw_target(websocket),
-                prefix=websocket.scope.get("root_path", ""),
-                remote_addr=client.host if client else None,
-                header=websocket.headers.getlist,
-                peer_rewritten=lambda: _proxy_headers_note(websocket),
-                websocket=True,
-            )
+            url = _public_url(guard, websocket, websocket=True)
             validator = guard.validator(None, url)
             return guard.verify(
                 validator,
@@ -246,19 +235,8 @@ class TwilioSignature:
 
     async def _verify(self, request: Request) -> Verified:
         guard = self.guard
-        client = request.client
-        hosts = request.headers.getlist("host")
         try:
-            url = guard.public_url(
-                scheme=request.url.scheme,
-                # Several Host lines are refused too (joined with a space, which no host has).
-                host=", ".join(hosts) if hosts else request.url.netloc,
-                target=_raw_target(request),
-                prefix=request.scope.get("root_path", ""),
-                remote_addr=client.host if client else None,
-                header=request.headers.getlist,
-                peer_rewritten=lambda: _proxy_headers_note(request),
-            )
+            url = _public_url(guard, request, websocket=False)
             validator = guard.validator(None, url)
             signature = request.headers.get(SIGNATURE_HEADER)
             settings = request.headers.get(SIGNATURE_SETTINGS_HEADER)
@@ -281,6 +259,24 @@ class TwilioSignature:
             return guard.verify(validator, url, body, signature, settings)
         except Refusal as refusal:
             raise HTTPException(status_code=refusal.status, detail=refusal.reason) from None
+
+
+def _public_url(guard: Guard, connection: HTTPConnection, *, websocket: bool) -> str:
+    """:meth:`Guard.public_url` of a request or a WebSocket handshake (whose ``ws``/``wss`` scheme
+    is given as ``http``/``https``: the guard puts the WebSocket scheme back)."""
+    client = connection.client
+    hosts = connection.headers.getlist("host")
+    return guard.public_url(
+        scheme=websocket_scheme_as_http(connection.url.scheme),
+        # Several Host lines are refused too (joined with a space, which no host has).
+        host=", ".join(hosts) if hosts else connection.url.netloc,
+        target=_raw_target(connection),
+        prefix=connection.scope.get("root_path", ""),
+        remote_addr=client.host if client else None,
+        header=connection.headers.getlist,
+        peer_rewritten=lambda: _proxy_headers_note(connection),
+        websocket=websocket,
+    )
 
 
 def _make_route_class(twilio: TwilioSignature) -> type[Any]:
