@@ -137,6 +137,12 @@ func VerifiedFrom(ctx context.Context) (Verified, bool) {
 // application/x-www-form-urlencoded (parameters such as charset allowed; see checkContentType); 403
 // when the signature does not verify (the body counts whatever the method). Each refusal is logged once (or given to
 // OnReject). The body is read once and restored for next; what was verified is in the request's context (VerifiedFrom).
+//
+// A WebSocket handshake (an HTTP/1.1 GET with Upgrade: websocket and Connection: upgrade, or an HTTP/2
+// extended CONNECT with :protocol websocket) is verified against the wss:// URL (ws:// when the
+// public scheme is http; see PublicURL), with no body. It reaches next with the server's own
+// ResponseWriter (never wrapped, so http.Hijacker works and coder/websocket or gorilla/websocket can
+// upgrade); a refused one is answered with a plain 400/403, never a 101.
 // With Options.Idempotency set, a verified request reaches next through Idempotent: a Twilio retry
 // gets the first delivery's stored response and next runs once per delivery.
 func Middleware(v *Validator, opts Options) func(http.Handler) http.Handler {
@@ -492,9 +498,30 @@ func badHost(host string) bool {
 
 // PublicURL is the URL Twilio requested, as the middleware reconstructs it: the base (from
 // opts.BaseURL, trusted forwarding headers, or the connection) followed by the raw request target
-// exactly as received (never re-encoded). It does not check the host or the forwarded scheme (the
-// middleware does first).
+// exactly as received (never re-encoded). For a WebSocket handshake (see Middleware) the scheme is
+// wss when the public scheme is https, ws when it is http: Twilio signs a Media Streams or
+// ConversationRelay handshake over the wss:// URL it was given. It does not check the host or the
+// forwarded scheme (the middleware does first).
 func PublicURL(r *http.Request, opts Options) string {
+	url := httpURL(r, opts)
+	if isWebSocketUpgrade(r) {
+		return webSocketURL(url)
+	}
+	return url
+}
+
+// webSocketURL is url with https:// (in any case) made wss:// and http:// made ws://.
+func webSocketURL(url string) string {
+	for _, s := range [...]struct{ http, ws string }{{"https://", "wss://"}, {"http://", "ws://"}} {
+		if len(url) >= len(s.http) && strings.EqualFold(url[:len(s.http)], s.http) {
+			return s.ws + url[len(s.http):]
+		}
+	}
+	return url
+}
+
+// httpURL is PublicURL for a plain HTTP request.
+func httpURL(r *http.Request, opts Options) string {
 	target := requestTarget(r)
 	if opts.BaseURL != "" {
 		return strings.TrimSuffix(opts.BaseURL, "/") + target
