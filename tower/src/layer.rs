@@ -25,21 +25,27 @@ pub const DEFAULT_MAX_PARAMS: usize = 10_000;
 
 /// A tower [`Layer`] that lets through only requests signed by Twilio.
 ///
-/// In order: no `X-Twilio-Signature` header → 400, before the body is touched; a `Host` (or believed
-/// `X-Forwarded-Host`, or without `Host` the request's authority) that could move the URL, or a
-/// believed `X-Forwarded-Proto` other than `http`/`https` → 400; a validator with no usable secret →
-/// 500, before the body is read; a body over the limit → 413 (a declared `Content-Length` without
-/// reading, a streamed body as soon as it grows past the limit); a signature or body hash that does
+/// In order: no `X-Twilio-Signature` header → 400, before the body is touched; an absolute-form target
+/// whose scheme is not `http`/`https`, a `Host` (or believed `X-Forwarded-Host`, or without `Host` the
+/// request's authority) that could move the URL, or a believed `X-Forwarded-Proto` other than
+/// `http`/`https` → 400; a validator with no usable secret → 500, before the body is read; a body over
+/// the limit → 413 (a declared `Content-Length` without reading, a streamed body as soon as it grows
+/// past the limit); a non-empty body verified as a form (no `bodySHA256` in the URL) whose
+/// `Content-Type` is not `application/x-www-form-urlencoded` → 415; a signature or body hash that does
 /// not match → 403 (the body is verified for every method, GET included). Each refusal is logged
-/// through `tracing` at WARN (500: ERROR), target `twilio_signature_tower`.
+/// through `tracing` at WARN (500: ERROR), target `twilio_signature_tower`, as one line, or handed to
+/// the [`on_reject`](Self::on_reject) hook.
 ///
-/// A verified request reaches the inner service with its body intact and
-/// [`Verified`](twilio_signature::Verified) in its extensions.
+/// A verified request reaches the inner service with its body intact, its extensions kept (the peer
+/// address; hyper's upgrade, for a WebSocket handshake) and [`Verified`](twilio_signature::Verified)
+/// added.
 ///
 /// The URL verified is [`base_url`](Self::base_url) followed by the raw request target (path and query
-/// as sent), or, without a base URL, the connection's scheme (`http`, unless the request URI carries
-/// one) and the `Host` header; `X-Forwarded-Proto` / `X-Forwarded-Host` replace them only for requests
-/// from [trusted proxies](Self::trusted_proxies).
+/// as sent), or, without a base URL, the connection's scheme (`http`, or `https` if
+/// [`served_over_tls`](Self::served_over_tls); never the scheme an absolute-form target names) and the
+/// `Host` header; `X-Forwarded-Proto` / `X-Forwarded-Host` replace them only for requests from
+/// [trusted proxies](Self::trusted_proxies). A WebSocket handshake (Media Streams, ConversationRelay) is
+/// verified with the scheme `wss` for a public `https` URL and `ws` for `http`, as Twilio signs it.
 ///
 /// ```
 /// use std::net::SocketAddr;

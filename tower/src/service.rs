@@ -195,11 +195,29 @@ impl Target {
 }
 
 /// Whether the request is a WebSocket handshake: an HTTP/1.1 `GET` with `Upgrade: websocket` and a
-/// `Connection` header holding the token `upgrade` (both case-insensitive).
+/// `Connection` header holding the token `upgrade` (both case-insensitive), or (feature `http2`) an
+/// HTTP/2 extended CONNECT with `:protocol websocket`.
 fn is_websocket_handshake(parts: &Parts) -> bool {
-    parts.method == Method::GET
+    let http1 = parts.method == Method::GET
         && has_token(&parts.headers, &header::UPGRADE, b"websocket")
-        && has_token(&parts.headers, &header::CONNECTION, b"upgrade")
+        && has_token(&parts.headers, &header::CONNECTION, b"upgrade");
+    http1 || is_extended_connect_websocket(parts)
+}
+
+/// RFC 8441: hyper reports the `:protocol` pseudo-header as an extension.
+#[cfg(feature = "http2")]
+fn is_extended_connect_websocket(parts: &Parts) -> bool {
+    parts.method == Method::CONNECT
+        && parts
+            .extensions
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|protocol| protocol.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+/// Without hyper's HTTP/2 the `:protocol` cannot be seen: such a handshake is verified as http(s).
+#[cfg(not(feature = "http2"))]
+fn is_extended_connect_websocket(_: &Parts) -> bool {
+    false
 }
 
 /// Whether a comma-separated header (any of its lines) holds `token`, compared case-insensitively.

@@ -61,7 +61,9 @@ async fn stream(mut socket: WebSocket, secret_index: usize) {
 }
 
 async fn serve(layer: TwilioSignatureLayer<Vec<Secret>>) -> SocketAddr {
-    serve_app(Router::new().route("/media", get(media)).route_layer(layer)).await
+    // CONNECT too: an HTTP/2 WebSocket handshake is an extended CONNECT.
+    let app = Router::new().route("/media", get(media).connect(media));
+    serve_app(app.route_layer(layer)).await
 }
 
 fn signature(url: &str) -> String {
@@ -102,7 +104,10 @@ async fn handshake(
 }
 
 /// The Media Streams exchange: `connected` and `start` in, a `mark` out; returns the mark's name.
-async fn media_streams_exchange(socket: &mut WebSocketStream<TcpStream>) -> String {
+async fn media_streams_exchange<S>(socket: &mut WebSocketStream<S>) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let connected = json!({"event": "connected", "protocol": "Call", "version": "1.0.0"});
     let start = json!({
         "event": "start",
@@ -261,6 +266,80 @@ async fn a_plain_get_to_the_stream_route_is_verified_as_http() {
         "{response}"
     );
     assert!(capture::events_with("case=plain-get").is_empty());
+}
+
+/// An HTTP/2 WebSocket handshake (RFC 8441 extended CONNECT, `:protocol websocket`) to
+/// `http://{addr}{path}`: the open stream, or the status answered instead of 200.
+#[cfg(feature = "http2")]
+#[allow(clippy::panic)] // a test helper outside a #[test] function: its failure is the test's
+async fn h2_handshake(
+    addr: SocketAddr,
+    path: &str,
+    signature: Option<String>,
+) -> Result<WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>, u16> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let (mut send, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .handshake(TokioIo::new(tcp))
+        .await
+        .expect("HTTP/2 connection");
+    tokio::spawn(connection);
+    let request = || {
+        let mut request = http::Request::builder()
+            .method(http::Method::CONNECT)
+            .uri(format!("http://{addr}{path}"))
+            .extension(hyper::ext::Protocol::from_static("websocket"))
+            .header("sec-websocket-version", "13");
+        if let Some(signature) = &signature {
+            request = request.header("x-twilio-signature", signature);
+        }
+        request
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .expect("request")
+    };
+    // Until the server's SETTINGS (which allow extended CONNECT) have arrived, the client refuses to
+    // send one: try again for up to a second.
+    let mut attempts = 0;
+    let response = loop {
+        send.ready().await.expect("the connection is ready");
+        let answer = tokio::time::timeout(Duration::from_secs(10), send.send_request(request()))
+            .await
+            .expect("an answer within 10 s");
+        match answer {
+            Ok(response) => break response,
+            Err(error) if attempts < 100 && error.is_user() => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(error) => panic!("the extended CONNECT failed: {error}"),
+        }
+    };
+    if response.status() != 200 {
+        return Err(response.status().as_u16());
+    }
+    let upgraded = hyper::upgrade::on(response).await.expect("the upgrade");
+    Ok(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await)
+}
+
+#[cfg(feature = "http2")]
+#[tokio::test]
+async fn an_http2_extended_connect_handshake_is_verified_over_ws_and_streams() {
+    let addr = serve(layer()).await;
+    let path = "/media?case=h2";
+    let ws = format!("ws://{addr}{path}");
+    let mut socket = h2_handshake(addr, path, Some(signature(&ws)))
+        .await
+        .expect("200 to the extended CONNECT");
+    assert_eq!(media_streams_exchange(&mut socket).await, "secret-1");
+    // Signed over http://: refused, so it was verified as a handshake (ws://).
+    let http = format!("http://{addr}{path}");
+    assert_eq!(
+        h2_handshake(addr, path, Some(signature(&http))).await.err(),
+        Some(403)
+    );
+    assert_eq!(h2_handshake(addr, path, None).await.err(), Some(400));
 }
 
 /// A POST over a fresh connection, read to the end (`Connection: close`): status and body.
