@@ -11,8 +11,8 @@ Run through `make bench` (which builds everything first) with the project venv's
    rounds, so machine noise hits them all alike; we report the median ns/op over rounds.
    - in this process: twilio-python's RequestValidator.validate, our drop-in RequestValidator.validate
      and our native Validator.is_valid;
-   - worker processes speaking a line protocol ("N" in, elapsed ns out): twilio-node's validateRequest,
-     our C ABI (tws_verify, tws_validator_verify), the OpenSSL hashing limit (a pre-keyed libcrypto
+   - worker processes speaking a line protocol ("N" in, elapsed ns out): twilio-node's validateRequest
+     and our Node package's Validator.verify and drop-in validateRequest (bench/node/bench.js), our C ABI (tws_verify, tws_validator_verify), the OpenSSL hashing limit (a pre-keyed libcrypto
      HMAC-SHA1 of the signed string, which tws_verify is compared with), twilio-go's
      RequestValidator.Validate and our Go binding (twiliosig).
 """
@@ -180,7 +180,19 @@ def contenders(fixture: dict[str, object]) -> list[Contender]:
             "twilio-node",
             "Node",
             "validateRequest (twilio 6.2.0)",
-            ["node", "bench/node/bench.js", str(FIXTURE_JSON)],
+            ["node", "bench/node/bench.js", str(FIXTURE_JSON), "twilio-node"],
+        ),
+        (
+            "ours: Node Validator",
+            "Node",
+            "twilio-signature Validator.verify, raw body (a Buffer)",
+            ["node", "bench/node/bench.js", str(FIXTURE_JSON), "ours-validator"],
+        ),
+        (
+            "ours: Node drop-in",
+            "Node",
+            "twilio-signature validateRequest (same params object)",
+            ["node", "bench/node/bench.js", str(FIXTURE_JSON), "ours-dropin"],
         ),
         (
             "ours: C tws_verify",
@@ -517,6 +529,8 @@ def cross_section(all_: list[Contender]) -> tuple[str, list[tuple[str, str, floa
     pairs = [
         ("twilio-python", "ours: drop-in", 30),
         ("twilio-python", "ours: native", 60),
+        ("twilio-node", "ours: Node Validator", 4),
+        ("twilio-node", "ours: Node drop-in", 2),
         ("twilio-node", "ours: C tws_verify", 5),
         ("twilio-node", "ours: C validator", 5),
         ("twilio-go", "ours: C tws_verify", 5),

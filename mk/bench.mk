@@ -27,7 +27,7 @@ bench-go: c-lib
 	cd bench/go && $(GO_CGO_ENV) go build -o $(BENCH_OUT)/gobench .
 
 # The pinned twilio-node, exactly as locked.
-bench-node:
+bench-node: node-addon
 	cd bench/node && npm ci --no-audit --no-fund --loglevel=error
 
 test-bench-build: c-lib venv

@@ -69,8 +69,12 @@ function flatPairs(params) {
 const CANDIDATES = ["as_given", "port_toggled", "without_userinfo", "without_userinfo_port_toggled"];
 const ALGORITHMS = ["HMAC_SHA1", "HMAC_SHA256"];
 
+// The hot calls go to plain functions by the validator's id (see bindings-node/src/lib.rs, Shared).
+const { verify: nativeVerify, check: nativeCheck, checkPairs: nativeCheckPairs } = native;
+
 class Validator {
   #native;
+  #id;
   #keyIds;
   // The native verify writes the replay key here; each result gets its own copy.
   #replay = new Uint8Array(32);
@@ -104,6 +108,7 @@ class Validator {
     }
     try {
       this.#native = new native.NativeValidator(list, ids, maxParams);
+      this.#id = this.#native.id;
       this.#keyIds = ids;
     } catch (error) {
       // The native message is static text (it never holds a secret); a fresh error, nothing chained.
@@ -168,18 +173,17 @@ class Validator {
     const { url, signature = null, settings = null } = request;
     if (typeof url !== "string" && !(url instanceof Uint8Array)) throw new TypeError("url must be a string or a Buffer");
     if (request.params !== undefined) {
-      const pairs = flatPairs(request.params);
-      return full
-        ? this.#native.verifyParams(url, pairs, signature, settings, this.#replay)
-        : this.#native.checkParams(url, pairs, signature, settings);
+      if (full) return this.#native.verifyParams(url, flatPairs(request.params), signature, settings, this.#replay);
+      const joined = joinParams(request.params);
+      return nativeCheckPairs(this.#id, url, joined, lengths, count, signature, settings);
     }
     const body = request.body ?? "";
     if (typeof body !== "string" && !(body instanceof Uint8Array)) throw new TypeError("body must be a string or a Buffer");
     if (signature !== null && typeof signature !== "string" && !(signature instanceof Uint8Array)) throw new TypeError("signature must be a string");
     if (settings !== null && typeof settings !== "string" && !(settings instanceof Uint8Array)) throw new TypeError("settings must be a string");
     return full
-      ? this.#native.verify(url, body, signature, settings, this.#replay)
-      : this.#native.check(url, body, signature, settings);
+      ? nativeVerify(this.#id, url, body, signature, settings, this.#replay)
+      : nativeCheck(this.#id, url, body, signature, settings);
   }
 
   [util.inspect.custom]() {
@@ -189,6 +193,50 @@ class Validator {
   toJSON() {
     return { secrets: "[redacted]", keyIds: this.#keyIds, maxParams: this.#native.maxParams };
   }
+}
+
+// Parsed params as one string (names and values concatenated) and the UTF-16 length of each piece in
+// `lengths` (see NativeValidator.checkPairs): one string crosses into the addon instead of one per name
+// and value. `lengths` is reused between calls; joinParams returns the string and sets `count`.
+let lengths = new Uint32Array(256);
+let count = 0;
+
+function grow() {
+  const grown = new Uint32Array(lengths.length * 2);
+  grown.set(lengths);
+  lengths = grown;
+}
+
+function joinValues(joined, name, value) {
+  if (Array.isArray(value)) {
+    for (const item of value) joined = joinValues(joined, name, item);
+    return joined;
+  }
+  // twilio-node concatenates name + value: a number or boolean counts as its string.
+  const text = typeof value === "string" ? value : String(value);
+  if (count + 2 > lengths.length) grow();
+  lengths[count++] = name.length;
+  lengths[count++] = text.length;
+  return joined + name + text;
+}
+
+function joinParams(params) {
+  count = 0;
+  let joined = "";
+  if (params === undefined || params === null) return joined;
+  if (typeof params === "string" || Buffer.isBuffer(params)) {
+    throw new TypeError("params must be parsed pairs; give a raw body as `body` instead");
+  }
+  if (typeof params[Symbol.iterator] === "function") {
+    for (const pair of params) {
+      if (!Array.isArray(pair) || pair.length !== 2) throw new TypeError("params must hold [name, value] pairs");
+      joined = joinValues(joined, String(pair[0]), pair[1]);
+    }
+    return joined;
+  }
+  const names = Object.keys(params);
+  for (let i = 0; i < names.length; i++) joined = joinValues(joined, names[i], params[names[i]]);
+  return joined;
 }
 
 function flatEntries(flat) {

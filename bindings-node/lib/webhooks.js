@@ -94,7 +94,7 @@ function validateBody(body, bodyHash) {
 function validateRequest(authToken, twilioHeader, webhookUrl, params) {
   const validator = validatorFor(authToken);
   if (validator === null || typeof webhookUrl !== "string") return false;
-  return validator.isValid({ url: webhookUrl, body: formBody(params), signature: twilioHeader || "" });
+  return validator.isValid({ url: webhookUrl, params: params === undefined || params === null ? {} : params, signature: twilioHeader || "" });
 }
 
 function validateRequestWithBody(authToken, twilioHeader, webhookUrl, body) {

@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::ffi::c_char;
 use std::fmt;
 use std::ptr;
+use std::rc::Rc;
 
 use napi::bindgen_prelude::{Buffer, Either, Unknown};
 use napi::{sys, Error as NapiError, JsValue, Status};
@@ -180,6 +181,48 @@ fn write_out(out: &Unknown<'_>, bytes: &[u8]) {
     }
 }
 
+/// A JS string's UTF-16 code units (`length` of them, the caller's count; a string of another length is
+/// read up to `length`).
+fn read_utf16(value: &Unknown<'_>, length: usize) -> napi::Result<Vec<u16>> {
+    let raw = value.value();
+    let mut units: Vec<u16> = Vec::with_capacity(length + 1);
+    let mut written = 0;
+    // SAFETY: live handles of this call; V8 writes at most `length + 1` units (the NUL included) into
+    // the spare capacity and reports the units before the NUL, all initialised.
+    let status = unsafe {
+        sys::napi_get_value_string_utf16(
+            raw.env,
+            raw.value,
+            units.as_mut_ptr(),
+            length + 1,
+            &raw mut written,
+        )
+    };
+    if status != sys::Status::napi_ok {
+        return Err(type_error("joined"));
+    }
+    // SAFETY: `written` units were initialised by V8.
+    unsafe { units.set_len(written) };
+    Ok(units)
+}
+
+/// UTF-16 to UTF-8, a lone surrogate as U+FFFD (what `Buffer.from(text)` does).
+fn push_utf16(out: &mut Vec<u8>, units: &[u16]) {
+    if units.iter().fold(0, |all, &u| all | u) < 0x80 {
+        out.extend(units.iter().map(|&u| u as u8));
+        return;
+    }
+    for c in char::decode_utf16(units.iter().copied()) {
+        let c = c.unwrap_or(char::REPLACEMENT_CHARACTER);
+        if c.is_ascii() {
+            out.push(c as u8);
+        } else {
+            let mut buf = [0; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+}
+
 /// The bytes of an argument read by [`read_arg`]; `None` when absent.
 fn resolve<'a>(arg: &Arg, arena: &'a [u8]) -> Option<&'a [u8]> {
     match *arg {
@@ -195,7 +238,7 @@ fn resolve<'a>(arg: &Arg, arena: &'a [u8]) -> Option<&'a [u8]> {
 
 /// Runs `f` on the bytes of a hot call's four arguments (url, body, signature, settings).
 fn with_args<R>(
-    args: [&Unknown<'_>; 4],
+    args: [Option<&Unknown<'_>>; 4],
     f: impl FnOnce(&[u8], &[u8], Option<&[u8]>, Option<&[u8]>) -> R,
 ) -> napi::Result<R> {
     ARENA.with(|cell| {
@@ -207,10 +250,14 @@ fn with_args<R>(
             Err(_) => &mut fresh,
         };
         arena.clear();
-        let url = read_arg(args[0], arena, "url")?;
-        let body = read_arg(args[1], arena, "body")?;
-        let signature = read_arg(args[2], arena, "signature")?;
-        let settings = read_arg(args[3], arena, "settings")?;
+        let mut read = |arg: Option<&Unknown<'_>>, what| match arg {
+            Some(arg) => read_arg(arg, arena, what),
+            None => Ok(Arg::Absent),
+        };
+        let url = read(args[0], "url")?;
+        let body = read(args[1], "body")?;
+        let signature = read(args[2], "signature")?;
+        let settings = read(args[3], "settings")?;
         let result = f(
             resolve(&url, arena).unwrap_or_default(),
             resolve(&body, arena).unwrap_or_default(),
@@ -275,13 +322,47 @@ fn outcome(result: Result<Verified, Error>, out: &Unknown<'_>) -> u32 {
 /// The core's validator over one or more secrets, each with an optional key id. The JS `Validator`
 /// wraps it; it never hands the secrets back (its Debug names only how many there are).
 #[napi]
+#[derive(Debug)]
 pub struct NativeValidator {
+    shared: Rc<Shared>,
+    id: u32,
+}
+
+/// What a validator holds, shared between its JS object and the registry the hot functions look it up
+/// in ([`verify`], [`check`], [`check_pairs`]): a plain function call skips the borrow bookkeeping
+/// napi-rs does for every method call on a class (6% of a verify, measured with perf).
+struct Shared {
     secrets: Box<[Secret]>,
     key_ids: Box<[Option<String>]>,
     max_params: usize,
 }
 
-impl fmt::Debug for NativeValidator {
+thread_local! {
+    /// Validators by id: each JS thread (main or worker) has its own. A slot is freed when the JS
+    /// object is collected (`Drop for NativeValidator`).
+    static REGISTRY: RefCell<Vec<Option<Rc<Shared>>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn registered(id: u32) -> napi::Result<Rc<Shared>> {
+    REGISTRY
+        .with(|registry| registry.borrow().get(id as usize).cloned().flatten())
+        .ok_or_else(|| invalid("no such validator"))
+}
+
+impl Drop for NativeValidator {
+    fn drop(&mut self) {
+        // At thread exit the registry may already be gone: nothing left to free then.
+        let _ = REGISTRY.try_with(|registry| {
+            if let Ok(mut registry) = registry.try_borrow_mut() {
+                if let Some(slot) = registry.get_mut(self.id as usize) {
+                    *slot = None;
+                }
+            }
+        });
+    }
+}
+
+impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NativeValidator")
             .field("secrets", &self.secrets.len())
@@ -328,49 +409,25 @@ impl NativeValidator {
                     .map_err(|e| invalid(&e.to_string()))?,
             });
         }
-        Ok(Self {
+        let shared = Rc::new(Shared {
             secrets: keys.into_boxed_slice(),
             key_ids: key_ids.into_boxed_slice(),
             max_params: max_params as usize,
+        });
+        let id = REGISTRY.with(|registry| {
+            let mut registry = registry.borrow_mut();
+            let free = registry.iter().position(Option::is_none);
+            let id = free.unwrap_or(registry.len());
+            if free.is_none() {
+                registry.push(None);
+            }
+            registry[id] = Some(Rc::clone(&shared));
+            id
+        });
+        Ok(Self {
+            shared,
+            id: u32::try_from(id).map_err(|_| invalid("too many validators"))?,
         })
-    }
-
-    /// The verified code (see [`verified_code`]; the replay key written to `out`, 32 bytes) or the
-    /// error code (see [`error_code`]). `url`, `body`, `signature`, `settings`: strings, Buffers or
-    /// Uint8Arrays; `signature` and `settings` may be null.
-    #[napi]
-    pub fn verify(
-        &self,
-        url: Unknown<'_>,
-        body: Unknown<'_>,
-        signature: Unknown<'_>,
-        settings: Unknown<'_>,
-        out: Unknown<'_>,
-    ) -> napi::Result<u32> {
-        with_args(
-            [&url, &body, &signature, &settings],
-            |url, body, signature, settings| {
-                outcome(self.run(&request(url, body, signature, settings)), &out)
-            },
-        )
-    }
-
-    /// 0 when valid, else the error code: `verify` without the replay key.
-    #[napi]
-    pub fn check(
-        &self,
-        url: Unknown<'_>,
-        body: Unknown<'_>,
-        signature: Unknown<'_>,
-        settings: Unknown<'_>,
-    ) -> napi::Result<u32> {
-        with_args(
-            [&url, &body, &signature, &settings],
-            |url, body, signature, settings| {
-                self.run(&request(url, body, signature, settings))
-                    .map_or_else(error_code, |_| 0)
-            },
-        )
     }
 
     /// `check` for pairs a framework already parsed: `pairs` is `[name0, value0, name1, value1, ...]`.
@@ -382,7 +439,8 @@ impl NativeValidator {
         signature: Option<Bytes>,
         settings: Option<Bytes>,
     ) -> u32 {
-        self.verify_pairs(&url, &pairs, signature.as_ref(), settings.as_ref())
+        self.shared
+            .verify_pairs(&url, &pairs, signature.as_ref(), settings.as_ref())
             .map_or_else(error_code, |_| 0)
     }
 
@@ -397,7 +455,8 @@ impl NativeValidator {
         out: Unknown<'_>,
     ) -> u32 {
         outcome(
-            self.verify_pairs(&url, &pairs, signature.as_ref(), settings.as_ref()),
+            self.shared
+                .verify_pairs(&url, &pairs, signature.as_ref(), settings.as_ref()),
             &out,
         )
     }
@@ -407,8 +466,8 @@ impl NativeValidator {
     pub fn sign(&self, url: Bytes, body: Bytes, settings: Option<Bytes>) -> Either<u32, String> {
         let request =
             Request::post(bytes(&url), bytes(&body)).settings(optional(settings.as_ref()));
-        match self.with_scratch(&request, |scratch| {
-            self.core().sign_with_scratch(&request, scratch)
+        match self.shared.with_scratch(&request, |scratch| {
+            self.shared.core().sign_with_scratch(&request, scratch)
         }) {
             Ok(signature) => Either::B(signature.as_str().to_owned()),
             Err(error) => Either::A(error_code(error)),
@@ -423,14 +482,14 @@ impl NativeValidator {
         pairs: Vec<String>,
         settings: Option<Bytes>,
     ) -> Either<u32, String> {
-        if pairs.len() / 2 > self.max_params {
+        if pairs.len() / 2 > self.shared.max_params {
             return Either::A(error_code(Error::TooManyParams));
         }
         let borrowed = borrow_pairs(&pairs);
         let request =
             Request::with_params(bytes(&url), &borrowed).settings(optional(settings.as_ref()));
-        match self.with_scratch(&request, |scratch| {
-            self.core().sign_with_scratch(&request, scratch)
+        match self.shared.with_scratch(&request, |scratch| {
+            self.shared.core().sign_with_scratch(&request, scratch)
         }) {
             Ok(signature) => Either::B(signature.as_str().to_owned()),
             Err(error) => Either::A(error_code(error)),
@@ -452,26 +511,33 @@ impl NativeValidator {
             signature: optional(signature.as_ref()),
             settings: optional(settings.as_ref()),
         };
-        self.with_scratch(&request, |scratch| {
-            self.core().explain_with_scratch(&request, scratch)
-        })
-        .to_string()
+        self.shared
+            .with_scratch(&request, |scratch| {
+                self.shared.core().explain_with_scratch(&request, scratch)
+            })
+            .to_string()
+    }
+
+    /// The id the hot functions ([`verify`], [`check`], [`check_pairs`]) take.
+    #[napi(getter)]
+    pub fn id(&self) -> u32 {
+        self.id
     }
 
     /// The largest number of form parameters a request may have.
     #[napi(getter)]
     pub fn max_params(&self) -> u32 {
-        self.max_params as u32
+        self.shared.max_params as u32
     }
 
     /// The key ids, one per secret (null for secrets without one). Never the secrets.
     #[napi(getter)]
     pub fn key_ids(&self) -> Vec<Option<String>> {
-        self.key_ids.to_vec()
+        self.shared.key_ids.to_vec()
     }
 }
 
-impl NativeValidator {
+impl Shared {
     fn core(&self) -> twilio_signature::Validator<&[Secret]> {
         twilio_signature::Validator::with_secrets(&self.secrets)
     }
@@ -540,6 +606,116 @@ fn borrow_pairs(flat: &[String]) -> Vec<(&str, &str)> {
     flat.chunks(2)
         .map(|pair| (pair[0].as_str(), pair.get(1).map_or("", String::as_str)))
         .collect()
+}
+
+/// The verified code (see [`verified_code`]; the replay key written to `out`, 32 bytes) or the
+/// error code (see [`error_code`]). `url`, `body`, `signature`, `settings`: strings, Buffers or
+/// Uint8Arrays; `signature` and `settings` may be null.
+/// `NativeValidator.verify` by the validator's id (see [`Shared`]).
+#[napi]
+pub fn verify(
+    id: u32,
+    url: Unknown<'_>,
+    body: Unknown<'_>,
+    signature: Unknown<'_>,
+    settings: Unknown<'_>,
+    out: Unknown<'_>,
+) -> napi::Result<u32> {
+    let shared = registered(id)?;
+    with_args(
+        [Some(&url), Some(&body), Some(&signature), Some(&settings)],
+        |url, body, signature, settings| {
+            outcome(shared.run(&request(url, body, signature, settings)), &out)
+        },
+    )
+}
+
+/// 0 when valid, else the error code: `verify` without the replay key.
+#[napi]
+pub fn check(
+    id: u32,
+    url: Unknown<'_>,
+    body: Unknown<'_>,
+    signature: Unknown<'_>,
+    settings: Unknown<'_>,
+) -> napi::Result<u32> {
+    let shared = registered(id)?;
+    with_args(
+        [Some(&url), Some(&body), Some(&signature), Some(&settings)],
+        |url, body, signature, settings| {
+            shared
+                .run(&request(url, body, signature, settings))
+                .map_or_else(error_code, |_| 0)
+        },
+    )
+}
+
+/// `check` for pairs a framework already parsed, given as one string `joined` (name0 value0 name1
+/// value1 ... concatenated) and the UTF-16 length of each piece in `lengths` (`count` pieces): one
+/// string crosses into the addon instead of one per name and value. Lone surrogates become U+FFFD,
+/// as `Buffer.from(text)` makes them.
+#[napi]
+pub fn check_pairs(
+    id: u32,
+    url: Unknown<'_>,
+    joined: Unknown<'_>,
+    lengths: &[u32],
+    count: u32,
+    signature: Unknown<'_>,
+    settings: Unknown<'_>,
+) -> napi::Result<u32> {
+    let shared = registered(id)?;
+    let count = count as usize;
+    let Some(lengths) = lengths.get(..count) else {
+        return Err(invalid("count is larger than lengths"));
+    };
+    if count / 2 > shared.max_params {
+        return Ok(error_code(Error::TooManyParams));
+    }
+    let units = read_utf16(&joined, lengths.iter().map(|&n| n as usize).sum())?;
+    let mut ends = Vec::with_capacity(count);
+    // All ASCII (the usual webhook): one narrowing pass, and the pieces' ends are their UTF-16 ones.
+    let bytes = if units.iter().fold(0, |all, &u| all | u) < 0x80 {
+        let mut end = 0;
+        for &length in lengths {
+            end = (end + length as usize).min(units.len());
+            ends.push(end);
+        }
+        units.iter().map(|&u| u as u8).collect()
+    } else {
+        // At most 3 bytes per unit (a surrogate pair's 4 bytes come from 2 units).
+        let mut bytes = Vec::with_capacity(units.len() * 3);
+        let mut at = 0;
+        for &length in lengths {
+            let end = (at + length as usize).min(units.len());
+            push_utf16(&mut bytes, &units[at..end]);
+            ends.push(bytes.len());
+            at = end;
+        }
+        bytes
+    };
+    // Only whole UTF-8 sequences were pushed, so this never fails (and costs one fast scan).
+    let text = String::from_utf8(bytes).map_err(|_| invalid("params are not text"))?;
+    let mut pairs = Vec::with_capacity(count.div_ceil(2));
+    let mut start = 0;
+    for pair in ends.chunks(2) {
+        let name = &text[start..pair[0]];
+        let value = pair.get(1).map_or("", |&end| &text[pair[0]..end]);
+        start = *pair.last().unwrap_or(&start);
+        pairs.push((name, value));
+    }
+    with_args(
+        [Some(&url), None, Some(&signature), Some(&settings)],
+        |url, _, signature, settings| {
+            let request = Request {
+                url,
+                payload: Payload::Params(&pairs),
+                signature,
+                settings,
+            };
+            shared.run(&request).map_or_else(error_code, |_| 0)
+        },
+    )
 }
 
 /// The lower-case hex SHA-256 of a body, as Twilio puts it in `bodySHA256`.
