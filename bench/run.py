@@ -12,7 +12,8 @@ Run through `make bench` (which builds everything first) with the project venv's
    - in this process: twilio-python's RequestValidator.validate, our drop-in RequestValidator.validate
      and our native Validator.is_valid;
    - worker processes speaking a line protocol ("N" in, elapsed ns out): twilio-node's validateRequest
-     and our Node package's Validator.verify and drop-in validateRequest (bench/node/bench.js), our C ABI (tws_verify, tws_validator_verify), the OpenSSL hashing limit (a pre-keyed libcrypto
+     and our Node package's Validator.verify and drop-in validateRequest (bench/node/bench.js),
+     our C ABI (tws_verify, tws_validator_verify), the OpenSSL hashing limit (a pre-keyed libcrypto
      HMAC-SHA1 of the signed string, which tws_verify is compared with), twilio-go's
      RequestValidator.Validate and our Go binding (twiliosig).
 """
