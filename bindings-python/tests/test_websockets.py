@@ -278,3 +278,26 @@ def test_the_voice_stream_example_runs_as_its_docstring_says(tmp_path: Path) -> 
         assert refused_status(media, {"X-Twilio-Signature": Validator("forger").sign(media, b"")}) == 403
         assert refused_status(media, {}) == 400
         assert requests.post(voice, data=body, timeout=10).status_code == 400
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "channels"])
+def test_a_refused_handshake_names_forwarding_headers_uvicorn_made_untrusted(
+    servers: dict[str, int], framework: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rule R3 on a handshake: the proxy (127.0.0.1, trusted) adds X-Forwarded-For, uvicorn makes
+    the peer 203.0.113.7, so the proxy's X-Forwarded-Proto and -Host are not believed."""
+    port = servers[framework]
+    headers = {
+        **signed(framework, "wss://voice.example.com/proxied"),
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "voice.example.com",
+        "X-Forwarded-For": "203.0.113.7",
+    }
+    with caplog.at_level(logging.WARNING, logger=LOGGERS[framework]):
+        assert refused_status(f"ws://127.0.0.1:{port}/proxied", headers) == 403
+    (line,) = [r.getMessage() for r in caplog.records if r.name == LOGGERS[framework]]
+    assert line.endswith(
+        "; X-Forwarded-Proto, X-Forwarded-Host ignored: from 203.0.113.7, not in trusted_proxies "
+        "(the peer address 203.0.113.7 came from X-Forwarded-For: uvicorn's proxy_headers rewrote it; "
+        "trust the original proxy with forwarded_allow_ips, or turn proxy_headers off)"
+    ), line

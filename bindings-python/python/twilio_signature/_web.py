@@ -452,6 +452,20 @@ def _check_base_url(base_url: str | None) -> str | None:
     return base_url.rstrip("/")
 
 
+def uvicorn_peer_note(client_host: str | None, forwarded_for: Sequence[str]) -> str | None:
+    """For a refusal line (rule R3) under an ASGI server: uvicorn (``proxy_headers``, on by default,
+    for peers in ``forwarded_allow_ips``) replaces the client address with an ``X-Forwarded-For``
+    entry and keeps no record of the original; when the address the app sees is one of that header's
+    entries, that is what happened."""
+    entries = {entry.strip(_ASCII_WHITESPACE) for line in forwarded_for for entry in line.split(",")}
+    if client_host is None or client_host not in entries:
+        return None
+    return (
+        f"(the peer address {client_host} came from X-Forwarded-For: uvicorn's proxy_headers rewrote "
+        "it; trust the original proxy with forwarded_allow_ips, or turn proxy_headers off)"
+    )
+
+
 def _websocket_url(url: str) -> str:
     """``url`` with the WebSocket scheme Twilio signs a handshake with: https -> wss, http -> ws (any
     ASCII case); another scheme (a refused X-Forwarded-Proto) is left for the check that refuses it."""

@@ -62,6 +62,7 @@ from twilio_signature._web import (
     Guard,
     Refusal,
     bad_host,
+    uvicorn_peer_note,
     websocket_scheme_as_http,
 )
 from twilio_signature.idempotency import (
@@ -466,6 +467,9 @@ class TwilioSignatureWebSocketMiddleware:
             prefix=str(scope.get("root_path", "")),
             remote_addr=str(client[0]) if client else None,
             header=header,
+            peer_rewritten=lambda: uvicorn_peer_note(
+                str(client[0]) if client else None, header("X-Forwarded-For")
+            ),
             websocket=True,
         )
         validator = self.guard.validator(getattr(settings, TOKEN_SETTING, None), url)

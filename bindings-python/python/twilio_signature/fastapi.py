@@ -65,7 +65,13 @@ from starlette.status import WS_1008_POLICY_VIOLATION
 
 from twilio_signature._compat import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER
 from twilio_signature._native import Verified
-from twilio_signature._web import DEFAULT_MAX_BODY_BYTES, Guard, Refusal, websocket_scheme_as_http
+from twilio_signature._web import (
+    DEFAULT_MAX_BODY_BYTES,
+    Guard,
+    Refusal,
+    uvicorn_peer_note,
+    websocket_scheme_as_http,
+)
 from twilio_signature.idempotency import (
     REPLAYED_HEADER,
     TOKEN_HEADER,
@@ -94,19 +100,8 @@ def _raw_target(request: HTTPConnection) -> str:
 
 
 def _proxy_headers_note(request: HTTPConnection) -> str | None:
-    """uvicorn (``proxy_headers``, on by default, for peers in ``forwarded_allow_ips``) replaces the
-    client address with an ``X-Forwarded-For`` entry and keeps no record of the original: when the
-    address the app sees is one of that header's entries, that is what happened."""
     client = request.client
-    forwarded_for = ",".join(request.headers.getlist("x-forwarded-for"))
-    if client is None or not forwarded_for:
-        return None
-    if client.host not in (entry.strip() for entry in forwarded_for.split(",")):
-        return None
-    return (
-        f"(the peer address {client.host} came from X-Forwarded-For: uvicorn's proxy_headers rewrote "
-        "it; trust the original proxy with forwarded_allow_ips, or turn proxy_headers off)"
-    )
+    return uvicorn_peer_note(client.host if client else None, request.headers.getlist("x-forwarded-for"))
 
 
 class _FormAlreadyParsed(Exception):

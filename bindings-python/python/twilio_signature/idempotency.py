@@ -259,7 +259,9 @@ class IdempotencyStore(Protocol):
 
     def claim(self, key: str, owner: str, lease: float) -> StoredResponse | Claim:
         """Atomically: if ``key`` is free, hold it for ``owner`` for ``lease`` seconds and return
-        ``Claim.OURS``; if a response is stored, return it; otherwise return ``Claim.BUSY``."""
+        ``Claim.OURS``; if ``owner`` already holds it (a client retrying a claim whose reply was
+        lost), return ``Claim.OURS`` too; if a response is stored, return it; otherwise return
+        ``Claim.BUSY``."""
         ...
 
     def complete(self, key: str, owner: str, response: StoredResponse) -> bool:
