@@ -487,7 +487,8 @@ class Idempotency:
     :param lease: seconds a claim holds; a crashed run's claim expires after it.
     :param max_body: largest body stored, in bytes; larger responses are sent but not stored.
     :param on_store_error: ``"process"`` (default: run the handler unguarded and log an error) or
-        ``"refuse"`` (answer 503, so Twilio retries later).
+        ``"refuse"`` (answer 503). Twilio retries only a failed connection, once by default (the
+        ``#rc``/``#rp`` URL fragment overrides change it): a 503 may be a lost webhook.
     :param poll: seconds between looks at the store while waiting.
     """
 
