@@ -143,25 +143,29 @@ function statusFor(error) {
  * logger: where refusals go ({warn, error}; default console).
  */
 class Guard {
+  // The token never sits in a public property: a Guard may be logged (util.inspect, JSON).
+  #authToken;
+  // Validators by token (keys are secrets: private too).
+  #validators = new Map();
+
   constructor(options = {}) {
     const maxBodyBytes = options.maxBodyBytes === undefined ? DEFAULT_MAX_BODY_BYTES : options.maxBodyBytes;
     if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 0) throw new TypeError("maxBodyBytes must be a non-negative integer");
-    this.authToken = options.authToken;
+    this.#authToken = options.authToken;
     this.baseUrl = checkBaseUrl(options.baseUrl);
     this.basePath = this.baseUrl ? this.baseUrl.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, "") : "";
     this.trustedProxies = parseNetworks(options.trustedProxies);
     this.trustProxy = Boolean(options.trustProxy);
     this.maxBodyBytes = maxBodyBytes;
     this.logger = options.logger || console;
-    this.validators = new Map();
     this.routeWarned = false;
   }
 
   /** The validator for the configured token; a Refusal 500 (logged at error) without a usable one. */
   validator(url) {
-    const token = this.authToken !== undefined && this.authToken !== null ? this.authToken : process.env[TOKEN_SETTING];
-    const key = typeof token === "string" ? token : token;
-    let validator = this.validators.get(key);
+    const token = this.#authToken !== undefined && this.#authToken !== null ? this.#authToken : process.env[TOKEN_SETTING];
+    const key = token;
+    let validator = this.#validators.get(key);
     if (validator) return validator;
     let problem;
     if (token === undefined || token === null || token === "") {
@@ -177,9 +181,17 @@ class Guard {
       this.logger.error(`twilio webhook refused: 500 ${problem}; url=${printable(url)}; set ${TOKEN_SETTING} to the account's Auth Token`);
       throw new Refusal(500, `${problem}: set it (or the authToken option) to verify Twilio webhooks`);
     }
-    if (this.validators.size > 16) this.validators.clear();
-    this.validators.set(key, validator);
+    if (this.#validators.size > 16) this.#validators.clear();
+    this.#validators.set(key, validator);
     return validator;
+  }
+
+  [require("util").inspect.custom]() {
+    return `Guard { baseUrl: ${JSON.stringify(this.baseUrl)}, trustProxy: ${this.trustProxy}, maxBodyBytes: ${this.maxBodyBytes}, authToken: [redacted] }`;
+  }
+
+  toJSON() {
+    return { baseUrl: this.baseUrl, trustProxy: this.trustProxy, maxBodyBytes: this.maxBodyBytes, authToken: "[redacted]" };
   }
 
   /**

@@ -239,3 +239,41 @@ test("express: a body parsed as JSON before the middleware is a 500, never a pas
   assert.equal(res.status, 500);
   assert.notEqual(res.body, "reached");
 });
+
+test("helpers never show the token: util.inspect and JSON of a guard", () => {
+  const util = require("util");
+  const guard = fetchGuard({ authToken: TOKEN, baseUrl: "https://example.com" });
+  guard.validator("https://example.com/sms");
+  for (const shown of [util.inspect(guard, { showHidden: true, depth: 9 }), JSON.stringify(guard)]) {
+    assert.ok(!shown.includes(TOKEN), shown);
+    assert.match(shown, /redacted/);
+  }
+});
+
+test("the drop-in webhook() through a real Express server answers as twilio-node's", async (t) => {
+  const app = express();
+  app.use(express.urlencoded({ extended: false }));
+  app.post("/sms", pkg.webhook(TOKEN), (req, res) => res.send("ok"));
+  app.post("/https", pkg.webhook({ protocol: "https", host: "public.example" }, TOKEN), (req, res) => res.send("ok"));
+  app.post("/empty", pkg.webhook("   "), (req, res) => res.send("reached"));
+  app.post("/off", pkg.webhook({ validate: false }), (req, res) => res.send("ok"));
+  const server = http.createServer(app);
+  const port = await listen(server);
+  t.after(() => server.close());
+  const sig = signer.sign({ url: url(port), body: FORM });
+  assert.equal((await request(port, { headers: formHeaders(sig), body: FORM })).status, 200);
+  const forged = await request(port, { headers: formHeaders(sig), body: FORM.replace("14155550100", "14155550666") });
+  assert.deepEqual([forged.status, forged.body], [403, "Twilio Request Validation Failed."]);
+  const none = await request(port, { headers: { "Content-Type": "application/x-www-form-urlencoded" }, body: FORM });
+  assert.equal(none.status, 400);
+  assert.match(none.body, /^No signature header error/);
+  const httpsSig = signer.sign({ url: "https://public.example/https", body: FORM });
+  assert.equal((await request(port, { path: "/https", headers: formHeaders(httpsSig), body: FORM })).status, 200);
+  const origError = console.error;
+  console.error = () => {};
+  t.after(() => (console.error = origError));
+  const empty = await request(port, { path: "/empty", headers: formHeaders(sig), body: FORM });
+  assert.equal(empty.status, 500);
+  assert.notEqual(empty.body, "reached");
+  assert.equal((await request(port, { path: "/off", body: FORM })).status, 200);
+});
