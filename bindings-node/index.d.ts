@@ -160,7 +160,7 @@ export interface ExpressWebhookOptions extends GuardOptions {
 export function expressWebhook(options?: ExpressWebhookOptions): (req: any, res: any, next: (error?: unknown) => void) => void;
 
 /** Fastify plugin: app.register(twilioSignature, options); request.twilio, request.rawBody. */
-export function twilioSignature(fastify: any, options: GuardOptions, done: (error?: Error) => void): void;
+export function twilioSignature(fastify: any, options: ExpressWebhookOptions, done: (error?: Error) => void): void;
 
 /** A shared guard for verifyFetchRequest (reuses its validators). */
 export interface Guard {
@@ -237,4 +237,6 @@ export class Idempotency {
   begin(replayKey: Uint8Array, token: string | undefined | null): Promise<{ answer?: StoredResponse; key?: string; owner?: string }>;
   finish(ticket: { key?: string; owner?: string }, response: StoredResponse | null): Promise<void>;
   release(ticket: { key?: string; owner?: string }): Promise<void>;
+  /** Fetch API: the stored Response for a retry, or handler()'s Response (stored for its retries). */
+  fetch(verified: Verified, token: string | null | undefined, handler: () => Response | Promise<Response>): Promise<Response>;
 }

@@ -23,6 +23,12 @@ function twilioSignature(fastify, options, done) {
   };
   fastify.decorateRequest("twilio", null);
   fastify.decorateRequest("rawBody", null);
+  // options.idempotency: answer Twilio's retries once (a MemoryStore, RedisStore or Idempotency).
+  if (options.idempotency) {
+    fastify.decorateRequest("twilioTicket", null);
+    fastify.decorateRequest("twilioCaptured", null);
+    require("./idempotency").Idempotency.of(options.idempotency, guard.logger).fastifyHooks(fastify);
+  }
   fastify.addHook("onRequest", async (request, reply) => {
     try {
       // Steps 1-3 before anything is read (repeated, unlogged twice: the check passes or refuses here).

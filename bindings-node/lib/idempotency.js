@@ -332,6 +332,63 @@ class Idempotency {
     if (ticket.key) await this.#guarded("release", () => this.store.release(ticket.key, ticket.owner));
   }
 
+  /**
+   * Fetch API (Hono, Next.js): the stored Response for a retry, or handler()'s Response, stored for the
+   * retries of this delivery. `token` is the request's I-Twilio-Idempotency-Token.
+   */
+  async fetch(verified, token, handler) {
+    const ticket = await this.begin(verified.replayKey, token);
+    if (ticket.answer) return toFetchResponse(ticket.answer);
+    if (!ticket.key) return handler();
+    let response;
+    let captured = null;
+    try {
+      response = await handler();
+      const entries = [...response.headers].filter(([name]) => name !== "set-cookie");
+      for (const cookie of response.headers.getSetCookie()) entries.push(["set-cookie", cookie]);
+      captured = new StoredResponse(response.status, storableHeaders(entries), Buffer.from(await response.clone().arrayBuffer()));
+    } catch (error) {
+      await this.release(ticket);
+      throw error;
+    }
+    await this.finish(ticket, captured);
+    return response;
+  }
+
+  /** Fastify: the hooks that answer retries from the store and store first deliveries' replies. */
+  fastifyHooks(fastify) {
+    fastify.addHook("preHandler", async (request, reply) => {
+      if (!request.twilio) return undefined;
+      const ticket = await this.begin(request.twilio.replayKey, request.headers[TOKEN_HEADER.toLowerCase()]);
+      if (ticket.answer) {
+        const grouped = new Map();
+        for (const [name, value] of ticket.answer.headers) grouped.set(name, [...(grouped.get(name) || []), value]);
+        for (const [name, values] of grouped) reply.header(name, values.length === 1 ? values[0] : values);
+        if (ticket.answer.replayed) reply.header(REPLAYED_HEADER, "true");
+        return reply.code(ticket.answer.status).send(ticket.answer.body);
+      }
+      request.twilioTicket = ticket;
+      return undefined;
+    });
+    fastify.addHook("onSend", async (request, reply, payload) => {
+      const ticket = request.twilioTicket;
+      if (ticket && ticket.key) {
+        const body = typeof payload === "string" ? Buffer.from(payload) : Buffer.isBuffer(payload) ? payload : payload == null ? Buffer.alloc(0) : null;
+        // A streamed payload is sent, not stored (null: the claim is released).
+        request.twilioCaptured = body === null ? null : new StoredResponse(reply.statusCode, storableHeaders(reply.getHeaders()), body);
+      }
+      return payload;
+    });
+    fastify.addHook("onResponse", async (request) => {
+      const ticket = request.twilioTicket;
+      if (ticket && ticket.key) await this.finish(ticket, request.twilioCaptured);
+    });
+    fastify.addHook("onRequestAbort", async (request) => {
+      const ticket = request.twilioTicket;
+      if (ticket && ticket.key) await this.release(ticket);
+    });
+  }
+
   /** Express: answer a retry from the store, or run next() and store what the handler sends. */
   express(verified, req, res, next) {
     this.begin(verified.replayKey, req.headers[TOKEN_HEADER.toLowerCase()]).then(
@@ -356,10 +413,30 @@ function sendStored(res, stored) {
   res.end(stored.body);
 }
 
-/** The headers a response's Connection header names (hop-by-hop too). */
-function connectionNamed(res) {
-  const value = res.getHeader("connection");
-  return new Set(String(value || "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean));
+/**
+ * The header lines to store from a response's headers ({name: value | value[]}, or [name, value]
+ * entries): every end-to-end header except hop-by-hop ones (and those its Connection header names),
+ * Date, Content-Length and Idempotent-Replayed.
+ */
+function storableHeaders(entries) {
+  const list = Array.isArray(entries) ? entries : Object.entries(entries);
+  const connection = list.filter(([name]) => name.toLowerCase() === "connection").map(([, value]) => String(value)).join(",");
+  const hop = new Set(connection.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean));
+  const headers = [];
+  for (const [rawName, value] of list) {
+    const name = rawName.toLowerCase();
+    if (NOT_STORED.has(name) || hop.has(name) || value === undefined) continue;
+    for (const item of Array.isArray(value) ? value : [value]) headers.push([name, String(item)]);
+  }
+  return headers;
+}
+
+/** A StoredResponse as a Fetch-API Response (Idempotent-Replayed: true when replayed). */
+function toFetchResponse(stored) {
+  const headers = new Headers();
+  for (const [name, value] of stored.headers) headers.append(name, value);
+  if (stored.replayed) headers.set(REPLAYED_HEADER, "true");
+  return new Response(stored.status === 204 || stored.status === 304 ? null : stored.body, { status: stored.status, headers });
 }
 
 /**
@@ -385,14 +462,7 @@ function captureResponse(res, done) {
   let settled = false;
   res.once("finish", () => {
     settled = true;
-    const hop = connectionNamed(res);
-    const headers = [];
-    for (const name of res.getHeaderNames()) {
-      if (NOT_STORED.has(name) || hop.has(name)) continue;
-      const value = res.getHeader(name);
-      for (const item of Array.isArray(value) ? value : [value]) headers.push([name, String(item)]);
-    }
-    done(new StoredResponse(res.statusCode, headers, Buffer.concat(chunks)));
+    done(new StoredResponse(res.statusCode, storableHeaders(res.getHeaders()), Buffer.concat(chunks)));
   });
   res.once("close", () => {
     if (!settled) done(null);
@@ -414,4 +484,6 @@ module.exports = {
   deliveryKey,
   sendStored,
   captureResponse,
+  storableHeaders,
+  toFetchResponse,
 };

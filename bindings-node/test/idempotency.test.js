@@ -87,6 +87,51 @@ async function startRedis() {
 const TOKEN = "retry-test-token-0123456789abcdef";
 const signer = new pkg.Validator(TOKEN);
 
+const Fastify = require("fastify");
+const { Hono } = require("hono");
+const { serve } = require("@hono/node-server");
+const { twilioSignature } = requirePackage("lib/fastify.js");
+const { verifyFetchRequest, fetchGuard } = requirePackage("lib/fetch.js");
+
+/** The same app on Fastify (the plugin's idempotency option). */
+async function fastifyRetryApp(idempotency) {
+  const app = Fastify();
+  let runs = 0;
+  await app.register(async (scope) => {
+    scope.register(twilioSignature, { authToken: TOKEN, idempotency, logger: memoryLogger() });
+    scope.post("/voice", async (req, reply) => {
+      runs++;
+      reply.code(302).header("Location", "/next?step=2").header("Set-Cookie", ["a=1; Path=/", "b=2"]).type("text/xml");
+      return `<Response><Say>${req.body.Digits}</Say></Response>`;
+    });
+  });
+  await app.listen({ port: 0, host: "127.0.0.1" });
+  return { port: app.server.address().port, runs: () => runs, close: () => app.close() };
+}
+
+/** The same app on Hono (verifyFetchRequest, then Idempotency.fetch). */
+async function honoRetryApp(store) {
+  const app = new Hono();
+  const guard = fetchGuard({ authToken: TOKEN, logger: memoryLogger() });
+  const idempotency = Idempotency.of(store, memoryLogger());
+  let runs = 0;
+  app.post("/voice", async (c) => {
+    const result = await verifyFetchRequest(c.req.raw, { guard, incoming: c.env.incoming });
+    if (!result.ok) return result.response;
+    return idempotency.fetch(result.verified, c.req.header("I-Twilio-Idempotency-Token"), async () => {
+      runs++;
+      const headers = new Headers({ Location: "/next?step=2", "Content-Type": "text/xml" });
+      headers.append("Set-Cookie", "a=1; Path=/");
+      headers.append("Set-Cookie", "b=2");
+      return new Response(`<Response><Say>${result.form.get("Digits")}</Say></Response>`, { status: 302, headers });
+    });
+  });
+  const server = await new Promise((resolve) => {
+    const s = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
+  });
+  return { port: server.address().port, runs: () => runs, close: () => server.close() };
+}
+
 /** An Express app whose handler counts its runs and answers a redirect with two cookies. */
 async function retryApp(idempotency) {
   const app = express();
@@ -100,8 +145,8 @@ async function retryApp(idempotency) {
   return { port, runs: () => runs, close: () => server.close() };
 }
 
-async function retriedOnce(t, idempotency) {
-  const app = await retryApp(idempotency);
+async function retriedOnce(t, idempotency, makeApp = retryApp) {
+  const app = await makeApp(idempotency);
   t.after(() => app.close());
   const body = "CallSid=CA1&Digits=1";
   const headers = { "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signer.sign({ url: `http://127.0.0.1:${app.port}/voice`, body }), "I-Twilio-Idempotency-Token": "RC-1" };
@@ -124,6 +169,14 @@ async function retriedOnce(t, idempotency) {
 
 test("Express with a MemoryStore: a retry is answered once, with the stored headers", async (t) => {
   await retriedOnce(t, new MemoryStore());
+});
+
+test("Fastify with a MemoryStore: a retry is answered once, with the stored headers", async (t) => {
+  await retriedOnce(t, new MemoryStore(), fastifyRetryApp);
+});
+
+test("Hono (verifyFetchRequest + Idempotency.fetch) with a MemoryStore: a retry is answered once", async (t) => {
+  await retriedOnce(t, new MemoryStore(), honoRetryApp);
 });
 
 test("RedisStore on a real redis-server: the layout in Redis, own-owner claims, and an Express retry answered once", async (t) => {

@@ -10,6 +10,7 @@ import {
   fetchGuard,
   verifyUpgrade,
   MemoryStore,
+  Idempotency,
   type Verified,
   type FetchResult,
 } from "twilio-signature";
@@ -37,10 +38,14 @@ export const dropIn: boolean = validateRequest("token", signature, "https://exam
 
 export const middleware = expressWebhook({ baseUrl: "https://example.com", trustedProxies: ["10.0.0.0/8"], idempotency: new MemoryStore() });
 const guard = fetchGuard({ authToken: "token" });
+const retries = new Idempotency(new MemoryStore(), { wait: 2, onStoreError: "refuse" });
 
 export async function handler(request: Request): Promise<Response> {
   const result: FetchResult = await verifyFetchRequest(request, { guard });
   if (!result.ok) return result.response;
+  if (request.headers.has("I-Twilio-Idempotency-Token")) {
+    return retries.fetch(result.verified, request.headers.get("I-Twilio-Idempotency-Token"), () => new Response("<Response/>"));
+  }
   return new Response(`<Response><Message>${result.form?.get("Body") ?? ""}</Message></Response>`, { headers: { "Content-Type": "text/xml" } });
 }
 
