@@ -36,10 +36,13 @@ def guarded_by_middleware(request: HttpRequest) -> HttpResponse:
 def webhook_view(request: HttpRequest) -> HttpResponse:
     """Guarded only by the middleware (TWILIO_WEBHOOK_PATHS = [..., "/twilio/"]) and csrf_exempt, as
     many webhook views are: nothing else stands between it and an unsigned request."""
+    from django.db import connection
+
     RUNS["webhook_view"] += 1
     if getattr(request, "twilio_verified", None) is None:
         return HttpResponse("ran UNVERIFIED")
-    return HttpResponse(f"ran verified {request.POST.get('From', '')}")
+    atomic = connection.in_atomic_block
+    return HttpResponse(f"ran verified {request.POST.get('From', '')} atomic={atomic} {RUNS['webhook_view']}")
 
 
 REDIRECT_RETRIES = Idempotency(MemoryStore(), wait=2.0)

@@ -17,3 +17,6 @@ MIDDLEWARE = [
 ]
 TWILIO_AUTH_TOKEN = "django-token"
 TWILIO_WEBHOOK_PATHS = ["/mw/", "/twilio/"]
+# ATOMIC_REQUESTS: the middleware's retry path runs views in the transaction Django would
+# (tests/test_hardening.py).
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:", "ATOMIC_REQUESTS": True}}

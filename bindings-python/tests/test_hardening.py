@@ -285,6 +285,33 @@ def test_django_middleware_guards_the_view_however_the_request_reaches_it(
     assert django_app.RUNS["webhook_view"] == before + 1
 
 
+def test_django_middleware_with_retries_runs_the_view_once_in_its_transaction() -> None:
+    """TWILIO_IDEMPOTENCY: the middleware runs a guarded view inside the retry claim, from
+    process_view, in the ATOMIC_REQUESTS transaction Django would have opened."""
+    from django.test import override_settings
+    from twilio_signature.idempotency import Idempotency, MemoryStore
+
+    with override_settings(TWILIO_IDEMPOTENCY=Idempotency(MemoryStore())):
+        handler = WSGIHandler()  # the middleware reads the setting when it is built
+    gen = _serve_wsgi(werkzeug_server("127.0.0.1", 0, handler, threaded=True))
+    port = next(gen)
+    try:
+        url = f"http://127.0.0.1:{port}/twilio/sms"
+        headers = {
+            **_signed("django", url, {"From": "+1"}, FORM),
+            "I-Twilio-Idempotency-Token": "RC-retry-test",
+        }
+        before = django_app.RUNS["webhook_view"]
+        status, first = raw_post(port, "/twilio/sms", b"From=%2B1", headers)
+        assert status == 200 and b"ran verified +1 atomic=True" in first, first
+        status, retry = raw_post(port, "/twilio/sms", b"From=%2B1", headers)
+        assert status == 200 and b"Idempotent-Replayed: true" in retry, retry
+        assert first.split(b"\r\n\r\n", 1)[1] == retry.split(b"\r\n\r\n", 1)[1]
+        assert django_app.RUNS["webhook_view"] == before + 1
+    finally:
+        next(gen, None)
+
+
 def test_django_middleware_leaves_other_views_alone(servers: dict[str, int]) -> None:
     """/sms is decorated (it guards itself) and not under a prefix: no second check; a path that
     resolves to nothing is Django's 404."""

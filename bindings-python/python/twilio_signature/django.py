@@ -340,8 +340,10 @@ class TwilioSignatureMiddleware:
         if self.retries is None:
             return None  # Django calls the view, as for any request
         # Retries answered once: the view runs here, inside the claim (so a view exception reaches
-        # Django's handler as a 500 rather than other middlewares' process_exception).
-        return _run_once(self.retries, request, lambda: view_func(request, *view_args, **view_kwargs))
+        # Django's handler as a 500 rather than other middlewares' process_exception), in the
+        # ATOMIC_REQUESTS transaction Django itself would have wrapped it in.
+        view = _atomic(view_func)
+        return _run_once(self.retries, request, lambda: view(request, *view_args, **view_kwargs))
 
     def _guards(self, request: HttpRequest, view_func: Callable[..., HttpResponse]) -> bool:
         if _normalized(request.path_info).startswith(self._prefixes):
@@ -364,6 +366,18 @@ class TwilioSignatureMiddleware:
         )
         with self._lock:
             return self._views.setdefault(resolver, views)
+
+
+def _atomic(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """``view`` in a transaction per database with ``ATOMIC_REQUESTS`` (unless the view is marked
+    ``non_atomic_requests`` for it), as Django's handler wraps the views it calls."""
+    from django.db import connections, transaction
+
+    skipped: set[str] = getattr(view, "_non_atomic_requests", set())
+    for alias, database in connections.settings.items():
+        if database.get("ATOMIC_REQUESTS") and alias not in skipped:
+            view = transaction.atomic(using=alias)(view)
+    return view
 
 
 def _normalized(path: str) -> str:
