@@ -29,6 +29,7 @@ from test_hostile import _serve_asgi, _serve_wsgi
 from twilio_signature import Validator, Verified
 from twilio_signature.fastapi import TwilioSignature
 from twilio_signature.flask import validate_twilio_request
+from twilio_signature.testing import handshake_headers
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from werkzeug.serving import make_server as werkzeug_server
@@ -190,7 +191,9 @@ def refused_status(url: str, headers: dict[str, str]) -> int:
 
 
 def signed(framework: str, url: str) -> dict[str, str]:
-    return {"X-Twilio-Signature": Validator(TOKENS[framework]).sign(url, b"")}
+    if url.startswith("http"):  # the mistake the tests make on purpose
+        return {"X-Twilio-Signature": Validator(TOKENS[framework]).sign(url, b"")}
+    return handshake_headers(url, token=TOKENS[framework])
 
 
 MARK = {"event": "mark", "streamSid": STREAM_SID, "mark": {"name": "ready"}}
@@ -301,3 +304,20 @@ def test_a_refused_handshake_names_forwarding_headers_uvicorn_made_untrusted(
         "(the peer address 203.0.113.7 came from X-Forwarded-For: uvicorn's proxy_headers rewrote it; "
         "trust the original proxy with forwarded_allow_ips, or turn proxy_headers off)"
     ), line
+
+
+def test_handshake_headers_sign_the_wss_url_and_refuse_an_https_one() -> None:
+    from starlette.testclient import TestClient
+
+    with TestClient(fastapi_app()) as client:
+        headers = handshake_headers("ws://testserver/media", token=TOKENS["fastapi"])
+        with client.websocket_connect("/media", headers=headers) as websocket:
+            websocket.send_text(json.dumps(START))
+            assert json.loads(websocket.receive_text()) == MARK
+    sha256 = handshake_headers("wss://h/media", token="t", algorithm="HMAC_SHA256")
+    assert sha256["X-Twilio-Webhooks-Signature-Settings"] == "algorithm=HMAC_SHA256"
+    assert Validator("t").is_valid(
+        "wss://h/media", b"", sha256["X-Twilio-Signature"], "algorithm=HMAC_SHA256"
+    )
+    with pytest.raises(ValueError, match="wss://"):
+        handshake_headers("https://h/media", token="t")

@@ -16,7 +16,12 @@ The signature covers the URL the test client's server side will see: ``http://lo
 origin, such as the ``base_url`` it was configured with). The form is sent url-encoded, as Twilio
 sends it (Django's client would otherwise send multipart).
 
-:func:`signed_request` gives the pieces (URL, body, headers) for any other client.
+:func:`signed_request` gives the pieces (URL, body, headers) for any other client, and
+:func:`handshake_headers` the headers of a signed WebSocket handshake (Media Streams,
+ConversationRelay), which Twilio signs over the ``wss://`` (``ws://``) URL::
+
+    with client.websocket_connect("/media", headers=handshake_headers("ws://testserver/media")) as ws:
+        ...
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from twilio_signature._compat import HMAC_SHA1, SIGNATURE_HEADER, SIGNATURE_SETT
 from twilio_signature._native import Validator, body_sha256
 from twilio_signature._web import TOKEN_SETTING
 
-__all__ = ["SignedRequest", "post_signed", "signed_request"]
+__all__ = ["SignedRequest", "handshake_headers", "post_signed", "signed_request"]
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -84,6 +89,15 @@ def signed_request(
     if settings is not None:
         headers[SIGNATURE_SETTINGS_HEADER] = settings
     return SignedRequest(url=url, body=body, content_type=content_type, headers=headers)
+
+
+def handshake_headers(url: str, *, token: str | None = None, algorithm: str = HMAC_SHA1) -> dict[str, str]:
+    """The headers Twilio sends on a WebSocket handshake to ``url``, which must be the ``wss://`` (or
+    ``ws://``) URL: the handshake has no body and is signed over that URL (an ``https://`` URL is
+    refused here, as the helpers would refuse its signature)."""
+    if not url.lower().startswith(("ws://", "wss://")):
+        raise ValueError("a WebSocket handshake is signed over its wss:// (or ws://) URL")
+    return dict(signed_request(url, None, token=token, algorithm=algorithm).headers)
 
 
 def _default_origin(client: Any) -> str:
