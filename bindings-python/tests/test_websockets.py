@@ -321,3 +321,32 @@ def test_handshake_headers_sign_the_wss_url_and_refuse_an_https_one() -> None:
     )
     with pytest.raises(ValueError, match="wss://"):
         handshake_headers("https://h/media", token="t")
+
+
+@pytest.mark.parametrize(
+    ("base_url", "forwarded_proto", "expected"),
+    [
+        (None, None, "ws://127.0.0.1:8000/media?x=1"),
+        (None, "https", "wss://127.0.0.1:8000/media?x=1"),
+        (None, "HTTPS", "wss://127.0.0.1:8000/media?x=1"),
+        ("https://voice.example.com", None, "wss://voice.example.com/media?x=1"),
+        ("http://voice.example.com/app", None, "ws://voice.example.com/app/media?x=1"),
+    ],
+)
+def test_the_handshake_url_takes_the_websocket_scheme_of_the_public_scheme(
+    base_url: str | None, forwarded_proto: str | None, expected: str
+) -> None:
+    from twilio_signature._web import Guard
+
+    guard = Guard("fastapi", base_url=base_url, trust_proxy=True)
+    lines = {"X-Twilio-Signature": ["x"], "X-Forwarded-Proto": [forwarded_proto] if forwarded_proto else []}
+    url = guard.public_url(
+        scheme="http",
+        host="127.0.0.1:8000",
+        target="/media?x=1",
+        prefix="",
+        remote_addr="127.0.0.1",
+        header=lambda name: lines.get(name, []),
+        websocket=True,
+    )
+    assert url == expected
