@@ -565,8 +565,14 @@ func serveOnce(w http.ResponseWriter, r *http.Request, next http.Handler, store 
 		case err != nil:
 			// The claim may have been taken before the error (a reply lost to a timeout, or the
 			// client gone mid-call): free it, or a retry would wait for a run that is not coming.
-			// Best effort: a store that is down fails this too, and the claim expires with its lease.
-			_, _ = store.Release(context.WithoutCancel(ctx), key, owner)
+			// Best effort, in the background: a store that is down fails this too (after its client's
+			// timeouts, which this request must not wait for twice), and the claim expires with its
+			// lease. The owner is this request's alone, so a late release frees nothing else.
+			go func() {
+				releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.Lease)
+				defer cancel()
+				_, _ = store.Release(releaseCtx, key, owner)
+			}()
 			if ctx.Err() != nil {
 				return // the client is gone
 			}

@@ -282,3 +282,44 @@ func TestAClaimReSentByGoRedisWhileRedisIsPausedRunsTheHandlerOnce(t *testing.T)
 		t.Fatalf("Twilio's retry: %d replayed=%v, runs %d", retry.Status, retry.Replayed, h.Runs(token))
 	}
 }
+
+// Issue 24 item 4: a delivery whose client goes away while its claim is on the wire (Redis paused)
+// leaves no claim behind: the claim runs when Redis resumes, and the middleware, which saw the claim
+// call fail, frees it, so Twilio's retry runs the handler at once instead of waiting out the lease
+// (60 s) with 409s.
+func TestAClaimWhoseClientWentAwayMidClaimIsReleased(t *testing.T) {
+	s := startRedis(t)
+	c := redis.NewClient(&redis.Options{Addr: s.addr(), DialTimeout: time.Second, ReadTimeout: time.Second,
+		WriteTimeout: time.Second, MaxRetries: 2})
+	t.Cleanup(func() { _ = c.Close() })
+	prefix := uniquePrefix()
+	store := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	h := idempotencytest.NewHarness()
+	app := h.NewApp(t, store, twiliosig.IdempotencyOptions{})
+	if r := idempotencytest.Post(t, app, "/voice", idempotencytest.NewToken(), false); r.Err != nil || r.Status != 200 {
+		t.Fatalf("warm-up: %d %v", r.Status, r.Err) // loads the scripts: the paused claim is an EVALSHA that runs
+	}
+	stored := len(keys(t, c, prefix))
+
+	token := idempotencytest.NewToken()
+	s.pause()
+	if r := idempotencytest.PostWithin(t, app, "/voice", token, false, 300*time.Millisecond); r.Err == nil {
+		t.Fatalf("the client did not give up: %d", r.Status)
+	}
+	time.Sleep(1500 * time.Millisecond) // go-redis's read times out (1 s); it does not retry for a gone request
+	s.resume()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(keys(t, c, prefix)) != stored && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := keys(t, c, prefix); len(got) != stored {
+		t.Fatalf("a claim was left behind: %d keys, %d before", len(got), stored)
+	}
+	start := time.Now()
+	if r := idempotencytest.Post(t, app, "/voice", token, false); r.Err != nil || r.Status != 200 || r.Replayed || h.Runs(token) != 1 {
+		t.Fatalf("Twilio's retry: %d %v replayed=%v, runs %d", r.Status, r.Err, r.Replayed, h.Runs(token))
+	}
+	if waited := time.Since(start); waited >= idempotencytest.Wait {
+		t.Fatalf("the retry waited %v", waited)
+	}
+}
