@@ -100,7 +100,7 @@ var (
 	ErrUnsupportedContentType = errors.New("twiliosig: unsupported content type for a form body")
 )
 
-// contentTypeError is the 415's reason: the media type received ("" when there was none).
+// contentTypeError is the 415's reason: the media type received, or none at all (missing).
 type contentTypeError struct {
 	mediaType string
 	missing   bool
@@ -135,8 +135,9 @@ func VerifiedFrom(ctx context.Context) (Verified, bool) {
 // Content-Length says so, otherwise at most MaxBodyBytes+1 bytes are read); 415 when a non-empty body
 // verified as a form (the URL has no bodySHA256) does not carry Content-Type
 // application/x-www-form-urlencoded (parameters such as charset allowed; see checkContentType); 403
-// when the signature does not verify (the body counts whatever the method). Each refusal is logged once (or given to
-// OnReject). The body is read once and restored for next; what was verified is in the request's context (VerifiedFrom).
+// when the signature does not verify (the body counts whatever the method). Each refusal is logged
+// once (or given to OnReject). The body is read once and restored for next; what was verified is in
+// the request's context (VerifiedFrom).
 //
 // A WebSocket handshake (an HTTP/1.1 GET with Upgrade: websocket and Connection: upgrade, or an HTTP/2
 // extended CONNECT with :protocol websocket) is verified against the wss:// URL (ws:// when the
@@ -258,24 +259,13 @@ func (g *guard) check(w http.ResponseWriter, r *http.Request) (Verified, *Reject
 	if !g.validator.open() {
 		return Verified{}, refusal(http.StatusInternalServerError, ErrClosed, url, closedDiagnosis)
 	}
-	tooLarge := refusal(http.StatusRequestEntityTooLarge, ErrBodyOverLimit, url,
-		fmt.Sprintf("Twilio's webhooks are small; raise MaxBodyBytes (%d) if yours really are larger", g.maxBody))
-	if r.ContentLength > g.maxBody {
-		return Verified{}, tooLarge
-	}
-	if r.Body == nil { // a client-side request handed straight to the handler
-		r.Body = http.NoBody
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.maxBody))
-	if err != nil {
-		var overLimit *http.MaxBytesError
-		if errors.As(err, &overLimit) {
-			return Verified{}, tooLarge
+	var body []byte // an HTTP/2 extended CONNECT's body is the WebSocket stream itself: nothing of it is signed
+	if r.Method != http.MethodConnect || !isWebSocketUpgrade(r) {
+		var rejection *Rejection
+		if body, rejection = g.readBody(w, r, url); rejection != nil {
+			return Verified{}, rejection
 		}
-		return Verified{}, refusal(http.StatusBadRequest, fmt.Errorf("twiliosig: reading the body: %w", err),
-			url, "the client stopped sending the body")
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
 	if err := checkContentType(r, url, body); err != nil {
 		return Verified{}, refusal(http.StatusUnsupportedMediaType, err, url, formContentTypeDiagnosis)
 	}
@@ -294,6 +284,29 @@ func (g *guard) check(w http.ResponseWriter, r *http.Request) (Verified, *Reject
 // refusal is a Rejection without its Ignored part (reject adds it).
 func refusal(status int, err error, url, diagnosis string) *Rejection {
 	return &Rejection{Status: status, Err: err, URL: url, Diagnosis: diagnosis}
+}
+
+// readBody reads the body, bounded by MaxBodyBytes (413 over it), and puts it back for next.
+func (g *guard) readBody(w http.ResponseWriter, r *http.Request, url string) ([]byte, *Rejection) {
+	tooLarge := refusal(http.StatusRequestEntityTooLarge, ErrBodyOverLimit, url,
+		fmt.Sprintf("Twilio's webhooks are small; raise MaxBodyBytes (%d) if yours really are larger", g.maxBody))
+	if r.ContentLength > g.maxBody {
+		return nil, tooLarge
+	}
+	if r.Body == nil { // a client-side request handed straight to the handler
+		r.Body = http.NoBody
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.maxBody))
+	if err != nil {
+		var overLimit *http.MaxBytesError
+		if errors.As(err, &overLimit) {
+			return nil, tooLarge
+		}
+		return nil, refusal(http.StatusBadRequest, fmt.Errorf("twiliosig: reading the body: %w", err),
+			url, "the client stopped sending the body")
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return body, nil
 }
 
 const closedDiagnosis = "the validator was closed while the server still uses it"
