@@ -74,7 +74,8 @@ enum Command {
     /// Like verify, and when it fails name the likely mistake (http vs https, slash, query, ...) and the fix
     #[command(after_help = EXPLAIN_EXAMPLES)]
     Explain(CheckArgs),
-    /// POST a signed, Twilio-shaped webhook (an inbound SMS by default) to a server on this machine
+    /// POST a signed, Twilio-shaped webhook (an inbound SMS by default), or a signed WebSocket
+    /// handshake, to a server on this machine
     #[command(after_help = SEND_EXAMPLES)]
     Send(SendArgs),
     /// Verifying reverse proxy: forward only requests signed by Twilio to an app in any language
@@ -111,12 +112,16 @@ Examples:
   twsig explain --url http://example.com/sms --signature '...' --form-file body.txt
   # A 44-character signature without its settings header
   twsig explain --url https://example.com/sms --signature '...' --form-file body.txt
+  # A Media Streams handshake (no body) checked against the https:// URL the app saw
+  twsig explain --url https://example.com/media --signature '...' --get
 
 Common causes it recognises: http vs https, a port, a trailing slash, an added query string, a JSON
 body verified as a form (its URL without its bodySHA256), a missing or unexpected settings header, a
-SharedKey id mismatch. When nothing matches it says whether the URL looks internal (an app behind a
-proxy verifying its own address: Twilio signs the public URL) or, for a public URL, to check the
-token. Exit codes as for verify.";
+SharedKey id mismatch, a WebSocket handshake verified as https:// (Twilio signs its wss:// URL) or
+the reverse, a path doubled by a base URL that ends with the route, a port the app does not see
+(8443, 8080, 8000, 3000, 5000). When nothing matches it says whether the URL looks internal (an app
+behind a proxy verifying its own address: Twilio signs the public URL) or, for a public URL, to
+check the token. Exit codes as for verify.";
 
 const SEND_EXAMPLES: &str = "\
 Examples:
@@ -129,9 +134,16 @@ Examples:
   twsig send --url http://127.0.0.1:5000/events --json '{\"type\":\"test\"}'
   # A forged request, to check that the app refuses it
   twsig send --url http://127.0.0.1:5000/sms --signature 'AAAAAAAAAAAAAAAAAAAAAAAAAAA='
+  # A retry of the same delivery, and a header a proxy would add
+  twsig send --url http://127.0.0.1:5000/sms -H 'I-Twilio-Idempotency-Token: 1234' -H 'X-Forwarded-Proto: https'
+  # The signed WebSocket handshake of a Media Streams call (Twilio signs the wss:// URL it was given)
+  twsig send --websocket --url http://127.0.0.1:8000/media --sign-url wss://example.com/media
 
 Only loopback hosts are accepted (localhost, 127.0.0.0/8, [::1]). Prints the status line and the body.
-Exit codes: 0 for a 2xx/3xx answer, 1 for 4xx/5xx, 2 bad usage or no connection.";
+-H may not set X-Twilio-Signature or its settings header (use --signature, --signature-settings) nor
+Host, Content-Length, Transfer-Encoding or Connection; a CR or LF in a header is refused (exit 2).
+Exit codes: 0 for a 2xx/3xx answer (--websocket: a 101 with the right Sec-WebSocket-Accept), 1 for
+4xx/5xx (--websocket: anything else), 2 bad usage or no connection.";
 
 /// Where the secrets come from.
 #[derive(Args, Debug)]
@@ -249,12 +261,24 @@ struct CheckArgs {
 
 #[derive(Args, Debug)]
 struct SendArgs {
-    /// Where to POST: an http:// URL on this machine (localhost, 127.0.0.0/8, [::1])
+    /// Where to POST: an http:// URL on this machine (localhost, 127.0.0.0/8, [::1]); with
+    /// --websocket, http:// or ws://
     #[arg(long)]
     url: String,
-    /// The URL to sign, when the app verifies another one (its public https URL behind a proxy)
+    /// The URL to sign, when the app verifies another one (its public https URL behind a proxy; the
+    /// wss:// URL for --websocket). Used as given
     #[arg(long, value_name = "URL")]
     sign_url: Option<String>,
+    /// Perform a signed WebSocket handshake (a Media Streams / ConversationRelay stream: a GET with
+    /// Upgrade: websocket, no body) instead of a POST, signed over the ws:// form of --url unless
+    /// --sign-url is given; exit 0 when the server answers 101 Switching Protocols
+    #[arg(long, conflicts_with_all = ["params", "no_default_params", "json", "json_file"])]
+    websocket: bool,
+    /// An extra request header 'Name: value'; repeat for more. It replaces a default of that name
+    /// (Content-Type, User-Agent, Accept). The signature headers and the framing ones (Host,
+    /// Content-Length, Connection, ...) are refused: use --signature / --signature-settings
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = send::parse_header)]
+    headers: Vec<(String, String)>,
     /// A form parameter NAME=VALUE; replaces the default of that name; repeat for more
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = send::parse_param)]
     params: Vec<(String, String)>,
@@ -418,9 +442,19 @@ fn check(args: &CheckArgs, explain: bool) -> Result<u8, Failure> {
 }
 
 fn send_webhook(args: &SendArgs) -> Result<u8, Failure> {
-    let target = send::loopback_target(&args.url)?;
+    let target = send::loopback_target(&args.url, args.websocket)?;
+    if let Some(refusal) = args
+        .headers
+        .iter()
+        .find_map(|(name, _)| send::refused_header(name, args.websocket))
+    {
+        return Err(Failure::usage(refusal));
+    }
     let loaded = args.secrets.load()?;
     let header = args.settings.header();
+    if args.websocket {
+        return send_handshake(args, &target, &loaded, header.as_deref());
+    }
     let signed_url = args.sign_url.as_deref().unwrap_or(&args.url);
 
     let json = match (&args.json, &args.json_file) {
@@ -452,12 +486,15 @@ fn send_webhook(args: &SendArgs) -> Result<u8, Failure> {
         .map_err(|e| Failure::usage(format!("cannot sign: {e}")))?;
     let signature = args.signature.as_deref().unwrap_or(computed.as_str());
 
-    let mut headers = vec![
-        ("Content-Type", content_type),
-        ("User-Agent", "TwilioProxy/1.1"),
-        ("Accept", "*/*"),
-        ("X-Twilio-Signature", signature),
-    ];
+    let mut headers = send::with_extra_headers(
+        &[
+            ("Content-Type", content_type),
+            ("User-Agent", "TwilioProxy/1.1"),
+            ("Accept", "*/*"),
+        ],
+        &args.headers,
+    );
+    headers.push(("X-Twilio-Signature", signature));
     if let Some(header) = &header {
         headers.push(("X-Twilio-Webhooks-Signature-Settings", header));
     }
@@ -472,4 +509,58 @@ fn send_webhook(args: &SendArgs) -> Result<u8, Failure> {
     } else {
         EXIT_INVALID
     })
+}
+
+/// `send --websocket`: the handshake Twilio makes to a `<Stream>`/`<Connect><Stream>` URL, signed over
+/// its URL alone (no body), and the server's answer.
+fn send_handshake(
+    args: &SendArgs,
+    target: &send::Target,
+    loaded: &[secrets::Loaded],
+    settings: Option<&str>,
+) -> Result<u8, Failure> {
+    // Twilio signs the wss:// URL it was given; locally that is the ws:// form of --url.
+    let signed_url = match &args.sign_url {
+        Some(url) => url.clone(),
+        None => match args.url.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => format!("ws://{rest}"),
+            _ => args.url.clone(),
+        },
+    };
+    let request = Request::get(&signed_url).settings(settings.map(str::as_bytes));
+    let computed = twilio_signature::sign(loaded[0].bytes(), &request)
+        .map_err(|e| Failure::usage(format!("cannot sign: {e}")))?;
+    let signature = args.signature.as_deref().unwrap_or(computed.as_str());
+    let mut headers = send::with_extra_headers(&[("User-Agent", "TwilioProxy/1.1")], &args.headers);
+    headers.push(("X-Twilio-Signature", signature));
+    if let Some(settings) = settings {
+        headers.push(("X-Twilio-Webhooks-Signature-Settings", settings));
+    }
+    let handshake = send::websocket_handshake(target, &headers, Duration::from_secs(args.timeout))?;
+    let response = &handshake.response;
+    println!("{}", response.status_line);
+    match handshake.accept_matches {
+        Some(true) => {
+            println!(
+                "upgraded: the server switched to WebSocket (signed over {signed_url}); closed it"
+            );
+            Ok(EXIT_VALID)
+        }
+        Some(false) => {
+            println!(
+                "not a WebSocket server: the 101's Sec-WebSocket-Accept does not answer the key sent"
+            );
+            Ok(EXIT_INVALID)
+        }
+        None => {
+            let text = String::from_utf8_lossy(&response.body);
+            if !text.is_empty() {
+                println!("{}", text.trim_end());
+            }
+            println!(
+                "not upgraded: the handshake (signed over {signed_url}) was answered without 101"
+            );
+            Ok(EXIT_INVALID)
+        }
+    }
 }

@@ -226,3 +226,107 @@ fn wrong_token() {
     assert_explains(&run, "no common mistake explains it", "Auth Token");
     assert!(!run.stdout.contains("another-accounts-token"));
 }
+
+/// `twsig sign --get --url url`: the signature of a handshake (a GET, no body), from the last line.
+fn sign_get(url: &str) -> Run {
+    twsig(&["sign", "--get", "--url", url], Token::Env(TOKEN), b"")
+}
+
+#[test]
+fn sign_verify_and_explain_take_wss_urls() {
+    let run = sign_get("wss://example.com/media?x=1");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let signature = run.last_line().to_owned();
+    assert_eq!(
+        signature,
+        twilio_signs("wss://example.com/media?x=1", b"", None)
+    );
+    // verify: as given, and with the :443 the port toggle adds to wss.
+    let run = twsig(
+        &[
+            "verify",
+            "--get",
+            "--url",
+            "wss://example.com:443/media?x=1",
+            "--signature",
+            &signature,
+        ],
+        Token::Env(TOKEN),
+        b"",
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("over the URL with its port toggled"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_handshake_verified_as_https_names_the_wss_url() {
+    for (signed, verified, cause, fix) in [
+        (
+            "wss://example.com/media",
+            "https://example.com/media",
+            "likely cause: verified as https:// but Twilio signed the wss:// handshake.\n\
+             url verified: https://example.com/media\n\
+             url signed: wss://example.com/media\n",
+            "fix: verify a WebSocket handshake (a GET with Upgrade: websocket) over its wss:// URL",
+        ),
+        // The reverse: a request Twilio signed over https://, verified as a handshake.
+        (
+            "https://example.com/voice",
+            "wss://example.com/voice",
+            "verified as wss:// but Twilio signed the https:// URL",
+            "url signed: https://example.com/voice\n",
+        ),
+        // ws:// for a handshake Twilio signed as wss:// (the app behind a proxy saw http).
+        (
+            "wss://example.com/media",
+            "ws://example.com/media",
+            "other scheme (ws vs wss)",
+            "trust your proxy's X-Forwarded-Proto",
+        ),
+    ] {
+        let signature = sign_get(signed).last_line().to_owned();
+        let run = explain(verified, &signature, &["--get"], b"", TOKEN);
+        assert_explains(&run, cause, fix);
+    }
+}
+
+#[test]
+fn a_route_pasted_into_the_base_url() {
+    let signature = twilio_signs("https://hooks.example.com/twilio/sms", FORM, None);
+    let run = explain(
+        "https://hooks.example.com/twilio/sms/twilio/sms",
+        &signature,
+        &[],
+        FORM,
+        TOKEN,
+    );
+    assert_explains(
+        &run,
+        "likely cause: the URL verified repeats part of its path: Twilio signed it without the repeat.\n\
+         url verified: https://hooks.example.com/twilio/sms/twilio/sms\n\
+         url signed: https://hooks.example.com/twilio/sms\n",
+        "fix: give the base URL as the public origin",
+    );
+    assert!(!run.stdout.contains("no common mistake"), "{}", run.stdout);
+}
+
+#[test]
+fn a_port_the_app_does_not_see() {
+    let signature = twilio_signs("https://example.com:8443/sms", FORM, None);
+    let run = explain(PUBLIC, &signature, &[], FORM, TOKEN);
+    assert_explains(
+        &run,
+        "likely cause: Twilio signed the URL with a port that the URL verified does not have.\n\
+         url verified: https://example.com/sms\n\
+         url signed: https://example.com:8443/sms\n",
+        "fix: verify the URL with the port Twilio requested",
+    );
+    // A port outside the short list is not guessed.
+    let signature = twilio_signs("https://example.com:9443/sms", FORM, None);
+    let run = explain(PUBLIC, &signature, &[], FORM, TOKEN);
+    assert_explains(&run, "no common mistake explains it", "Auth Token");
+}

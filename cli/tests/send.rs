@@ -25,10 +25,7 @@ struct Seen {
 
 impl Seen {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        common::header(&self.headers, name)
     }
 }
 
@@ -367,4 +364,97 @@ fn a_line_break_in_a_header_value_is_refused_before_connecting() {
     );
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("line break"), "{}", run.stderr);
+}
+
+#[test]
+fn extra_headers_reach_the_server_and_replace_defaults_by_name() {
+    let (port, server) = serve_once(None);
+    let run = send(
+        port,
+        "/sms",
+        &[
+            "-H",
+            "I-Twilio-Idempotency-Token: 0f3b2c4e-retry-1",
+            "--header",
+            "X-Forwarded-For: 203.0.113.7",
+            "-H",
+            "X-Forwarded-For:10.0.0.1",
+            "-H",
+            "user-agent: my-test/2",
+        ],
+        TOKEN,
+    );
+    let seen = server.join().unwrap();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(seen.verdict, Ok(()));
+    assert_eq!(
+        seen.header("I-Twilio-Idempotency-Token"),
+        Some("0f3b2c4e-retry-1")
+    );
+    // Repeated names are all sent, in order.
+    let forwarded: Vec<&str> = common::header_values(&seen.headers, "X-Forwarded-For");
+    assert_eq!(forwarded, ["203.0.113.7", "10.0.0.1"]);
+    // A default of the same name is replaced, not sent twice.
+    let agents: Vec<&str> = common::header_values(&seen.headers, "User-Agent");
+    assert_eq!(agents, ["my-test/2"]);
+
+    // A Content-Type of the caller's choosing (to check that an app refuses a form sent as
+    // multipart): the signature still covers the same form.
+    let (port, server) = serve_once(None);
+    let run = send(
+        port,
+        "/sms",
+        &["-H", "Content-Type: multipart/form-data; boundary=B"],
+        TOKEN,
+    );
+    let seen = server.join().unwrap();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        seen.header("Content-Type"),
+        Some("multipart/form-data; boundary=B")
+    );
+    assert_eq!(
+        common::header_values(&seen.headers, "Content-Type").len(),
+        1
+    );
+}
+
+#[test]
+fn bad_or_overriding_headers_are_refused_before_connecting() {
+    // Nothing listens on the port: a refusal must come before any connection (exit 2, one line).
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (header, message) in [
+        ("X-A: 1\r\nX-Evil: 1", "line break (CR or LF): refused"),
+        ("X-A: 1\n", "line break (CR or LF): refused"),
+        ("X-A: 1\r", "line break (CR or LF): refused"),
+        ("X-A: \u{1b}[31m", "control character: refused"),
+        ("no colon here", "expected 'Name: value'"),
+        (": empty name", "is not an HTTP field name"),
+        ("Bad Name: v", "is not an HTTP field name"),
+        (
+            "X-Twilio-Signature: AAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "use --signature",
+        ),
+        (
+            "x-twilio-webhooks-signature-settings: key=K",
+            "use --signature-settings",
+        ),
+        ("Host: example.com", "send writes them to frame the request"),
+        ("Content-Length: 0", "send writes them to frame the request"),
+        (
+            "Transfer-Encoding: chunked",
+            "send writes them to frame the request",
+        ),
+    ] {
+        let run = send(port, "/sms", &["-H", header], TOKEN);
+        assert_eq!(run.code, 2, "{header:?}: {}", run.stderr);
+        assert!(run.stderr.contains(message), "{header:?}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(!run.stderr.contains("cannot connect"), "{}", run.stderr);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    }
 }

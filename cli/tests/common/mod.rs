@@ -79,3 +79,17 @@ pub fn temp_file(contents: &[u8]) -> PathBuf {
 pub fn path_str(path: &std::path::Path) -> &str {
     path.to_str().unwrap()
 }
+
+/// The value of the first header `name` (any case) among `headers`, as a test server recorded them.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    header_values(headers, name).first().copied()
+}
+
+/// Every value of the header `name` (any case), in the order received.
+pub fn header_values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
