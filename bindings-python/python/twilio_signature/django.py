@@ -29,6 +29,9 @@ refusal is one WARNING line on the logger ``twilio_signature.django``. Django's 
 ``SECURE_PROXY_SSL_HEADER`` and ``USE_X_FORWARDED_HOST`` already shape ``request.scheme`` and
 ``get_host()``, which these helpers start from.
 
+Django Channels: :class:`TwilioSignatureWebSocketMiddleware` verifies the WebSocket handshakes of
+Media Streams and ConversationRelay (over the ``wss://`` URL) before the consumer runs.
+
 Retries (see :mod:`twilio_signature.idempotency`): ``@validate_twilio_request(idempotency=store)``, or
 for the middleware the setting ``TWILIO_IDEMPOTENCY``: a store (``MemoryStore()`` for one process,
 ``RedisStore(redis.Redis(...))`` for several), an ``Idempotency(store, ...)`` driver, or the dotted

@@ -16,6 +16,16 @@
     @app.post("/voice")                             # Form() fields work beside it
     async def voice(From: Annotated[str, Form()], verified: Annotated[Verified, Depends(twilio)]): ...
 
+The same dependency guards a WebSocket route (Media Streams, ConversationRelay)::
+
+    @app.websocket("/media")
+    async def media(websocket: WebSocket, verified: Annotated[Verified, Depends(twilio)]):
+        await websocket.accept()
+
+The handshake is verified over the ``wss://`` (``ws://``) URL Twilio signs, before ``accept()``; a
+refused one is answered 400/403 (or, on a server without the ASGI denial-response extension, closed
+before accept: the server's 403), never upgraded.
+
 Plain Starlette: ``await twilio(request)`` inside the endpoint. The token is the ``token`` argument or
 the environment variable ``TWILIO_AUTH_TOKEN``.
 

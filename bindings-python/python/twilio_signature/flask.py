@@ -29,6 +29,11 @@ the same ``I-Twilio-Idempotency-Token`` gets that response with ``Idempotent-Rep
 view does not run. ``after_request`` functions still run on
 every response, replayed or not; what is stored is the view's own response.
 
+WebSocket routes (flask-sock): put the decorator under ``@sock.route("/media")``. A handshake (a GET
+with ``Upgrade: websocket``) is verified over the ``wss://`` (``ws://``) URL Twilio signs, with no
+body, when Flask starts the request: before flask-sock's view wrapper answers 101, so a refused
+handshake gets its 400/403 and is never upgraded.
+
 The URL is the one the server saw, built from the raw request target, unless ``base_url`` is given or
 the request comes from a trusted proxy (``trusted_proxies=["10.0.0.0/8"]`` or ``trust_proxy=True``),
 whose last ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` values then replace the scheme and host.
