@@ -7,15 +7,18 @@
 
 // #[napi] functions take their arguments by value: napi-rs converts each JS value into an owned one.
 #![allow(clippy::needless_pass_by_value)]
+// In `cargo test` builds napi-rs registers nothing (its module constructor is cfg(not(test))), so the
+// hot path that only `fast::init` reaches looks unused there.
+#![cfg_attr(test, allow(dead_code))]
+
+mod fast;
 
 use std::cell::RefCell;
-use std::ffi::c_char;
 use std::fmt;
-use std::ptr;
 use std::rc::Rc;
 
 use napi::bindgen_prelude::{Buffer, Either, Unknown};
-use napi::{sys, Error as NapiError, JsValue, Status};
+use napi::{Error as NapiError, JsValue, Status};
 use napi_derive::napi;
 use twilio_signature::{Candidate, Error, Overflow, Payload, Request, Secret, Span, Verified};
 
@@ -34,242 +37,6 @@ fn bytes(value: &Bytes) -> &[u8] {
 
 fn optional(value: Option<&Bytes>) -> Option<&[u8]> {
     value.map(bytes)
-}
-
-thread_local! {
-    /// Where the hot calls (`check`, `verify`) copy their string arguments as UTF-8: one V8 write per
-    /// string into memory kept from call to call, where napi-rs's `String` measures the string, allocates,
-    /// and writes it (a third of a verify's time on an SMS webhook, measured with perf).
-    static ARENA: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1 << 16));
-}
-
-/// Room asked of the arena before writing a string whose length is not known yet.
-const MIN_SPARE: usize = 4096;
-
-/// One argument of a hot call: absent (null or undefined), a range of the arena, or the bytes of a
-/// Buffer / Uint8Array, which stay valid for the call (the JS value is on the caller's stack and no JS
-/// runs until the call returns).
-enum Arg {
-    Absent,
-    Arena(usize, usize),
-    Raw(*const u8, usize),
-}
-
-fn type_error(what: &str) -> NapiError {
-    NapiError::new(
-        Status::InvalidArg,
-        format!("{what} must be a string, a Buffer or a Uint8Array"),
-    )
-}
-
-/// Reads one argument of a hot call (see [`Arg`]).
-fn read_arg(value: &Unknown<'_>, arena: &mut Vec<u8>, what: &str) -> napi::Result<Arg> {
-    let raw = value.value();
-    let (env, value) = (raw.env, raw.value);
-    let mut kind = 0;
-    // SAFETY: env and value are the live handles napi-rs gave this call.
-    if unsafe { sys::napi_typeof(env, value, &raw mut kind) } != sys::Status::napi_ok {
-        return Err(type_error(what));
-    }
-    match kind {
-        sys::ValueType::napi_undefined | sys::ValueType::napi_null => Ok(Arg::Absent),
-        sys::ValueType::napi_string => write_string(env, value, arena),
-        sys::ValueType::napi_object => {
-            let (mut kind, mut length, mut data) = (0, 0, ptr::null_mut());
-            let (mut buffer, mut offset) = (ptr::null_mut(), 0);
-            // SAFETY: as above; the out-pointers are locals. Fails (not ok) for non-typed-arrays.
-            let status = unsafe {
-                sys::napi_get_typedarray_info(
-                    env,
-                    value,
-                    &raw mut kind,
-                    &raw mut length,
-                    &raw mut data,
-                    &raw mut buffer,
-                    &raw mut offset,
-                )
-            };
-            if status != sys::Status::napi_ok || kind != sys::TypedarrayType::uint8_array {
-                return Err(type_error(what));
-            }
-            Ok(Arg::Raw(data.cast_const().cast::<u8>(), length))
-        }
-        _ => Err(type_error(what)),
-    }
-}
-
-/// Appends a JS string's UTF-8 to the arena: one write into the spare room when it fits (V8 never
-/// leaves more than 3 bytes and the NUL unused when it runs out of room mid-string, so a write that
-/// stops 5 or more bytes short of the room is complete), else measured and written again.
-fn write_string(
-    env: sys::napi_env,
-    value: sys::napi_value,
-    arena: &mut Vec<u8>,
-) -> napi::Result<Arg> {
-    let start = arena.len();
-    arena.reserve(MIN_SPARE);
-    let mut room = arena.capacity() - start;
-    let mut written = 0;
-    // SAFETY: the pointer is `room` bytes of the arena's spare capacity; V8 writes at most `room` bytes
-    // (the NUL included) and `written` counts the bytes before the NUL, all initialised.
-    let mut status = unsafe {
-        sys::napi_get_value_string_utf8(
-            env,
-            value,
-            arena.as_mut_ptr().add(start).cast::<c_char>(),
-            room,
-            &raw mut written,
-        )
-    };
-    if status == sys::Status::napi_ok && written + 5 >= room {
-        let mut length = 0;
-        // SAFETY: a NULL buffer asks for the length only.
-        status = unsafe {
-            sys::napi_get_value_string_utf8(env, value, ptr::null_mut(), 0, &raw mut length)
-        };
-        if status == sys::Status::napi_ok {
-            arena.reserve(length + 1);
-            room = arena.capacity() - start;
-            // SAFETY: as for the first write, with room for the whole string and its NUL.
-            status = unsafe {
-                sys::napi_get_value_string_utf8(
-                    env,
-                    value,
-                    arena.as_mut_ptr().add(start).cast::<c_char>(),
-                    room,
-                    &raw mut written,
-                )
-            };
-        }
-    }
-    if status != sys::Status::napi_ok {
-        return Err(NapiError::new(
-            Status::GenericFailure,
-            "cannot read a string argument",
-        ));
-    }
-    // SAFETY: V8 initialised `written` bytes from `start`.
-    unsafe { arena.set_len(start + written) };
-    Ok(Arg::Arena(start, written))
-}
-
-/// Copies `bytes` to the start of `out`, a Uint8Array at least that long (the JS side passes one it
-/// keeps for this); anything else is left alone.
-fn write_out(out: &Unknown<'_>, bytes: &[u8]) {
-    let raw = out.value();
-    let (mut kind, mut length, mut data) = (0, 0, ptr::null_mut());
-    let (mut buffer, mut offset) = (ptr::null_mut(), 0);
-    // SAFETY: live handles of this call; locals as out-pointers.
-    let status = unsafe {
-        sys::napi_get_typedarray_info(
-            raw.env,
-            raw.value,
-            &raw mut kind,
-            &raw mut length,
-            &raw mut data,
-            &raw mut buffer,
-            &raw mut offset,
-        )
-    };
-    if status == sys::Status::napi_ok
-        && kind == sys::TypedarrayType::uint8_array
-        && length >= bytes.len()
-    {
-        // SAFETY: `data` points at `length` >= bytes.len() bytes of the array, which no JS touches
-        // during this call.
-        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), data.cast::<u8>(), bytes.len()) };
-    }
-}
-
-/// A JS string's UTF-16 code units (`length` of them, the caller's count; a string of another length is
-/// read up to `length`).
-fn read_utf16(value: &Unknown<'_>, length: usize) -> napi::Result<Vec<u16>> {
-    let raw = value.value();
-    let mut units: Vec<u16> = Vec::with_capacity(length + 1);
-    let mut written = 0;
-    // SAFETY: live handles of this call; V8 writes at most `length + 1` units (the NUL included) into
-    // the spare capacity and reports the units before the NUL, all initialised.
-    let status = unsafe {
-        sys::napi_get_value_string_utf16(
-            raw.env,
-            raw.value,
-            units.as_mut_ptr(),
-            length + 1,
-            &raw mut written,
-        )
-    };
-    if status != sys::Status::napi_ok {
-        return Err(type_error("joined"));
-    }
-    // SAFETY: `written` units were initialised by V8.
-    unsafe { units.set_len(written) };
-    Ok(units)
-}
-
-/// UTF-16 to UTF-8, a lone surrogate as U+FFFD (what `Buffer.from(text)` does).
-fn push_utf16(out: &mut Vec<u8>, units: &[u16]) {
-    if units.iter().fold(0, |all, &u| all | u) < 0x80 {
-        out.extend(units.iter().map(|&u| u as u8));
-        return;
-    }
-    for c in char::decode_utf16(units.iter().copied()) {
-        let c = c.unwrap_or(char::REPLACEMENT_CHARACTER);
-        if c.is_ascii() {
-            out.push(c as u8);
-        } else {
-            let mut buf = [0; 4];
-            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-        }
-    }
-}
-
-/// The bytes of an argument read by [`read_arg`]; `None` when absent.
-fn resolve<'a>(arg: &Arg, arena: &'a [u8]) -> Option<&'a [u8]> {
-    match *arg {
-        Arg::Absent => None,
-        Arg::Arena(start, length) => Some(&arena[start..start + length]),
-        // SAFETY: see `Arg::Raw`: the typed array's bytes outlive the call this borrow is used in.
-        Arg::Raw(data, length) if length > 0 => {
-            Some(unsafe { std::slice::from_raw_parts(data, length) })
-        }
-        Arg::Raw(..) => Some(&[]),
-    }
-}
-
-/// Runs `f` on the bytes of a hot call's four arguments (url, body, signature, settings).
-fn with_args<R>(
-    args: [Option<&Unknown<'_>>; 4],
-    f: impl FnOnce(&[u8], &[u8], Option<&[u8]>, Option<&[u8]>) -> R,
-) -> napi::Result<R> {
-    ARENA.with(|cell| {
-        // A re-entrant call cannot happen (no JS runs inside), but fall back to a fresh arena if so.
-        let mut fresh = Vec::new();
-        let mut guard = cell.try_borrow_mut();
-        let arena = match guard.as_mut() {
-            Ok(arena) => &mut **arena,
-            Err(_) => &mut fresh,
-        };
-        arena.clear();
-        let mut read = |arg: Option<&Unknown<'_>>, what| match arg {
-            Some(arg) => read_arg(arg, arena, what),
-            None => Ok(Arg::Absent),
-        };
-        let url = read(args[0], "url")?;
-        let body = read(args[1], "body")?;
-        let signature = read(args[2], "signature")?;
-        let settings = read(args[3], "settings")?;
-        let result = f(
-            resolve(&url, arena).unwrap_or_default(),
-            resolve(&body, arena).unwrap_or_default(),
-            resolve(&signature, arena),
-            resolve(&settings, arena),
-        );
-        // A large webhook's copy is not kept for the life of the thread.
-        if arena.capacity() > 1 << 20 {
-            *arena = Vec::with_capacity(1 << 16);
-        }
-        Ok(result)
-    })
 }
 
 /// The one mapping from the core's error to the number the JS side turns into an error class
@@ -308,17 +75,6 @@ fn verified_code(verified: &Verified) -> u32 {
     0x80 | (candidate << 4) | algorithm | ((verified.secret_index as u32) << 8)
 }
 
-/// The result of `verify`: the verified code (writing the replay key to `out`) or the error code.
-fn outcome(result: Result<Verified, Error>, out: &Unknown<'_>) -> u32 {
-    match result {
-        Ok(verified) => {
-            write_out(out, &verified.replay_key());
-            verified_code(&verified)
-        }
-        Err(error) => error_code(error),
-    }
-}
-
 /// The core's validator over one or more secrets, each with an optional key id. The JS `Validator`
 /// wraps it; it never hands the secrets back (its Debug names only how many there are).
 #[napi]
@@ -343,10 +99,8 @@ thread_local! {
     static REGISTRY: RefCell<Vec<Option<Rc<Shared>>>> = const { RefCell::new(Vec::new()) };
 }
 
-fn registered(id: u32) -> napi::Result<Rc<Shared>> {
-    REGISTRY
-        .with(|registry| registry.borrow().get(id as usize).cloned().flatten())
-        .ok_or_else(|| invalid("no such validator"))
+fn registered(id: u32) -> Option<Rc<Shared>> {
+    REGISTRY.with(|registry| registry.borrow().get(id as usize).cloned().flatten())
 }
 
 impl Drop for NativeValidator {
@@ -454,10 +208,12 @@ impl NativeValidator {
         settings: Option<Bytes>,
         out: Unknown<'_>,
     ) -> u32 {
-        outcome(
+        let raw = out.value();
+        fast::outcome(
             self.shared
                 .verify_pairs(&url, &pairs, signature.as_ref(), settings.as_ref()),
-            &out,
+            raw.env,
+            raw.value,
         )
     }
 
@@ -606,116 +362,6 @@ fn borrow_pairs(flat: &[String]) -> Vec<(&str, &str)> {
     flat.chunks(2)
         .map(|pair| (pair[0].as_str(), pair.get(1).map_or("", String::as_str)))
         .collect()
-}
-
-/// The verified code (see [`verified_code`]; the replay key written to `out`, 32 bytes) or the
-/// error code (see [`error_code`]). `url`, `body`, `signature`, `settings`: strings, Buffers or
-/// Uint8Arrays; `signature` and `settings` may be null.
-/// `NativeValidator.verify` by the validator's id (see [`Shared`]).
-#[napi]
-pub fn verify(
-    id: u32,
-    url: Unknown<'_>,
-    body: Unknown<'_>,
-    signature: Unknown<'_>,
-    settings: Unknown<'_>,
-    out: Unknown<'_>,
-) -> napi::Result<u32> {
-    let shared = registered(id)?;
-    with_args(
-        [Some(&url), Some(&body), Some(&signature), Some(&settings)],
-        |url, body, signature, settings| {
-            outcome(shared.run(&request(url, body, signature, settings)), &out)
-        },
-    )
-}
-
-/// 0 when valid, else the error code: `verify` without the replay key.
-#[napi]
-pub fn check(
-    id: u32,
-    url: Unknown<'_>,
-    body: Unknown<'_>,
-    signature: Unknown<'_>,
-    settings: Unknown<'_>,
-) -> napi::Result<u32> {
-    let shared = registered(id)?;
-    with_args(
-        [Some(&url), Some(&body), Some(&signature), Some(&settings)],
-        |url, body, signature, settings| {
-            shared
-                .run(&request(url, body, signature, settings))
-                .map_or_else(error_code, |_| 0)
-        },
-    )
-}
-
-/// `check` for pairs a framework already parsed, given as one string `joined` (name0 value0 name1
-/// value1 ... concatenated) and the UTF-16 length of each piece in `lengths` (`count` pieces): one
-/// string crosses into the addon instead of one per name and value. Lone surrogates become U+FFFD,
-/// as `Buffer.from(text)` makes them.
-#[napi]
-pub fn check_pairs(
-    id: u32,
-    url: Unknown<'_>,
-    joined: Unknown<'_>,
-    lengths: &[u32],
-    count: u32,
-    signature: Unknown<'_>,
-    settings: Unknown<'_>,
-) -> napi::Result<u32> {
-    let shared = registered(id)?;
-    let count = count as usize;
-    let Some(lengths) = lengths.get(..count) else {
-        return Err(invalid("count is larger than lengths"));
-    };
-    if count / 2 > shared.max_params {
-        return Ok(error_code(Error::TooManyParams));
-    }
-    let units = read_utf16(&joined, lengths.iter().map(|&n| n as usize).sum())?;
-    let mut ends = Vec::with_capacity(count);
-    // All ASCII (the usual webhook): one narrowing pass, and the pieces' ends are their UTF-16 ones.
-    let bytes = if units.iter().fold(0, |all, &u| all | u) < 0x80 {
-        let mut end = 0;
-        for &length in lengths {
-            end = (end + length as usize).min(units.len());
-            ends.push(end);
-        }
-        units.iter().map(|&u| u as u8).collect()
-    } else {
-        // At most 3 bytes per unit (a surrogate pair's 4 bytes come from 2 units).
-        let mut bytes = Vec::with_capacity(units.len() * 3);
-        let mut at = 0;
-        for &length in lengths {
-            let end = (at + length as usize).min(units.len());
-            push_utf16(&mut bytes, &units[at..end]);
-            ends.push(bytes.len());
-            at = end;
-        }
-        bytes
-    };
-    // Only whole UTF-8 sequences were pushed, so this never fails (and costs one fast scan).
-    let text = String::from_utf8(bytes).map_err(|_| invalid("params are not text"))?;
-    let mut pairs = Vec::with_capacity(count.div_ceil(2));
-    let mut start = 0;
-    for pair in ends.chunks(2) {
-        let name = &text[start..pair[0]];
-        let value = pair.get(1).map_or("", |&end| &text[pair[0]..end]);
-        start = *pair.last().unwrap_or(&start);
-        pairs.push((name, value));
-    }
-    with_args(
-        [Some(&url), None, Some(&signature), Some(&settings)],
-        |url, _, signature, settings| {
-            let request = Request {
-                url,
-                payload: Payload::Params(&pairs),
-                signature,
-                settings,
-            };
-            shared.run(&request).map_or_else(error_code, |_| 0)
-        },
-    )
 }
 
 /// The lower-case hex SHA-256 of a body, as Twilio puts it in `bodySHA256`.
