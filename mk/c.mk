@@ -78,7 +78,8 @@ C_SOMAJOR := $(firstword $(subst ., ,$(C_VERSION)))
 C_DIST := $(ROOT)/target/dist
 C_LIBDIR = $(DESTDIR)$(PREFIX)/lib
 .PHONY: c-dist install-c test-c-install
-# ffi-c/README.md's install, compile and run commands, run as written (PREFIX a temporary directory).
+# The C snippets of README.md and ffi-c/README.md compiled as written (-Wall -Wextra -Werror -pedantic),
+# then ffi-c/README.md's install, compile and run commands, run as written (PREFIX a temporary directory).
 test-c-install:
 	tests/c/readme_commands.sh
 # The `dist` profile (Cargo.toml): LTO into one codegen unit, no debug info. One crate type per build,

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Runs the commands of ffi-c/README.md as written (mk/c.mk, test-c-install): every ```sh block after a
-# `<!-- tested: NAME -->` line, in order, in one shell, with PREFIX and the working directory set to
-# temporary ones. Fails when a block is missing (the README and this list must change together), then
-# checks what the README promises: the SONAME and links, stripped artifacts, a .pc whose comments
-# `make install-c` left alone, and static programs that run with no libtwilio_signature.so installed.
+# First compiles every ```c block of README.md and ffi-c/README.md as written, each as its own
+# translation unit with the test programs' warnings as errors (a snippet that passes `char *` where the
+# API takes `const uint8_t *` fails here). Then runs the commands of ffi-c/README.md as written
+# (mk/c.mk, test-c-install): every ```sh block after a `<!-- tested: NAME -->` line, in order, in one
+# shell, with PREFIX and the working directory set to temporary ones. Fails when a block is missing
+# (the README and this list must change together), then checks what the README promises: the SONAME
+# and links, stripped artifacts, a .pc whose comments `make install-c` left alone, and static programs
+# that run with no libtwilio_signature.so installed.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 README=$ROOT/ffi-c/README.md
@@ -11,6 +14,25 @@ EXPECTED="install shared-rpath shared-ld-library-path static fully-static"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 export PREFIX=$WORK/prefix
+
+# The C snippets: block N of a file is written to its own .c file, verbatim, and compiled (-c: they
+# define functions, not programs). Each file must have at least one, so a changed fence cannot make
+# this check pass by finding nothing.
+for doc in README.md ffi-c/README.md; do
+  out=$WORK/snippets/${doc//\//_}
+  mkdir -p "$out"
+  awk -v out="$out" '
+    /^```c$/ { inside = 1; n++; next }
+    inside && /^```$/ { inside = 0; next }
+    inside { print > (out "/" n ".c") }' "$ROOT/$doc"
+  count=$(find "$out" -name '*.c' | wc -l)
+  [ "$count" -gt 0 ] || { echo "readme_commands: no \`\`\`c block in $doc"; exit 1; }
+  for snippet in "$out"/*.c; do
+    cc -std=c11 -Wall -Wextra -Werror -pedantic -I"$ROOT/include" -c "$snippet" -o "$snippet.o" \
+      || { echo "readme_commands: C block $(basename "$snippet" .c) of $doc does not compile"; exit 1; }
+  done
+  echo "readme_commands: $count C block(s) of $doc compile with -Wall -Wextra -Werror -pedantic"
+done
 
 block() {  # the ```sh block after <!-- tested: $1 -->
   awk -v name="$1" '
