@@ -262,6 +262,41 @@ fn push_utf16(out: &mut Vec<u8>, units: &[u16]) {
     }
 }
 
+/// The UTF-8 end of each piece of `text` (the UTF-8 of the joined string) from the pieces' UTF-16
+/// lengths; `None` when a piece ends inside a character, or the lengths run past the text.
+fn utf8_ends(text: &[u8], lengths: &[u32]) -> Option<Vec<usize>> {
+    let mut ends = Vec::with_capacity(lengths.len());
+    let mut at = 0;
+    for &length in lengths {
+        let mut left = length as usize;
+        // ASCII: as many bytes as UTF-16 units (checked a word at a time by the standard library).
+        if text.get(at..at + left).is_some_and(<[u8]>::is_ascii) {
+            at += left;
+            ends.push(at);
+            continue;
+        }
+        while left > 0 {
+            let lead = *text.get(at)?;
+            let (bytes, units) = match lead {
+                0x00..=0x7f => (1, 1),
+                0xc0..=0xdf => (2, 1),
+                0xe0..=0xef => (3, 1),
+                _ => (4, 2),
+            };
+            if units > left {
+                return None;
+            }
+            at += bytes;
+            left -= units;
+        }
+        if at > text.len() {
+            return None;
+        }
+        ends.push(at);
+    }
+    Some(ends)
+}
+
 /// The pairs of `joined` (names and values concatenated) cut at the UTF-16 `lengths`, as UTF-8.
 fn split_pairs(units: &[u16], lengths: &[u32]) -> (String, Vec<usize>) {
     let mut ends = Vec::with_capacity(lengths.len());
@@ -419,29 +454,62 @@ unsafe extern "C" fn check_pairs(
         if count / 2 > shared.max_params {
             return Ok(error_code(Error::TooManyParams));
         }
+        // V8 writes the joined string's UTF-8 in one go (lone surrogates as U+FFFD); the pieces'
+        // UTF-8 ends follow from their UTF-16 lengths (an ASCII piece is as long in both).
+        let run = |text: &str,
+                   ends: &[usize],
+                   url: &[u8],
+                   signature: Option<&[u8]>,
+                   settings: Option<&[u8]>| {
+            run_pairs(&shared, text, ends, url, signature, settings)
+        };
+        let fast = with_args(
+            env,
+            [Some(url), Some(joined), Some(signature), Some(settings)],
+            |url, joined, signature, settings| {
+                let text = std::str::from_utf8(joined).ok()?;
+                let ends = utf8_ends(joined, lengths)?;
+                Some(run(text, &ends, url, signature, settings))
+            },
+        )?;
+        if let Some(code) = fast {
+            return Ok(code);
+        }
+        // A piece ends inside a character (a surrogate pair split between a name and its value):
+        // each piece converted on its own.
         let units = read_utf16(env, joined, lengths.iter().map(|&n| n as usize).sum())?;
         let (text, ends) = split_pairs(&units, lengths);
-        let mut pairs = Vec::with_capacity(count.div_ceil(2));
-        let mut start = 0;
-        for pair in ends.chunks(2) {
-            let value_end = pair.get(1).copied().unwrap_or(pair[0]);
-            pairs.push((&text[start..pair[0]], &text[pair[0]..value_end]));
-            start = value_end;
-        }
         with_args(
             env,
             [Some(url), None, Some(signature), Some(settings)],
-            |url, _, signature, settings| {
-                let request = Request {
-                    url,
-                    payload: Payload::Params(&pairs),
-                    signature,
-                    settings,
-                };
-                shared.run(&request).map_or_else(error_code, |_| 0)
-            },
+            |url, _, signature, settings| run(&text, &ends, url, signature, settings),
         )
     })
+}
+
+/// The core's verdict on the pairs of `text` cut at `ends` (name end, value end, ...).
+fn run_pairs(
+    shared: &crate::Shared,
+    text: &str,
+    ends: &[usize],
+    url: &[u8],
+    signature: Option<&[u8]>,
+    settings: Option<&[u8]>,
+) -> u32 {
+    let mut pairs = Vec::with_capacity(ends.len().div_ceil(2));
+    let mut start = 0;
+    for pair in ends.chunks(2) {
+        let value_end = pair.get(1).copied().unwrap_or(pair[0]);
+        pairs.push((&text[start..pair[0]], &text[pair[0]..value_end]));
+        start = value_end;
+    }
+    let request = Request {
+        url,
+        payload: Payload::Params(&pairs),
+        signature,
+        settings,
+    };
+    shared.run(&request).map_or_else(error_code, |_| 0)
 }
 
 type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;

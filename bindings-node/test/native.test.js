@@ -175,3 +175,26 @@ test("hostile input: wrong types are TypeErrors, huge and odd bodies are verdict
   const many = Array.from({ length: 20000 }, (_, i) => `p${i}=${i}`).join("&");
   assert.throws(() => v.verify({ url: "https://h/", body: many, signature: v.sign({ url: "https://h/", body: "a=1" }) }), pkg.TooManyParamsError);
 });
+
+test("parsed params cross as one string: Unicode, lone and split surrogates, repeated names, numbers", () => {
+  const v = new pkg.Validator("12345");
+  const url = "https://example.com/sms";
+  const cases = [
+    { Body: "Hey 😀 ünï", From: "+1555" },
+    { "n\u00e4me": ["b", "a", "b"], x: 5, y: true },
+    { "a\ud83d": "\ude00b", lone: "\udfff", high: "x\ud800" },
+    { "日本": "語", "\uFF21": "\u{1D4B3}" },
+    {},
+  ];
+  for (const params of cases) {
+    // sign() takes the params as separate strings (another path into the addon); isValid joins them.
+    const signature = v.sign({ url, params });
+    assert.equal(v.isValid({ url, params, signature }), true, JSON.stringify(params));
+    assert.equal(pkg.validateRequest("12345", signature, url, params), true);
+    assert.equal(v.isValid({ url, params: { ...params, extra: "1" }, signature }), false);
+    assert.equal(v.isValid({ url, params: Object.entries(params), signature }), true);
+  }
+  // The same pairs as a form body give the same verdict.
+  const body = "Body=Hey+%F0%9F%98%80+%C3%BCn%C3%AF&From=%2B1555";
+  assert.equal(v.isValid({ url, params: cases[0], signature: v.sign({ url, body }) }), true);
+});
