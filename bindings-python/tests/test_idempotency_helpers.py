@@ -316,7 +316,9 @@ def test_a_retry_while_the_first_run_is_going_waits_then_gets_409(redis_fleet: F
         busy = redis_fleet.post(1, "/voice?sleep=3.5", token)
         waited = time.monotonic() - started
         assert busy.status == 409 and not busy.replayed, busy
-        assert WAIT - 0.1 <= waited < WAIT + 1.5
+        # At least WAIT; the upper margin leaves room for a loaded machine (2 cores shared by
+        # parallel builds once took 4.5 s here). The 409 itself shows it did not wait for the run.
+        assert WAIT - 0.1 <= waited < WAIT + 3.0
         done = first.result(timeout=20)
     assert done.status == 200
     late = redis_fleet.post(2, "/voice?sleep=3.5", token)
