@@ -145,7 +145,7 @@ def test_a_full_memory_store_evicts_no_running_delivery(
         replies: dict[str, Any] = {}
 
         def deliver(name: str, token: str) -> None:
-            replies[name] = post(port, "/voice?sleep=1.5", token)
+            replies[name] = post(port, "/voice?sleep=3", token)  # long enough on a loaded machine
 
         running = [threading.Thread(target=deliver, args=(n, t)) for n, t in (("a", first), ("b", second))]
         for thread in running:
