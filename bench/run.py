@@ -174,8 +174,11 @@ def python_calls(fixture: dict[str, object]) -> dict[str, tuple[str, Callable[[]
     }
 
 
-def contenders(fixture: dict[str, object]) -> list[Contender]:
-    found = [in_process(name, what, call) for name, (what, call) in python_calls(fixture).items()]
+def contenders(fixture: dict[str, object], only: set[str] | None = None) -> list[Contender]:
+    """Every contender, or only those of the languages in `only` (--only)."""
+    found = []
+    if only is None or "Python" in only:
+        found = [in_process(name, what, call) for name, (what, call) in python_calls(fixture).items()]
     workers = [
         (
             "twilio-node",
@@ -233,6 +236,8 @@ def contenders(fixture: dict[str, object]) -> list[Contender]:
         ),
     ]
     for name, language, what, argv in workers:
+        if only is not None and language not in only:
+            continue
         c = worker(name, language, what, argv)
         if c is not None:
             found.append(c)
@@ -613,6 +618,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
     ap.add_argument("--skip-core", action="store_true", help="reuse criterion's last results")
     ap.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument(
+        "--only",
+        help="comma-separated languages of the cross-language contenders to run (Python, Node, C, Go); "
+        "default all. With --skip-core, e.g. `--only Node` times the Node rows alone",
+    )
     ap.add_argument("--count-python-allocs", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.count_python_allocs:
@@ -631,7 +641,7 @@ def main() -> None:
     core_md, core = core_section(race_medians(lines), criterion_medians(), allocs)
 
     print("cross-language: calibrating and running interleaved rounds", flush=True)
-    all_ = contenders(fixture)
+    all_ = contenders(fixture, set(args.only.split(",")) if args.only else None)
     try:
         interleave(all_, args.rounds)
     finally:
