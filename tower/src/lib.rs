@@ -5,12 +5,14 @@
 #![warn(missing_docs)]
 
 mod body;
+mod config;
 mod layer;
 mod proxy;
 mod refusal;
 mod service;
 
-pub use layer::{ConfigError, TwilioSignatureLayer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_PARAMS};
+pub use config::{DEFAULT_BODY_LIMIT, DEFAULT_MAX_PARAMS};
+pub use layer::{ConfigError, TwilioSignatureLayer};
 pub use proxy::PeerAddr;
 pub use refusal::{Rejection, ResponseBody};
 pub use service::{ResponseFuture, TwilioSignature};

@@ -17,7 +17,7 @@ use tower::Service;
 use twilio_signature::{Error, Overflow, Secret, Span, Validator, Verified};
 
 use crate::body::{declared_too_large, read_limited, ReadError};
-use crate::layer::Config;
+use crate::config::Config;
 use crate::proxy::{is_bad_host, last_value};
 use crate::refusal::{OnReject, Rejection, ResponseBody};
 
