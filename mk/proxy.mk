@@ -16,3 +16,19 @@ test-proxy: proxy-nginx
 proxy-nginx:
 	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
+
+# `make bench` (mk/bench.mk depends on this): requests/s of the signed SMS webhook through twsig proxy
+# against nginx proxy_pass alone, both in front of the same nginx `return 200`, load from Debian's wrk.
+# Writes bench/proxy/results.md.
+.PHONY: bench-proxy proxy-bench-tools
+PROXY_BENCH_SECONDS ?= 5
+PROXY_BENCH_ROUNDS ?= 3
+
+bench-proxy: proxy-bench-tools
+	$(CARGO) build -p twsig --release
+	python3 bench/proxy/run.py --twsig $(ROOT)/target/release/twsig \
+	  --seconds $(PROXY_BENCH_SECONDS) --rounds $(PROXY_BENCH_ROUNDS)
+
+proxy-bench-tools: proxy-nginx
+	@command -v wrk >/dev/null 2>&1 \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }

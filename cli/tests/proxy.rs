@@ -381,7 +381,9 @@ fn the_admin_listener_answers_health_readiness_and_metrics() {
     assert_eq!(requests("upstream_error", "upstream_unavailable"), "0");
     assert_eq!(
         sample(&metrics, "twsig_proxy_verify_duration_seconds_count"),
-        "3"
+        "3",
+        "{metrics}\n{}",
+        proxy.log()
     );
     assert_eq!(
         sample(&metrics, "twsig_proxy_upstream_duration_seconds_count"),

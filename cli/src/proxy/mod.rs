@@ -117,10 +117,6 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 pub fn run(args: &ProxyArgs) -> Result<u8, Failure> {
     args.secrets.check()?;
     let settings = config::Settings::resolve(args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::usage(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(server::serve(settings))?;
+    server::serve(&settings)?;
     Ok(crate::EXIT_VALID)
 }

@@ -16,7 +16,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tower::{Layer, Service};
 use twilio_signature::{Secret, Validator};
 use twilio_signature_tower::{PeerAddr, TwilioSignature, TwilioSignatureLayer};
@@ -192,20 +192,120 @@ fn millis(duration: Duration) -> f64 {
 }
 
 /// Serves until SIGTERM or Ctrl-C, then drains.
-pub async fn serve(settings: Settings) -> Result<(), Failure> {
+///
+/// One single-threaded tokio runtime per CPU, each with its own upstream connection pool, the way nginx
+/// runs one event loop per worker: a request, its upstream connection and its response stay on one
+/// thread (no wake-ups across threads). This thread accepts and hands the connections out in turn, and
+/// also watches the signals and serves the admin listener.
+pub fn serve(settings: &Settings) -> Result<(), Failure> {
     log::init(settings.log_format);
+    let cannot_listen =
+        |e: std::io::Error| Failure::usage(format!("cannot listen on {}: {e}", settings.listen));
+    let listener = std::net::TcpListener::bind(settings.listen).map_err(cannot_listen)?;
+    listener.set_nonblocking(true).map_err(cannot_listen)?;
+    let local = listener.local_addr().map_err(cannot_listen)?;
     let metrics = Arc::new(Metrics::default());
-    let app = Arc::new(App::new(&settings, &metrics)?);
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| Failure::usage(format!("cannot listen on {}: {e}", settings.listen)))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| Failure::usage(format!("cannot listen on {}: {e}", settings.listen)))?;
-    let admin = match settings.admin_listen {
-        Some(address) => Some(admin::start(address, App::upstreams(&settings), &metrics).await?),
-        None => None,
-    };
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let (stop, stopping) = watch::channel(false);
+    let mut workers = Vec::with_capacity(threads - 1);
+    for _ in 1..threads {
+        let app = Arc::new(App::new(settings, &metrics)?);
+        let (handoff, connections) = mpsc::unbounded_channel();
+        let stopping = stopping.clone();
+        std::thread::Builder::new()
+            .name("twsig-proxy".into())
+            .spawn(move || match runtime() {
+                Ok(runtime) => runtime.block_on(worker(connections, app, stopping)),
+                Err(e) => log::note("ERROR", &format!("cannot start a worker runtime: {e}")),
+            })
+            .map_err(|e| Failure::usage(format!("cannot start a worker thread: {e}")))?;
+        workers.push(handoff);
+    }
+    let app = Arc::new(App::new(settings, &metrics)?);
+    let runtime =
+        runtime().map_err(|e| Failure::usage(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async move {
+        let listener = TcpListener::from_std(listener).map_err(cannot_listen)?;
+        let admin = match settings.admin_listen {
+            Some(address) => Some(admin::start(address, App::upstreams(settings), &metrics).await?),
+            None => None,
+        };
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|e| Failure::usage(format!("cannot watch SIGTERM: {e}")))?;
+        log::note(
+            "INFO",
+            &format!(
+                "listening on {local}{} ({threads} threads); routes: {}",
+                admin.map(|a| format!(", admin on {a}")).unwrap_or_default(),
+                describe_routes(settings)
+            ),
+        );
+        let (open, mut all_closed) = mpsc::channel::<()>(1);
+        let mut next = 0;
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            // Out of file descriptors and the like: wait instead of spinning.
+                            log::note("WARN", &format!("accept failed: {e}"));
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    // In turn: this thread, then each worker.
+                    next = (next + 1) % threads;
+                    let handed = match (next, stream.into_std()) {
+                        (0, Ok(stream)) => Err(stream),
+                        (i, Ok(stream)) => workers[i - 1].send((stream, peer)).map_err(|e| e.0 .0),
+                        (_, Err(_)) => continue,
+                    };
+                    if let Err(stream) = handed {
+                        if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
+                            let app = Arc::clone(&app);
+                            tokio::spawn(connection(app, stream, peer, stopping.clone(), open.clone()));
+                        }
+                    }
+                }
+                _ = terminate.recv() => break,
+                _ = tokio::signal::ctrl_c() => break,
+            }
+        }
+        // New connections are refused from here on; those open finish their request in flight.
+        drop(listener);
+        drop(workers);
+        drop(stopping);
+        drop(open);
+        log::note(
+            "INFO",
+            "shutting down: no new connections; waiting for requests in flight",
+        );
+        let _ = stop.send(true);
+        let drain = settings.upstream_timeout + DRAIN_GRACE;
+        if tokio::time::timeout(drain, stop.closed()).await.is_err() {
+            log::note(
+                "WARN",
+                &format!("requests still in flight after {drain:?}: closing them"),
+            );
+        } else {
+            // This runtime's own connections are among those just waited for.
+            let _ = all_closed.recv().await;
+            log::note("INFO", "shut down: every request in flight finished");
+        }
+        Ok(())
+    })
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+fn describe_routes(settings: &Settings) -> String {
     let routes: Vec<String> = settings
         .routes
         .iter()
@@ -223,55 +323,33 @@ pub async fn serve(settings: Settings) -> Result<(), Failure> {
             )
         })
         .collect();
-    log::note(
-        "INFO",
-        &format!(
-            "listening on {local}{}; routes: {}",
-            admin.map(|a| format!(", admin on {a}")).unwrap_or_default(),
-            routes.join("; ")
-        ),
-    );
+    routes.join("; ")
+}
 
-    let (stop, stopping) = watch::channel(false);
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Failure::usage(format!("cannot watch SIGTERM: {e}")))?;
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait instead of spinning.
-                        log::note("WARN", &format!("accept failed: {e}"));
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(Arc::clone(&app), stream, peer, stopping.clone()));
-            }
-            _ = terminate.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
+/// A worker thread's runtime: serves the connections handed to it until the acceptor stops, then
+/// until they end (each holds a `stopping` receiver; the main thread bounds the wait).
+async fn worker(
+    mut connections: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+    app: Arc<App>,
+    stopping: watch::Receiver<bool>,
+) {
+    let (open, mut all_closed) = mpsc::channel::<()>(1);
+    while let Some((stream, peer)) = connections.recv().await {
+        if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
+            let app = Arc::clone(&app);
+            tokio::spawn(connection(
+                app,
+                stream,
+                peer,
+                stopping.clone(),
+                open.clone(),
+            ));
         }
     }
-    // New connections are refused from here on; those open finish their request in flight.
-    drop(listener);
     drop(stopping);
-    log::note(
-        "INFO",
-        "shutting down: no new connections; waiting for requests in flight",
-    );
-    let _ = stop.send(true);
-    let drain = settings.upstream_timeout + DRAIN_GRACE;
-    if tokio::time::timeout(drain, stop.closed()).await.is_err() {
-        log::note(
-            "WARN",
-            &format!("requests still in flight after {drain:?}: closing them"),
-        );
-    } else {
-        log::note("INFO", "shut down: every request in flight finished");
-    }
-    Ok(())
+    drop(open);
+    // Keeps this runtime serving its connections until the last one ends.
+    let _ = all_closed.recv().await;
 }
 
 /// One client connection: requests in turn until it closes, or until shutdown lets the one in flight
@@ -281,6 +359,7 @@ async fn connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     mut stopping: watch::Receiver<bool>,
+    _open: mpsc::Sender<()>,
 ) {
     let service = service_fn(move |request| Arc::clone(&app).handle(peer, request));
     let connection = http1::Builder::new()
