@@ -11,6 +11,8 @@ BENCH_C_FLAGS := -std=c11 -O2 -Wall -Wextra -Werror -pedantic -I$(ROOT)/include
 
 .PHONY: bench bench-deps bench-c bench-go bench-node test-bench-build
 
+# twsig proxy against nginx proxy_pass (mk/proxy.mk; writes bench/proxy/results.md).
+bench: bench-proxy
 bench: python-install bench-deps bench-c bench-go bench-node
 	CARGO="$(CARGO)" $(VENV_BIN)/python bench/run.py --rounds $(BENCH_ROUNDS)
 
