@@ -277,3 +277,24 @@ test("the drop-in webhook() through a real Express server answers as twilio-node
   assert.notEqual(empty.body, "reached");
   assert.equal((await request(port, { path: "/off", body: FORM })).status, 200);
 });
+
+test("express: a body consumed by another middleware without a copy is a 500, never verified as empty", async (t) => {
+  const logger = memoryLogger();
+  const app = express();
+  app.use((req, res, next) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      req.stash = Buffer.concat(chunks);
+      next();
+    });
+  });
+  app.post("/sms", expressWebhook({ authToken: TOKEN, logger }), (req, res) => res.send("reached"));
+  const server = http.createServer(app);
+  const port = await listen(server);
+  t.after(() => server.close());
+  // Signed over the URL alone (as a request without a body would be): must not pass with a body.
+  const res = await request(port, { headers: formHeaders(signer.sign({ url: url(port), body: "" })), body: FORM });
+  assert.equal(res.status, 500);
+  assert.notEqual(res.body, "reached");
+});
