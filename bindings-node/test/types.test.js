@@ -17,3 +17,23 @@ test("index.d.ts declares every export; the ESM entry exports the same objects",
   assert.deepEqual(names.filter((name) => esm[name] !== pkg[name]), []);
   assert.equal(esm.default, requirePackage());
 });
+
+test("without a prebuilt addon for this platform the error names it and how to build from source", () => {
+  const os = require("os");
+  const { spawnSync } = require("child_process");
+  const base = path.dirname(require.resolve(process.env.TWILIO_SIGNATURE_PACKAGE || path.join(__dirname, "..")));
+  const copy = fs.mkdtempSync(path.join(os.tmpdir(), "twsig-noaddon-"));
+  try {
+    fs.cpSync(path.join(base, "lib"), path.join(copy, "lib"), { recursive: true });
+    fs.copyFileSync(path.join(base, "index.js"), path.join(copy, "index.js"));
+    const env = { ...process.env };
+    delete env.TWILIO_SIGNATURE_NATIVE;
+    const run = spawnSync(process.execPath, ["-e", `require(${JSON.stringify(copy)})`], { env, encoding: "utf8" });
+    assert.notEqual(run.status, 0);
+    assert.match(run.stderr, /twilio-signature: no prebuilt native addon for linux-x64-gnu \(this package ships linux-x64-gnu\)/);
+    assert.match(run.stderr, /cargo build --release -p twilio-signature-node/);
+    assert.match(run.stderr, /TWILIO_SIGNATURE_NATIVE/);
+  } finally {
+    fs.rmSync(copy, { recursive: true, force: true });
+  }
+});
