@@ -224,3 +224,36 @@ test("a store that fails: processed unguarded by default, 503 with onStoreError 
   full.claim("x", "o", 60);
   assert.equal((await new Idempotency(full, { onStoreError: "refuse", logger }).begin(Buffer.alloc(32), "RC-9")).answer.status, 503);
 });
+
+test("Express: a client gone before the response releases the claim (the retry runs, no 409 wait)", async (t) => {
+  const store = new MemoryStore();
+  const app = express();
+  let runs = 0;
+  let release;
+  const gate = new Promise((resolve) => (release = resolve));
+  app.post("/voice", expressWebhook({ authToken: TOKEN, idempotency: new Idempotency(store, { wait: 5, logger: memoryLogger() }), logger: memoryLogger() }), async (req, res) => {
+    runs++;
+    if (runs === 1) {
+      await gate; // the first delivery's client hangs up while this runs
+      res.destroy();
+      return;
+    }
+    res.type("text/xml").send("<Response/>");
+  });
+  const server = http.createServer(app);
+  const port = await listen(server);
+  t.after(() => server.close());
+  const body = "CallSid=CA7&Digits=7";
+  const headers = { "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signer.sign({ url: `http://127.0.0.1:${port}/voice`, body }), "I-Twilio-Idempotency-Token": "RC-gone" };
+  const first = request(port, { path: "/voice", headers, body }).catch((error) => error);
+  while (runs === 0) await new Promise((r) => setTimeout(r, 10));
+  release();
+  assert.ok((await first) instanceof Error, "the first client saw its connection dropped");
+  await new Promise((r) => setTimeout(r, 20));
+  const started = Date.now();
+  const retry = await request(port, { path: "/voice", headers, body });
+  assert.equal(retry.status, 200);
+  assert.equal(runs, 2);
+  assert.ok(Date.now() - started < 2000, "the retry did not wait for a claim left behind");
+  assert.equal(store.size, 1, "the retry's response is stored");
+});
