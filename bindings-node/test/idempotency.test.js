@@ -208,6 +208,20 @@ test("RedisStore on a real redis-server: the layout in Redis, own-owner claims, 
   assert.deepEqual((await store.claim("k3", "o", 60)).headers, vectors.decode_v1[0].stored_headers);
 
   await retriedOnce(t, new RedisStore(client));
+
+  // ioredis: the same store over evalBuffer, reading what node-redis wrote.
+  const IORedis = require("ioredis");
+  const io = new IORedis({ host: "127.0.0.1", port: redis.port, connectTimeout: 1000, maxRetriesPerRequest: 1, lazyConnect: true });
+  await io.connect();
+  t.after(() => io.quit());
+  const ioStore = new RedisStore(io);
+  assert.deepEqual((await ioStore.claim("k1", "owner-9", 60)).headers, v.stored_headers);
+  assert.equal(await ioStore.claim("k4", "io-owner", 60), "ours");
+  assert.equal(await ioStore.claim("k4", "io-owner", 60), "ours");
+  assert.equal(await store.claim("k4", "other", 60), "busy");
+  assert.equal(await ioStore.complete("k4", "io-owner", response), true);
+  assert.deepEqual((await store.claim("k4", "other", 60)).body, response.body);
+  await retriedOnce(t, new RedisStore(io));
 });
 
 test("a store that fails: processed unguarded by default, 503 with onStoreError refuse", async (t) => {
