@@ -222,6 +222,17 @@ test("RedisStore on a real redis-server: the layout in Redis, own-owner claims, 
   assert.equal(await ioStore.complete("k4", "io-owner", response), true);
   assert.deepEqual((await store.claim("k4", "other", 60)).body, response.body);
   await retriedOnce(t, new RedisStore(io));
+
+  // node-redis 4 (commandOptions({returnBuffers: true})).
+  const v4 = require("redis4").createClient({ socket: { host: "127.0.0.1", port: redis.port, connectTimeout: 1000 } });
+  await v4.connect();
+  t.after(() => v4.quit());
+  const v4Store = new RedisStore(v4);
+  assert.deepEqual((await v4Store.claim("k4", "v4-owner", 60)).body, response.body);
+  assert.equal(await v4Store.claim("k5", "v4-owner", 60), "ours");
+  assert.equal(await v4Store.claim("k5", "v4-owner", 60), "ours");
+  assert.equal(await v4Store.complete("k5", "v4-owner", response), true);
+  assert.deepEqual((await store.claim("k5", "x", 60)).headers, v.stored_headers);
 });
 
 test("a store that fails: processed unguarded by default, 503 with onStoreError refuse", async (t) => {
