@@ -202,8 +202,8 @@ const RESP_BLOB_STRING = 36;
 
 /**
  * A store in Redis shared by every instance (and every face: Python, Go, Rust). client: a connected
- * node-redis 5+ client (`createClient()` from the redis package; 4.x via commandOptions) or an ioredis
- * client. Give it short timeouts (socket.connectTimeout, a small reconnect strategy): while Redis is
+ * node-redis client (`createClient()` from the redis package: 4.x through commandOptions, 5.x and later
+ * through withTypeMapping) or an ioredis client (evalBuffer). Give it short timeouts (socket.connectTimeout, a small reconnect strategy): while Redis is
  * down every webhook waits for them before it is processed unguarded (or refused).
  */
 class RedisStore {
