@@ -36,30 +36,6 @@ function validatorFor(authToken) {
   return validator;
 }
 
-const wellFormed = (text) => (text.isWellFormed() ? text : text.toWellFormed());
-
-function appendValue(body, name, value) {
-  if (Array.isArray(value)) {
-    for (const item of value) body = appendValue(body, name, item);
-    return body;
-  }
-  // twilio-node concatenates name + value, so a number or boolean counts as its string.
-  return (body ? body + "&" : "") + name + "=" + encodeURIComponent(wellFormed(String(value)));
-}
-
-/**
- * Parsed params as an application/x-www-form-urlencoded body: the core decodes it back to exactly these
- * pairs, and a body string crosses into the addon in one piece.
- */
-function formBody(params) {
-  let body = "";
-  if (params === null || params === undefined) return body;
-  for (const name of Object.keys(params)) {
-    body = appendValue(body, encodeURIComponent(wellFormed(name)), params[name]);
-  }
-  return body;
-}
-
 function getExpectedTwilioSignature(authToken, webhookUrl, params) {
   const validator = validatorFor(authToken);
   if (validator === null) {
@@ -182,6 +158,5 @@ module.exports = {
   validateIncomingRequest,
   validateExpressRequest,
   webhook,
-  formBody,
   validatorFor,
 };
