@@ -34,11 +34,14 @@ npm-pack: node-addon
 	cd $(NODE_STAGE) && npm pack --silent --pack-destination $(ROOT)/dist >/dev/null
 	@test -f $(NODE_TGZ) && echo "npm-pack: $(NODE_TGZ) ($$(stat -c %s $(NODE_TGZ)) bytes)"
 
-test-node: redis-server node-deps node-addon npm-pack
+# python-install: the mixed-fleet test runs a Python instance (bindings-python's RedisStore) beside a Node
+# one; TWILIO_SIGNATURE_REQUIRE_FLEET=1 makes its "no venv here: skip" a failure in this target.
+test-node: redis-server python-install node-deps node-addon npm-pack
 	$(CARGO) fmt -p twilio-signature-node --check
 	$(CARGO) clippy --release -p twilio-signature-node --all-targets -- -D warnings
 	cd bindings-node && npx --no-install tsc -p test/types --noEmit
-	cd bindings-node && TWILIO_SIGNATURE_PYTHON=$(ROOT)/.venv/bin/python node --test --test-concurrency=2 test/
+	cd bindings-node && TWILIO_SIGNATURE_PYTHON=$(ROOT)/.venv/bin/python TWILIO_SIGNATURE_REQUIRE_FLEET=1 \
+	  node --test --test-concurrency=2 test/
 	$(MAKE) --no-print-directory test-node-tarball
 
 # The tarball, installed as a user would (npm install ./twilio-signature-x.y.z.tgz) in a fresh project,
