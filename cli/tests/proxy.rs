@@ -516,3 +516,36 @@ key_id = "KS1"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_client_that_stops_sending_its_body_is_cut_off_and_never_forwarded() {
+    let (_app, app_port) = start_app(App::Python);
+    let proxy = behind(app_port, &["--body-timeout", "0.5"]);
+    let signature = sign_form("https://example.com/sms", FORM);
+    let started = std::time::Instant::now();
+    // The head declares the whole form; only its first 10 bytes are sent, then nothing.
+    let response = proxy_support::http_partial_body(
+        proxy.port,
+        "POST /sms HTTP/1.1",
+        &[
+            ("Content-Type", FORM_TYPE),
+            ("X-Twilio-Signature", &signature),
+            ("Content-Length", &FORM.len().to_string()),
+        ],
+        &FORM[..10],
+    );
+    assert_eq!(response.status, 400, "{response:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(450)
+            && waited < std::time::Duration::from_secs(10),
+        "{waited:?}"
+    );
+    assert!(received(app_port).is_empty());
+    let log = proxy.log();
+    assert!(
+        log.contains("400 refused reason=bad_request")
+            && log.contains("the body could not be read"),
+        "{log}"
+    );
+}

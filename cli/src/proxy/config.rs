@@ -13,6 +13,7 @@ use super::{LogFormat, ProxyArgs};
 use crate::{secrets, Failure};
 
 const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(15);
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything the server needs, checked.
 #[derive(Debug)]
@@ -21,6 +22,7 @@ pub struct Settings {
     pub admin_listen: Option<SocketAddr>,
     pub body_limit: usize,
     pub upstream_timeout: Duration,
+    pub body_timeout: Duration,
     pub log_format: LogFormat,
     pub trusted_proxies: Vec<String>,
     pub routes: Vec<RouteSettings>,
@@ -96,6 +98,7 @@ struct File {
     trusted_proxies: Vec<String>,
     body_limit: Option<usize>,
     upstream_timeout: Option<f64>,
+    body_timeout: Option<f64>,
     log_format: Option<LogFormat>,
     #[serde(default, rename = "route")]
     routes: Vec<FileRoute>,
@@ -124,12 +127,18 @@ impl Settings {
                 "no address to serve on: pass --listen HOST:PORT (or listen in --config)",
             )
         })?;
-        let upstream_timeout = match (args.upstream_timeout, file.upstream_timeout) {
-            (Some(timeout), _) => timeout,
-            (None, Some(seconds)) => super::parse_seconds(&seconds.to_string())
-                .map_err(|e| Failure::usage(format!("upstream_timeout in --config: {e}")))?,
-            (None, None) => DEFAULT_UPSTREAM_TIMEOUT,
-        };
+        let upstream_timeout = timeout_setting(
+            args.upstream_timeout,
+            file.upstream_timeout,
+            "upstream_timeout",
+            DEFAULT_UPSTREAM_TIMEOUT,
+        )?;
+        let body_timeout = timeout_setting(
+            args.body_timeout,
+            file.body_timeout,
+            "body_timeout",
+            DEFAULT_BODY_TIMEOUT,
+        )?;
         let base_url = args.base_url.clone().or(file.base_url);
         // Loaded only when some route needs them, so that a file giving every route its own token
         // files needs no TWILIO_AUTH_TOKEN.
@@ -200,6 +209,7 @@ impl Settings {
                 .or(file.body_limit)
                 .unwrap_or(twilio_signature_tower::DEFAULT_BODY_LIMIT),
             upstream_timeout,
+            body_timeout,
             log_format: args
                 .log_format
                 .or(file.log_format)
@@ -207,6 +217,21 @@ impl Settings {
             trusted_proxies,
             routes,
         })
+    }
+}
+
+/// A timeout from its option, else from the file, else its default.
+fn timeout_setting(
+    option: Option<Duration>,
+    file: Option<f64>,
+    name: &str,
+    default: Duration,
+) -> Result<Duration, Failure> {
+    match (option, file) {
+        (Some(timeout), _) => Ok(timeout),
+        (None, Some(seconds)) => super::parse_seconds(&seconds.to_string())
+            .map_err(|e| Failure::usage(format!("{name} in --config: {e}"))),
+        (None, None) => Ok(default),
     }
 }
 

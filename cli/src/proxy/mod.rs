@@ -6,6 +6,7 @@
 
 mod admin;
 mod config;
+mod deadline;
 mod forward;
 mod log;
 mod metrics;
@@ -48,7 +49,7 @@ SIGTERM or Ctrl-C: stop accepting, let requests in flight finish (up to --upstre
 exit 0.
 
 --config FILE (TOML): top-level keys listen, admin_listen, base_url, trusted_proxies, body_limit,
-upstream_timeout, log_format (the options of the same names; options given on the command line win),
+upstream_timeout, body_timeout, log_format (the options of the same names; options given on the command line win),
 and one [[route]] table per route: prefix, upstream, and optionally token_files (that route's secrets
 instead of TWILIO_AUTH_TOKEN / --token-file), key_id, base_url. The longest matching prefix wins;
 a prefix matches whole path segments (/sms matches /sms and /sms/x, not /smsx).";
@@ -86,6 +87,10 @@ pub struct ProxyArgs {
     /// waits 15 s)
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     upstream_timeout: Option<Duration>,
+    /// Seconds a client may take to send its request body (default 30); a slower one gets 400 and
+    /// is not forwarded
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    body_timeout: Option<Duration>,
     /// Admin listener for /healthz, /readyz (every upstream accepts a connection) and /metrics
     /// (Prometheus)
     #[arg(long, value_name = "ADDR")]

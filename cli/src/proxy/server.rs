@@ -22,6 +22,7 @@ use twilio_signature::{Secret, Validator};
 use twilio_signature_tower::{PeerAddr, TwilioSignature, TwilioSignatureLayer};
 
 use super::config::{self, Settings};
+use super::deadline::Deadline;
 use super::forward::{self, Arrived, Forward, Passed};
 use super::log::{self, Access};
 use super::metrics::{Metrics, Reason};
@@ -48,6 +49,7 @@ struct Route {
 pub struct App {
     routes: Vec<Route>,
     metrics: Arc<Metrics>,
+    body_timeout: Duration,
 }
 
 impl App {
@@ -98,6 +100,7 @@ impl App {
         Ok(Self {
             routes,
             metrics: Arc::clone(metrics),
+            body_timeout: settings.body_timeout,
         })
     }
 
@@ -115,8 +118,9 @@ impl App {
     async fn handle(
         self: Arc<Self>,
         peer: SocketAddr,
-        mut request: Request<Incoming>,
+        request: Request<Incoming>,
     ) -> Result<Response<Body>, Infallible> {
+        let mut request = request.map(|body| Deadline::new(body, self.body_timeout));
         let arrived = Instant::now();
         let method = request.method().clone();
         let target = request

@@ -241,12 +241,24 @@ pub fn http(
 
 /// A request head only (the body it declares is never sent), for refusals that come before the body.
 pub fn http_head_only(port: u16, request_line: &str, headers: &[(&str, &str)]) -> Response {
+    http_partial_body(port, request_line, headers, b"")
+}
+
+/// A request head and the start of its body, the rest never sent (the connection stays open).
+pub fn http_partial_body(
+    port: u16,
+    request_line: &str,
+    headers: &[(&str, &str)],
+    body_start: &[u8],
+) -> Response {
     let mut request = format!("{request_line}\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (name, value) in headers {
         let _ = write!(request, "{name}: {value}\r\n");
     }
     request.push_str("\r\n");
-    exchange(port, request.as_bytes())
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body_start);
+    exchange(port, &bytes)
 }
 
 fn exchange(port: u16, request: &[u8]) -> Response {
