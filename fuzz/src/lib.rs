@@ -104,9 +104,13 @@ impl UrlParts {
         let mut other = self.clone();
         if self.port.is_some() {
             other.port = None;
-        } else if self.scheme.eq_ignore_ascii_case(b"https") || self.scheme.eq_ignore_ascii_case(b"wss") {
+        } else if self.scheme.eq_ignore_ascii_case(b"https")
+            || self.scheme.eq_ignore_ascii_case(b"wss")
+        {
             other.port = Some(b"443".to_vec());
-        } else if self.scheme.eq_ignore_ascii_case(b"http") || self.scheme.eq_ignore_ascii_case(b"ws") {
+        } else if self.scheme.eq_ignore_ascii_case(b"http")
+            || self.scheme.eq_ignore_ascii_case(b"ws")
+        {
             other.port = Some(b"80".to_vec());
         } else {
             return None;
@@ -615,5 +619,7 @@ impl Record {
 /// The contract's secret rule (`Secret::is_usable`): a secret made only of ASCII whitespace — space
 /// and `\t \n \v \f \r` (`u8::is_ascii_whitespace` leaves out `\v`) — or empty matches nothing.
 pub fn secret_usable(secret: &[u8]) -> bool {
-    !secret.iter().all(|&b| b == b' ' || (b'\t'..=b'\r').contains(&b))
+    !secret
+        .iter()
+        .all(|&b| b == b' ' || (b'\t'..=b'\r').contains(&b))
 }
