@@ -172,6 +172,9 @@ impl Route {
     ) -> Result<(), http::Error> {
         let upgrade_value = parts.headers.get(header::UPGRADE).cloned();
         strip_hop_by_hop(&mut parts.headers);
+        // The expectation was this hop's: hyper answered 100 Continue when the layer read the body,
+        // which is now whole.
+        parts.headers.remove(header::EXPECT);
         // Whatever a client calls X-Twilio-Verified never reaches the app: only the proxy's own does.
         parts.headers.remove(&VERIFIED);
         parts.headers.insert(VERIFIED, verified.clone());
