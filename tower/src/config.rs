@@ -9,6 +9,7 @@ use std::sync::Arc;
 use http::request::Parts;
 use twilio_signature::{Secret, Validator};
 
+use crate::idempotency::Idempotency;
 use crate::proxy::{peer_addr_of, IpRange, PeerAddr, PeerLookup};
 use crate::refusal::{OnReject, Printable};
 
@@ -30,6 +31,8 @@ pub(crate) struct Config<S> {
     /// The server terminates TLS itself: without base_url the scheme is https.
     pub(crate) tls: bool,
     pub(crate) on_reject: Option<OnReject>,
+    /// Retries answered once, when set.
+    pub(crate) idempotency: Option<Idempotency>,
     /// Whether the warning about a base_url that repeats the request path was given.
     warned_overlap: AtomicBool,
 }
@@ -46,6 +49,7 @@ impl<S> Clone for Config<S> {
             max_params: self.max_params,
             tls: self.tls,
             on_reject: self.on_reject.clone(),
+            idempotency: self.idempotency.clone(),
             warned_overlap: AtomicBool::new(self.warned_overlap.load(Ordering::Relaxed)),
         }
     }
@@ -64,6 +68,7 @@ impl<S> Config<S> {
             max_params: DEFAULT_MAX_PARAMS,
             tls: false,
             on_reject: None,
+            idempotency: None,
             warned_overlap: AtomicBool::new(false),
         }
     }
@@ -124,6 +129,7 @@ impl<S: AsRef<[Secret]>> fmt::Debug for Config<S> {
             .field("max_params", &self.max_params)
             .field("served_over_tls", &self.tls)
             .field("on_reject", &self.on_reject.as_ref().map(|_| "Fn"))
+            .field("idempotency", &self.idempotency)
             .finish_non_exhaustive()
     }
 }

@@ -13,6 +13,7 @@ use tower::Layer;
 use twilio_signature::{Secret, Validator};
 
 use crate::config::Config;
+use crate::idempotency::Idempotency;
 use crate::proxy::{is_bad_host, peer_addr_of};
 use crate::refusal::Rejection;
 use crate::service::TwilioSignature;
@@ -193,6 +194,36 @@ impl<S: AsRef<[Secret]>> TwilioSignatureLayer<S> {
         F: Fn(&Parts, &Rejection) -> Response<Full<Bytes>> + Send + Sync + 'static,
     {
         self.config_mut().on_reject = Some(Arc::new(hook));
+        self
+    }
+
+    /// Answers Twilio's retries once: a verified request carrying `I-Twilio-Idempotency-Token` claims
+    /// its delivery in the store (a [`MemoryStore`](crate::idempotency::MemoryStore), a
+    /// `RedisStore` with feature `redis`, or an [`Idempotency`] with its settings); the first delivery
+    /// runs the inner service and its response (status, end-to-end headers, body up to 64 KiB) is
+    /// buffered, stored and sent; a retry gets it again with `Idempotent-Replayed: true` and the inner
+    /// service does not run; a retry while the first delivery is still running waits (5 s), then gets
+    /// 409. A 5xx or an error is not stored, and its claim is released, as is the claim of a request
+    /// dropped after claiming (the client gone) or whose response could not be stored.
+    ///
+    /// Only verified requests reach the store (refusals come first). A request without the token, and
+    /// a WebSocket handshake (a stream cannot be replayed), pass unguarded. When the store fails, the
+    /// request is processed unguarded and an error logged, or answered 503 with
+    /// [`OnStoreError::Refuse`](crate::idempotency::OnStoreError::Refuse). Needs a tokio runtime (to
+    /// wait, and to release a dropped request's claim). The key and stored layout are the Python and Go
+    /// faces', so a mixed fleet shares one Redis. See [the module](crate::idempotency).
+    ///
+    /// ```
+    /// use twilio_signature_tower::idempotency::MemoryStore;
+    /// use twilio_signature_tower::{Secret, TwilioSignatureLayer, Validator};
+    ///
+    /// let layer = TwilioSignatureLayer::new(Validator::new(Secret::new(b"auth token")))
+    ///     .idempotency(MemoryStore::new());
+    /// # let _ = layer;
+    /// ```
+    #[must_use]
+    pub fn idempotency(mut self, idempotency: impl Into<Idempotency>) -> Self {
+        self.config_mut().idempotency = Some(idempotency.into());
         self
     }
 

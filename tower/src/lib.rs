@@ -6,6 +6,7 @@
 
 mod body;
 mod config;
+pub mod idempotency;
 mod layer;
 mod proxy;
 mod refusal;

@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -18,6 +19,8 @@ use twilio_signature::{Error, Overflow, Secret, Span, Validator, Verified};
 
 use crate::body::{declared_too_large, read_limited, ReadError};
 use crate::config::Config;
+use crate::idempotency::run::serve_once;
+use crate::idempotency::{delivery_key, Idempotency, TOKEN_HEADER};
 use crate::proxy::{is_bad_host, last_value};
 use crate::refusal::{OnReject, Rejection, ResponseBody};
 
@@ -69,6 +72,7 @@ where
     S: AsRef<[Secret]> + Send + Sync + 'static,
     ReqBody: Body + Send + 'static,
     ReqBody::Data: Send,
+    ResBody: Body + Send + 'static,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = Inner::Error;
@@ -106,16 +110,45 @@ where
                 Ok(verified) => verified,
                 Err(rejection) => return Ok(target.refuse(rejection, &parts, hook)),
             };
+            // Only verified requests reach the retry store; a stream cannot be replayed.
+            let guarded = config
+                .idempotency
+                .as_ref()
+                .filter(|_| !target.websocket)
+                .and_then(|retries| Some((retries, delivery(retries, &parts, &verified)?)));
             // The parts go on whole: their extensions keep the peer address and, for a WebSocket
             // handshake, hyper's `OnUpgrade`, which axum's `WebSocketUpgrade` takes from there.
             let mut request = Request::from_parts(parts, Full::new(bytes));
             request.extensions_mut().insert(verified);
-            inner
-                .call(request)
-                .await
-                .map(|response| response.map(Either::Left))
+            match guarded {
+                Some((retries, key)) => serve_once(retries, key, move || inner.call(request)).await,
+                None => inner
+                    .call(request)
+                    .await
+                    .map(|response| response.map(Either::Left)),
+            }
         })
     }
+}
+
+/// The delivery key of a verified request carrying an idempotency token; `None` (counted, and logged
+/// at DEBUG) for one without.
+fn delivery(retries: &Idempotency, parts: &Parts, verified: &Verified) -> Option<String> {
+    let token = parts
+        .headers
+        .get(TOKEN_HEADER)
+        .map(HeaderValue::as_bytes)
+        .filter(|token| !token.is_empty());
+    let Some(token) = token else {
+        let so_far = retries.unguarded.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::debug!(
+            target: "twilio_signature_tower",
+            "twilio webhook without I-Twilio-Idempotency-Token: handled without retry protection \
+             ({so_far} so far)"
+        );
+        return None;
+    };
+    Some(delivery_key(&verified.replay_key(), token))
 }
 
 /// The URL verified, and what went into it.
@@ -123,6 +156,8 @@ struct Target {
     url: Vec<u8>,
     /// Whether the forwarding headers were believed.
     forwarded: bool,
+    /// Whether the request is a WebSocket handshake.
+    websocket: bool,
     /// The forwarding headers the request carried that play no part, and why (see
     /// [`Rejection::ignored_forwarding`]).
     ignored: Option<String>,
@@ -178,6 +213,7 @@ impl Target {
         Self {
             url,
             forwarded,
+            websocket,
             ignored,
         }
     }
