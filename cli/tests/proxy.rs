@@ -549,3 +549,37 @@ fn a_client_that_stops_sending_its_body_is_cut_off_and_never_forwarded() {
         "{log}"
     );
 }
+
+#[test]
+fn during_key_rotation_x_twilio_verified_names_the_secret_that_matched() {
+    let (_app, app_port) = start_app(App::Python);
+    let dir = std::env::temp_dir().join(format!("twsig-proxy-rotation-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (primary, secondary) = (dir.join("primary"), dir.join("secondary"));
+    std::fs::write(&primary, "the new auth token\n").unwrap();
+    std::fs::write(&secondary, "the old auth token\n").unwrap();
+    let upstream = format!("http://127.0.0.1:{app_port}");
+    let proxy = Proxy::start_with(
+        &[
+            "--upstream",
+            &upstream,
+            "--base-url",
+            "https://example.com:8443",
+            "--token-file",
+            primary.to_str().unwrap(),
+            "--token-file",
+            secondary.to_str().unwrap(),
+        ],
+        &[],
+    );
+    // Signed with the old token, for the URL without its port (Twilio's port toggle).
+    let signature =
+        proxy_support::sign_form_with(b"the old auth token", "https://example.com/sms", FORM);
+    assert_eq!(post_form(proxy.port, "/sms", &signature, FORM).status, 200);
+    let seen = received(app_port);
+    assert_eq!(
+        header_values(&seen[0], "x-twilio-verified"),
+        ["secret=1; candidate=port-toggled"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
