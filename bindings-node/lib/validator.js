@@ -171,16 +171,15 @@ class Validator {
   #run(request, full) {
     if (request === null || typeof request !== "object") throw new TypeError("verify() takes {url, body, signature, settings}");
     const { url, signature = null, settings = null } = request;
-    if (typeof url !== "string" && !(url instanceof Uint8Array)) throw new TypeError("url must be a string or a Buffer");
+    if (url === undefined || url === null) throw new TypeError("url is required");
     if (request.params !== undefined) {
+      if (typeof url !== "string" && !(url instanceof Uint8Array)) throw new TypeError("url must be a string or a Buffer");
       if (full) return this.#native.verifyParams(url, flatPairs(request.params), signature, settings, this.#replay);
       const joined = joinParams(request.params);
       return nativeCheckPairs(this.#id, url, joined, lengths, count, signature, settings);
     }
+    // The addon checks the types (a string, Buffer or Uint8Array; null for none) and throws TypeErrors.
     const body = request.body ?? "";
-    if (typeof body !== "string" && !(body instanceof Uint8Array)) throw new TypeError("body must be a string or a Buffer");
-    if (signature !== null && typeof signature !== "string" && !(signature instanceof Uint8Array)) throw new TypeError("signature must be a string");
-    if (settings !== null && typeof settings !== "string" && !(settings instanceof Uint8Array)) throw new TypeError("settings must be a string");
     return full
       ? nativeVerify(this.#id, url, body, signature, settings, this.#replay)
       : nativeCheck(this.#id, url, body, signature, settings);
