@@ -218,13 +218,39 @@ pub(crate) fn outcome(
     }
 }
 
-/// A JS string's UTF-16 code units (at most `length` of them: the JS side's count).
+/// Reused buffers of `checkPairs`: the joined string's UTF-16 units, its UTF-8, and each piece's end.
+#[derive(Default)]
+struct PairsScratch {
+    units: Vec<u16>,
+    text: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+thread_local! {
+    static PAIRS: RefCell<PairsScratch> = RefCell::new(PairsScratch::default());
+}
+
+/// Reads a JS string's UTF-16 code units into `units` (at most `length` of them: the JS side's count).
+/// V8 copies them from the flattened string (widening a one-byte string), with no transcoding.
 fn read_utf16(
     env: sys::napi_env,
     value: sys::napi_value,
     length: usize,
-) -> Result<Vec<u16>, Refused> {
-    let mut units: Vec<u16> = Vec::with_capacity(length + 1);
+    units: &mut Vec<u16>,
+) -> Result<(), Refused> {
+    let mut actual = 0;
+    // SAFETY: a NULL buffer asks for the length in UTF-16 units only (no copy).
+    let status = unsafe {
+        sys::napi_get_value_string_utf16(env, value, ptr::null_mut(), 0, &raw mut actual)
+    };
+    if !ok(status) {
+        return Err(c"joined must be a string");
+    }
+    if actual != length {
+        return Err(c"the lengths do not add up to the joined string's length");
+    }
+    units.clear();
+    units.reserve(length + 1);
     let mut written = 0;
     // SAFETY: live handles of this call; V8 writes at most `length + 1` units (the NUL included) into
     // the spare capacity and reports the units before the NUL, all initialised.
@@ -242,13 +268,23 @@ fn read_utf16(
     }
     // SAFETY: `written` units were initialised by V8.
     unsafe { units.set_len(written) };
-    Ok(units)
+    Ok(())
 }
 
-/// UTF-16 to UTF-8, a lone surrogate as U+FFFD (what `Buffer.from(text)` does).
+/// Whether every unit is ASCII (an OR over the slice, which the compiler vectorises).
+fn ascii16(units: &[u16]) -> bool {
+    units.iter().fold(0, |all, &u| all | u) < 0x80
+}
+
+/// Appends the UTF-8 of one piece's UTF-16 units; a lone surrogate (also half of a pair split between
+/// two pieces) becomes U+FFFD, as `Buffer.from(piece)` makes it.
 fn push_utf16(out: &mut Vec<u8>, units: &[u16]) {
-    if units.iter().fold(0, |all, &u| all | u) < 0x80 {
-        out.extend(units.iter().map(|&u| u as u8));
+    if ascii16(units) {
+        let start = out.len();
+        out.resize(start + units.len(), 0);
+        for (byte, &unit) in out[start..].iter_mut().zip(units) {
+            *byte = unit as u8;
+        }
         return;
     }
     for c in char::decode_utf16(units.iter().copied()) {
@@ -262,67 +298,21 @@ fn push_utf16(out: &mut Vec<u8>, units: &[u16]) {
     }
 }
 
-/// The UTF-8 end of each piece of `text` (the UTF-8 of the joined string) from the pieces' UTF-16
-/// lengths; `None` when a piece ends inside a character, or the lengths run past the text.
-fn utf8_ends(text: &[u8], lengths: &[u32]) -> Option<Vec<usize>> {
-    let mut ends = Vec::with_capacity(lengths.len());
+/// The UTF-8 of the pieces of `units` cut at the UTF-16 `lengths` (each converted on its own) into
+/// `text`, and each piece's end in `ends`; false when the lengths run past the units.
+fn split_pieces(units: &[u16], lengths: &[u32], text: &mut Vec<u8>, ends: &mut Vec<usize>) -> bool {
+    text.clear();
+    ends.clear();
     let mut at = 0;
     for &length in lengths {
-        let mut left = length as usize;
-        // ASCII: as many bytes as UTF-16 units (checked a word at a time by the standard library).
-        if text.get(at..at + left).is_some_and(<[u8]>::is_ascii) {
-            at += left;
-            ends.push(at);
-            continue;
-        }
-        while left > 0 {
-            let lead = *text.get(at)?;
-            let (bytes, units) = match lead {
-                0x00..=0x7f => (1, 1),
-                0xc0..=0xdf => (2, 1),
-                0xe0..=0xef => (3, 1),
-                _ => (4, 2),
-            };
-            if units > left {
-                return None;
-            }
-            at += bytes;
-            left -= units;
-        }
-        if at > text.len() {
-            return None;
-        }
-        ends.push(at);
+        let Some(piece) = units.get(at..at + length as usize) else {
+            return false;
+        };
+        push_utf16(text, piece);
+        ends.push(text.len());
+        at += length as usize;
     }
-    Some(ends)
-}
-
-/// The pairs of `joined` (names and values concatenated) cut at the UTF-16 `lengths`, as UTF-8.
-fn split_pairs(units: &[u16], lengths: &[u32]) -> (String, Vec<usize>) {
-    let mut ends = Vec::with_capacity(lengths.len());
-    // All ASCII (the usual webhook): one narrowing pass, and the pieces' ends are their UTF-16 ones.
-    let bytes = if units.iter().fold(0, |all, &u| all | u) < 0x80 {
-        let mut end = 0;
-        for &length in lengths {
-            end = (end + length as usize).min(units.len());
-            ends.push(end);
-        }
-        units.iter().map(|&u| u as u8).collect()
-    } else {
-        // At most 3 bytes per unit (a surrogate pair's 4 bytes come from 2 units).
-        let mut bytes = Vec::with_capacity(units.len() * 3);
-        let mut at = 0;
-        for &length in lengths {
-            let end = (at + length as usize).min(units.len());
-            push_utf16(&mut bytes, &units[at..end]);
-            ends.push(bytes.len());
-            at = end;
-        }
-        bytes
-    };
-    // Only whole UTF-8 sequences were pushed, so this never fails.
-    let text = String::from_utf8(bytes).unwrap_or_default();
-    (text, ends)
+    true
 }
 
 fn get_u32(env: sys::napi_env, value: sys::napi_value) -> Result<u32, Refused> {
@@ -454,36 +444,39 @@ unsafe extern "C" fn check_pairs(
         if count / 2 > shared.max_params {
             return Ok(error_code(Error::TooManyParams));
         }
-        // V8 writes the joined string's UTF-8 in one go (lone surrogates as U+FFFD); the pieces'
-        // UTF-8 ends follow from their UTF-16 lengths (an ASCII piece is as long in both).
-        let run = |text: &str,
-                   ends: &[usize],
-                   url: &[u8],
-                   signature: Option<&[u8]>,
-                   settings: Option<&[u8]>| {
-            run_pairs(&shared, text, ends, url, signature, settings)
-        };
-        let fast = with_args(
-            env,
-            [Some(url), Some(joined), Some(signature), Some(settings)],
-            |url, joined, signature, settings| {
-                let text = std::str::from_utf8(joined).ok()?;
-                let ends = utf8_ends(joined, lengths)?;
-                Some(run(text, &ends, url, signature, settings))
-            },
-        )?;
-        if let Some(code) = fast {
-            return Ok(code);
-        }
-        // A piece ends inside a character (a surrogate pair split between a name and its value):
-        // each piece converted on its own.
-        let units = read_utf16(env, joined, lengths.iter().map(|&n| n as usize).sum())?;
-        let (text, ends) = split_pairs(&units, lengths);
-        with_args(
-            env,
-            [Some(url), None, Some(signature), Some(settings)],
-            |url, _, signature, settings| run(&text, &ends, url, signature, settings),
-        )
+        PAIRS.with(|cell| {
+            let mut fresh = PairsScratch::default();
+            let mut guard = cell.try_borrow_mut();
+            let scratch = match guard.as_mut() {
+                Ok(scratch) => &mut **scratch,
+                Err(_) => &mut fresh,
+            };
+            let total = lengths.iter().map(|&n| n as usize).sum();
+            read_utf16(env, joined, total, &mut scratch.units)?;
+            if !split_pieces(
+                &scratch.units,
+                lengths,
+                &mut scratch.text,
+                &mut scratch.ends,
+            ) {
+                return Err(c"the lengths run past the joined string");
+            }
+            // Only whole UTF-8 sequences were pushed: this never fails.
+            let text = std::str::from_utf8(&scratch.text).map_err(|_| c"params are not text")?;
+            let ends = &scratch.ends;
+            let verdict = with_args(
+                env,
+                [Some(url), None, Some(signature), Some(settings)],
+                |url, _, signature, settings| {
+                    run_pairs(&shared, text, ends, url, signature, settings)
+                },
+            );
+            // A large form's buffers are not kept for the life of the thread.
+            if scratch.units.capacity() > 1 << 20 {
+                *scratch = PairsScratch::default();
+            }
+            verdict
+        })
     })
 }
 

@@ -198,3 +198,19 @@ test("parsed params cross as one string: Unicode, lone and split surrogates, rep
   const body = "Body=Hey+%F0%9F%98%80+%C3%BCn%C3%AF&From=%2B1555";
   assert.equal(v.isValid({ url, params: cases[0], signature: v.sign({ url, body }) }), true);
 });
+
+test("parsed params: own names only, as twilio-node's Object.keys (inherited and polluted names ignored)", () => {
+  const url = "https://example.com/sms";
+  const own = { From: "+1555", Body: "hi" };
+  const signature = pkg.getExpectedTwilioSignature("12345", url, own);
+  const child = Object.create({ Injected: "x" });
+  Object.assign(child, own);
+  assert.equal(pkg.validateRequest("12345", signature, url, child), true);
+  Object.prototype.Polluted = "y"; // eslint-disable-line no-extend-native
+  try {
+    assert.equal(pkg.validateRequest("12345", signature, url, { ...own }), true);
+    assert.equal(pkg.validateRequest("12345", signature, url, { ...own, Extra: "z" }), false);
+  } finally {
+    delete Object.prototype.Polluted;
+  }
+});
