@@ -3,6 +3,7 @@
 
 mod capture;
 mod loopback;
+mod retry;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,8 +17,9 @@ use axum::Router;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use loopback::serve_app;
+use retry::{read_answer, Answer};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use twilio_signature::{sign, Request};
 use twilio_signature_tower::idempotency::{
@@ -27,7 +29,6 @@ use twilio_signature_tower::idempotency::{
 use twilio_signature_tower::{Secret, TwilioSignatureLayer, Validator};
 
 const TOKEN: &str = "auth-token-for-retries-0123456789";
-const SMS: &str = "From=%2B15551234567&To=%2B15557654321&Body=Hello&MessageSid=SM1";
 
 // ---- The shared vectors -------------------------------------------------------------------------
 
@@ -165,32 +166,7 @@ fn malformed_stored_responses_are_errors() {
 
 // ---- The layer behind axum ----------------------------------------------------------------------
 
-/// One response as the client saw it: status, header lines (names lower-cased), body.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-}
-
-/// A signed SMS webhook to `path`, with the idempotency token if given, answered in full.
+/// A signed SMS webhook to `path` of this server, with the idempotency token if given, answered in full.
 async fn deliver(addr: SocketAddr, path: &str, token: Option<&str>) -> Answer {
     deliver_signed_with(addr, path, token, TOKEN).await
 }
@@ -201,51 +177,8 @@ async fn deliver_signed_with(
     token: Option<&str>,
     secret: &str,
 ) -> Answer {
-    let mut stream = send(addr, path, token, secret).await;
-    read_answer(&mut stream).await
-}
-
-async fn send(addr: SocketAddr, path: &str, token: Option<&str>, secret: &str) -> TcpStream {
-    let host = format!("127.0.0.1:{}", addr.port());
-    let url = format!("http://{host}{path}");
-    let signature = sign(secret.as_bytes(), &Request::post(&url, SMS)).expect("sign");
-    let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nX-Twilio-Signature: {}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-        signature.as_str(),
-        SMS.len()
-    );
-    if let Some(token) = token {
-        head = head + "I-Twilio-Idempotency-Token: " + token + "\r\n";
-    }
-    head.push_str("\r\n");
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(head.as_bytes()).await.expect("write");
-    stream.write_all(SMS.as_bytes()).await.expect("write");
-    stream
-}
-
-async fn read_answer(stream: &mut TcpStream) -> Answer {
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut raw))
-        .await
-        .expect("answered within 15 s")
-        .expect("read");
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
-    let mut head_lines = head.lines();
-    let status = head_lines.next().expect("status line")[9..12]
-        .parse()
-        .expect("status");
-    let headers: Vec<(String, String)> = head_lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Answer {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
+    let url = format!("http://127.0.0.1:{}{path}", addr.port());
+    retry::deliver(addr, path, &url, token, secret).await
 }
 
 fn layer(retries: impl Into<Idempotency>) -> TwilioSignatureLayer<[Secret; 1]> {
@@ -451,7 +384,8 @@ async fn a_claim_is_released_when_the_client_goes_away_during_the_first_run() {
     let retries = Idempotency::new(Arc::clone(&store)).wait(Duration::from_millis(300));
     let app = slow_first_app(&runs, Duration::from_secs(5), AxumStatus::OK);
     let addr = serve_app(app.route_layer(layer(retries))).await;
-    let stream = send(addr, "/sms", Some("RC-1"), TOKEN).await;
+    let url = format!("http://127.0.0.1:{}/sms", addr.port());
+    let stream = retry::send(addr, "/sms", &url, Some("RC-1"), TOKEN).await;
     // The first run has claimed the delivery and is in its handler; then the client hangs up.
     let deadline = Instant::now() + Duration::from_secs(5);
     while runs.load(Ordering::SeqCst) == 0 {
