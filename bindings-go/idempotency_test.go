@@ -438,6 +438,11 @@ func TestAMemoryStoreFullOfRunningDeliveriesIsAStoreFailure(t *testing.T) {
 	process := h.NewApp(t, store, twiliosig.IdempotencyOptions{})
 	refuse := h.NewApp(t, store, twiliosig.IdempotencyOptions{RefuseOnStoreError: true})
 	running := []string{idempotencytest.NewToken(), idempotencytest.NewToken()}
+	defer func() { // however the test ends, the blocked handlers finish (the servers' Close waits for them)
+		for _, token := range running {
+			h.Open(token)
+		}
+	}()
 	firsts := make(chan idempotencytest.Reply, len(running))
 	for _, token := range running {
 		go func() { firsts <- idempotencytest.Post(t, process, "/block", token, false) }()
