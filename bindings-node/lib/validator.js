@@ -72,12 +72,46 @@ const ALGORITHMS = ["HMAC_SHA1", "HMAC_SHA256"];
 // The hot calls go to plain functions by the validator's id (see bindings-node/src/lib.rs, Shared).
 const { verify: nativeVerify, check: nativeCheck, checkPairs: nativeCheckPairs } = native;
 
+// Replay keys are written by the addon into slots of a pool (one slot per verification, never reused:
+// a full pool is replaced, and results keep theirs alive); a result makes its Buffer only when asked.
+const POOL_SLOTS = 128;
+let pool = new Uint8Array(32 * POOL_SLOTS);
+let slot = 0;
+
+/** What verify() returns: which secret and URL form matched, the algorithm, and the replay key. */
+class Verification {
+  #pool;
+  #offset;
+  #replayKey = null;
+
+  constructor(secretIndex, keyId, candidate, algorithm, keys, offset) {
+    this.secretIndex = secretIndex;
+    this.keyId = keyId;
+    this.candidate = candidate;
+    this.algorithm = algorithm;
+    this.#pool = keys;
+    this.#offset = offset;
+  }
+
+  /** 32 bytes identifying the signed request (store them with an expiry to refuse a replay). */
+  get replayKey() {
+    if (this.#replayKey === null) this.#replayKey = Buffer.from(this.#pool.buffer, this.#pool.byteOffset + this.#offset, 32);
+    return this.#replayKey;
+  }
+
+  toJSON() {
+    return { secretIndex: this.secretIndex, keyId: this.keyId, candidate: this.candidate, algorithm: this.algorithm, replayKey: this.replayKey.toString("hex") };
+  }
+
+  [util.inspect.custom](depth, options, inspect) {
+    return `Verification ${inspect({ ...this.toJSON() }, options)}`;
+  }
+}
+
 class Validator {
   #native;
   #id;
   #keyIds;
-  // The native verify writes the replay key here; each result gets its own copy.
-  #replay = new Uint8Array(32);
 
   /**
    * @param secrets a secret (the Auth Token), an array of them (rotation: primary first), or an object
@@ -132,16 +166,14 @@ class Validator {
    * replayKey}; throws a SignatureError subclass.
    */
   verify(request) {
+    if (slot === POOL_SLOTS) {
+      pool = new Uint8Array(32 * POOL_SLOTS);
+      slot = 0;
+    }
     const code = this.#run(request, true);
     if (code < 0x80) throw errorFor(code);
     const secretIndex = code >>> 8;
-    return {
-      secretIndex,
-      keyId: this.#keyIds[secretIndex],
-      candidate: CANDIDATES[(code >> 4) & 3],
-      algorithm: ALGORITHMS[code & 1],
-      replayKey: Buffer.from(this.#replay),
-    };
+    return new Verification(secretIndex, this.#keyIds[secretIndex], CANDIDATES[(code >> 4) & 3], ALGORITHMS[code & 1], pool, 32 * slot++);
   }
 
   /** verify() as a boolean. */
@@ -174,14 +206,14 @@ class Validator {
     if (url === undefined || url === null) throw new TypeError("url is required");
     if (request.params !== undefined) {
       if (typeof url !== "string" && !(url instanceof Uint8Array)) throw new TypeError("url must be a string or a Buffer");
-      if (full) return this.#native.verifyParams(url, flatPairs(request.params), signature, settings, this.#replay);
+      if (full) return this.#native.verifyParams(url, flatPairs(request.params), signature, settings, pool, 32 * slot);
       const joined = joinParams(request.params);
       return nativeCheckPairs(this.#id, url, joined, lengths, count, signature, settings);
     }
     // The addon checks the types (a string, Buffer or Uint8Array; null for none) and throws TypeErrors.
     const body = request.body ?? "";
     return full
-      ? nativeVerify(this.#id, url, body, signature, settings, this.#replay)
+      ? nativeVerify(this.#id, url, body, signature, settings, pool, 32 * slot)
       : nativeCheck(this.#id, url, body, signature, settings);
   }
 
@@ -262,4 +294,4 @@ function bodySha256(body) {
   return native.bodySha256(bytesArg(body, "body") ?? "");
 }
 
-module.exports = { Validator, ConfigurationError, DEFAULT_MAX_PARAMS, bodySha256, flatPairs, bytesArg };
+module.exports = { Validator, Verification, ConfigurationError, DEFAULT_MAX_PARAMS, bodySha256, flatPairs, bytesArg };

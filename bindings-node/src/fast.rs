@@ -66,7 +66,15 @@ fn read_arg(
     value: sys::napi_value,
     arena: &mut Vec<u8>,
     what: Refused,
+    likely_string: bool,
 ) -> Result<Arg, Refused> {
+    // A URL or a signature is a string: reading it straight away saves asking for its type first
+    // (V8 checks it anyway, and answers "string expected" for anything else).
+    if likely_string {
+        if let Some(arg) = write_string(env, value, arena)? {
+            return Ok(arg);
+        }
+    }
     let mut kind = 0;
     // SAFETY: env and value are the live handles of this call.
     if !ok(unsafe { sys::napi_typeof(env, value, &raw mut kind) }) {
@@ -74,7 +82,7 @@ fn read_arg(
     }
     match kind {
         sys::ValueType::napi_undefined | sys::ValueType::napi_null => Ok(Arg::Absent),
-        sys::ValueType::napi_string => write_string(env, value, arena),
+        sys::ValueType::napi_string => write_string(env, value, arena)?.ok_or(what),
         sys::ValueType::napi_object => match typed_array(env, value) {
             Some((sys::TypedarrayType::uint8_array, length, data)) => {
                 Ok(Arg::Raw(data.cast_const(), length))
@@ -88,11 +96,12 @@ fn read_arg(
 /// Appends a JS string's UTF-8 to the arena: one write into the spare room when it fits (V8 never
 /// leaves more than 3 bytes and the NUL unused when it runs out of room mid-string, so a write that
 /// stops 5 or more bytes short of the room is complete), else measured and written again.
+/// `None` when the value is not a string.
 fn write_string(
     env: sys::napi_env,
     value: sys::napi_value,
     arena: &mut Vec<u8>,
-) -> Result<Arg, Refused> {
+) -> Result<Option<Arg>, Refused> {
     let start = arena.len();
     arena.reserve(MIN_SPARE);
     let mut room = arena.capacity() - start;
@@ -108,6 +117,9 @@ fn write_string(
             &raw mut written,
         )
     };
+    if status == sys::Status::napi_string_expected {
+        return Ok(None);
+    }
     if ok(status) && written + 5 >= room {
         let mut length = 0;
         // SAFETY: a NULL buffer asks for the length only.
@@ -134,7 +146,7 @@ fn write_string(
     }
     // SAFETY: V8 initialised `written` bytes from `start`.
     unsafe { arena.set_len(start + written) };
-    Ok(Arg::Arena(start, written))
+    Ok(Some(Arg::Arena(start, written)))
 }
 
 /// The bytes of an argument read by [`read_arg`]; `None` when absent.
@@ -171,10 +183,13 @@ fn with_args<R>(
             c"signature must be a string, a Buffer or a Uint8Array",
             c"settings must be a string, a Buffer or a Uint8Array",
         ];
+        // The URL and the signature are usually strings; the body a Buffer, the settings null.
+        let likely_string = [true, false, true, false];
         let mut read = [Arg::Absent, Arg::Absent, Arg::Absent, Arg::Absent];
-        for ((slot, arg), what) in read.iter_mut().zip(args).zip(whats) {
+        for (((slot, arg), what), string) in read.iter_mut().zip(args).zip(whats).zip(likely_string)
+        {
             if let Some(value) = arg {
-                *slot = read_arg(env, value, arena, what)?;
+                *slot = read_arg(env, value, arena, what, string)?;
             }
         }
         let result = f(
@@ -191,14 +206,17 @@ fn with_args<R>(
     })
 }
 
-/// Copies `bytes` to the start of `out`, a Uint8Array at least that long (the JS side passes one it
+/// Copies `bytes` to `out` at `offset`, a Uint8Array long enough (the JS side passes a slot of a pool it
 /// keeps for this); anything else is left alone.
-fn write_out(env: sys::napi_env, out: sys::napi_value, bytes: &[u8]) {
+fn write_out(env: sys::napi_env, out: sys::napi_value, offset: usize, bytes: &[u8]) {
     if let Some((sys::TypedarrayType::uint8_array, length, data)) = typed_array(env, out) {
-        if length >= bytes.len() {
-            // SAFETY: `data` points at `length` >= bytes.len() bytes of the array, which no JS touches
-            // during this call.
-            unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len()) };
+        if offset
+            .checked_add(bytes.len())
+            .is_some_and(|end| end <= length)
+        {
+            // SAFETY: `data + offset` points at bytes.len() bytes inside the array's `length`, which
+            // no JS touches during this call.
+            unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), data.add(offset), bytes.len()) };
         }
     }
 }
@@ -208,10 +226,11 @@ pub(crate) fn outcome(
     result: Result<Verified, Error>,
     env: sys::napi_env,
     out: sys::napi_value,
+    offset: usize,
 ) -> u32 {
     match result {
         Ok(verified) => {
-            write_out(env, out, &verified.replay_key());
+            write_out(env, out, offset, &verified.replay_key());
             verified_code(&verified)
         }
         Err(error) => error_code(error),
@@ -386,16 +405,17 @@ fn validator(
     registered(get_u32(env, id)?).ok_or(c"no such validator")
 }
 
-/// `verify(id, url, body, signature, settings, out)`: the verified code (replay key written to `out`)
-/// or the error code.
+/// `verify(id, url, body, signature, settings, out, offset)`: the verified code (the replay key written
+/// to the Uint8Array `out` at `offset`) or the error code.
 unsafe extern "C" fn verify(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     respond(env, || {
-        let [id, url, body, signature, settings, out] = arguments::<6>(env, info)?;
+        let [id, url, body, signature, settings, out, offset] = arguments::<7>(env, info)?;
         let shared = validator(env, id)?;
+        let offset = get_u32(env, offset)? as usize;
         with_args(
             env,
             [Some(url), Some(body), Some(signature), Some(settings)],
-            |u, b, s, t| outcome(shared.run(&request(u, b, s, t)), env, out),
+            |u, b, s, t| outcome(shared.run(&request(u, b, s, t)), env, out, offset),
         )
     })
 }

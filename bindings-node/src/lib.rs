@@ -207,6 +207,7 @@ impl NativeValidator {
         signature: Option<Bytes>,
         settings: Option<Bytes>,
         out: Unknown<'_>,
+        offset: u32,
     ) -> u32 {
         let raw = out.value();
         fast::outcome(
@@ -214,6 +215,7 @@ impl NativeValidator {
                 .verify_pairs(&url, &pairs, signature.as_ref(), settings.as_ref()),
             raw.env,
             raw.value,
+            offset as usize,
         )
     }
 

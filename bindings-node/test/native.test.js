@@ -214,3 +214,24 @@ test("parsed params: own names only, as twilio-node's Object.keys (inherited and
     delete Object.prototype.Polluted;
   }
 });
+
+test("replay keys: equal for the same signed request, different otherwise, intact when read long after", () => {
+  const v = new pkg.Validator("12345");
+  const url = "https://example.com/sms";
+  const results = [];
+  for (let i = 0; i < 1000; i++) {
+    const body = `Digits=${i % 10}`;
+    results.push([i % 10, v.verify({ url, body, signature: v.sign({ url, body }) })]);
+  }
+  // Read only now, hundreds of verifications later: each still holds its own key.
+  const byDigit = new Map();
+  for (const [digit, result] of results) {
+    const key = result.replayKey.toString("hex");
+    assert.equal(result.replayKey.length, 32);
+    if (byDigit.has(digit)) assert.equal(byDigit.get(digit), key);
+    else byDigit.set(digit, key);
+  }
+  assert.equal(new Set(byDigit.values()).size, 10);
+  assert.equal(results[0][1].replayKey, results[0][1].replayKey, "the same Buffer each time");
+  assert.equal(JSON.parse(JSON.stringify(results[3][1])).replayKey, byDigit.get(3));
+});
