@@ -354,6 +354,38 @@ async fn a_redis_that_is_down_processes_unguarded_or_answers_503_and_comes_back(
     );
 }
 
+#[tokio::test]
+async fn a_store_opened_while_redis_is_down_works_once_it_is_up() {
+    let port = StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let store = RedisStore::open(&format!("redis://127.0.0.1:{port}/")).expect("a valid URL");
+    let error = store
+        .claim("k", "o", LEASE)
+        .await
+        .expect_err("nothing listens yet");
+    assert!(error.to_string().starts_with("Redis: claim"), "{error}");
+    let Some(_redis) = RedisServer::start_on(port) else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.claim("k", "o", LEASE).await {
+            Ok(claim) => break assert_eq!(claim, Claim::Ours),
+            Err(error) => assert!(
+                Instant::now() < deadline,
+                "still failing after 10 s: {error}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let error = RedisStore::open("http://:hunter2@not-redis/").expect_err("not a Redis URL");
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+    let secret = RedisStore::open("redis://:hunter2@127.0.0.1:1/").expect("valid");
+    assert!(!format!("{secret:?}").contains("hunter2"));
+}
+
 /// The venv's Python (with the `redis` package), or `None` (after saying why) without it.
 fn python() -> Option<PathBuf> {
     let python = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python"));

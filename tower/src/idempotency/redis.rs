@@ -49,6 +49,7 @@ return 1
 /// # let _ = layer;
 /// # Ok(())
 /// # }
+/// # fn main() { let _ = run; }
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
@@ -63,22 +64,25 @@ impl RedisStore {
     /// The key prefix of every face's store.
     pub const DEFAULT_PREFIX: &'static str = "twilio-signature:idempotency:";
 
-    /// Connects to the Redis at `url` (`redis://[:password@]host:port/db`, `rediss://` needs the
+    /// Connects to the Redis at `url` (`redis://[user:password@]host:port/db`; `rediss://` needs the
     /// redis crate's TLS features) with timeouts that fit the layer's wait (5 s) and Twilio's 15 s:
     /// 1 s to connect, 1 s for an answer, two reconnection attempts. The connection is re-established
     /// after Redis restarts. An error if the URL is malformed or Redis cannot be reached now; the
     /// error never shows the URL (it may hold a password).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::with_source("Redis: the URL is not a Redis URL", e))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_with_config(client, config)
+        let connection = ConnectionManager::new_with_config(client(url)?, config())
             .await
             .map_err(|e| StoreError::with_source("Redis: cannot connect", e))?;
+        Ok(Self::new(connection))
+    }
+
+    /// [`connect`](Self::connect) without connecting yet: the first store call (or [`ping`](Self::ping))
+    /// connects, and a Redis that is down at start only makes requests take the store-failure policy
+    /// until it is up. An error only for a malformed URL. Call it inside a tokio runtime (the
+    /// connection's task is spawned on it).
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let connection = ConnectionManager::new_lazy_with_config(client(url)?, config())
+            .map_err(|e| StoreError::with_source("Redis: cannot set up the connection", e))?;
         Ok(Self::new(connection))
     }
 
@@ -114,6 +118,21 @@ impl RedisStore {
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
+}
+
+fn client(url: &str) -> Result<redis::Client, StoreError> {
+    redis::Client::open(url)
+        .map_err(|e| StoreError::with_source("Redis: the URL is not a Redis URL", e))
+}
+
+/// Timeouts that fit the layer's wait (5 s) and Twilio's 15 s, so that a claim gives up within a few
+/// seconds while Redis is down.
+fn config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(1)))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(1))
 }
 
 fn claim_value(owner: &str) -> Vec<u8> {
