@@ -262,7 +262,7 @@ fn sigterm_lets_the_request_in_flight_finish_and_refuses_new_connections() {
     let log = proxy.log();
     assert!(
         log.contains("\"POST /slow?ms=1500\" 200 forwarded")
-            && log.contains("every request in flight finished"),
+            && log.contains("shut down: every request in flight"),
         "{log}"
     );
 }
@@ -582,4 +582,62 @@ fn during_key_rotation_x_twilio_verified_names_the_secret_that_matched() {
         ["secret=1; candidate=port-toggled"]
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_chunked_body_reaches_the_app_whole_with_its_length() {
+    let (_app, app_port) = start_app(App::Node);
+    let proxy = behind(app_port, &[]);
+    let signature = sign_form("https://example.com/sms", FORM);
+    let (first, second) = FORM.split_at(20);
+    let mut body = Vec::new();
+    for chunk in [first, second] {
+        body.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        body.extend_from_slice(chunk);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    let response = proxy_support::http_partial_body(
+        proxy.port,
+        "POST /sms HTTP/1.1",
+        &[
+            ("Content-Type", FORM_TYPE),
+            ("X-Twilio-Signature", &signature),
+            ("Transfer-Encoding", "chunked"),
+        ],
+        &body,
+    );
+    assert_eq!(response.status, 200, "{response:?}");
+    let seen = received(app_port);
+    assert_eq!(seen[0].body(), FORM);
+    // Transfer-Encoding is hop-by-hop: the app gets the body with its length instead.
+    assert!(header_values(&seen[0], "transfer-encoding").is_empty());
+    assert_eq!(
+        header_values(&seen[0], "content-length"),
+        [FORM.len().to_string()]
+    );
+}
+
+#[test]
+fn without_a_secret_the_proxy_does_not_start() {
+    let start = |token: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_twsig"));
+        command
+            .args([
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "http://127.0.0.1:1",
+            ])
+            .env_remove("TWILIO_AUTH_TOKEN");
+        if let Some(token) = token {
+            command.env("TWILIO_AUTH_TOKEN", token);
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    assert!(start(None).contains("no secret"));
+    assert!(start(Some(" \t\x0b ")).contains("empty or only whitespace"));
 }

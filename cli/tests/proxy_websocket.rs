@@ -75,6 +75,20 @@ async fn start_app() -> (u16, Arc<Mutex<Seen>>) {
     (port, seen)
 }
 
+/// `twsig proxy` in front of the app, verifying `https://example.com` (so `wss://` for handshakes).
+async fn start_proxy(app_port: u16) -> Proxy {
+    tokio::task::spawn_blocking(move || {
+        Proxy::start(&[
+            "--upstream",
+            &format!("http://127.0.0.1:{app_port}"),
+            "--base-url",
+            "https://example.com",
+        ])
+    })
+    .await
+    .expect("the proxy starts")
+}
+
 /// A WebSocket handshake to the proxy for `target`, signed over `signed_url` (a GET: the URL alone).
 async fn handshake(
     proxy_port: u16,
@@ -96,19 +110,26 @@ async fn handshake(
         .map(|(socket, _)| socket)
 }
 
+/// Waits (bounded) for the app's next message: a `mark` event.
+async fn expect_mark(socket: &mut tokio_tungstenite::WebSocketStream<TcpStream>) {
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+        .await
+        .expect("a reply in time")
+        .expect("a message")
+        .expect("not an error");
+    assert!(
+        reply
+            .to_text()
+            .expect("text")
+            .contains("\"event\":\"mark\""),
+        "{reply:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_media_streams_handshake_is_verified_over_wss_and_tunnelled_both_ways() {
     let (app_port, seen) = start_app().await;
-    let proxy = tokio::task::spawn_blocking(move || {
-        Proxy::start(&[
-            "--upstream",
-            &format!("http://127.0.0.1:{app_port}"),
-            "--base-url",
-            "https://example.com",
-        ])
-    })
-    .await
-    .expect("the proxy starts");
+    let proxy = start_proxy(app_port).await;
 
     // The common mistake: signed over https://, not the wss:// URL Twilio signs. Refused, no upgrade.
     let refused = handshake(proxy.port, "/media", "https://example.com/media").await;
@@ -130,18 +151,7 @@ async fn a_media_streams_handshake_is_verified_over_wss_and_tunnelled_both_ways(
         r#"{"event":"start","sequenceNumber":"1","start":{"streamSid":"MZ1","callSid":"CA123"}}"#;
     socket.send(Message::text(connected)).await.expect("send");
     socket.send(Message::text(start)).await.expect("send");
-    let reply = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
-        .await
-        .expect("a reply in time")
-        .expect("a message")
-        .expect("not an error");
-    assert!(
-        reply
-            .to_text()
-            .expect("text")
-            .contains("\"event\":\"mark\""),
-        "{reply:?}"
-    );
+    expect_mark(&mut socket).await;
     socket.close(None).await.expect("close");
 
     let seen = seen.lock().expect("lock");
@@ -159,5 +169,36 @@ async fn a_media_streams_handshake_is_verified_over_wss_and_tunnelled_both_ways(
             && log.contains("url=wss://example.com/media")
             && log.contains("\"GET /media?CallSid=CA123\" 101 forwarded"),
         "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sigterm_an_open_stream_keeps_flowing_until_it_ends() {
+    let (app_port, seen) = start_app().await;
+    let mut proxy = start_proxy(app_port).await;
+    let mut socket = handshake(proxy.port, "/media", "wss://example.com/media")
+        .await
+        .expect("a verified handshake");
+    proxy.signal("TERM");
+    // The call goes on after the signal: a start event in, a mark out.
+    let start = r#"{"event":"start","sequenceNumber":"1","start":{"streamSid":"MZ2"}}"#;
+    socket.send(Message::text(start)).await.expect("send");
+    expect_mark(&mut socket).await;
+    assert_eq!(seen.lock().expect("lock").messages, [start]);
+    socket.close(None).await.expect("close");
+    drop(socket);
+    let status = tokio::task::spawn_blocking(move || {
+        let status = proxy.wait();
+        (status, proxy.log())
+    })
+    .await
+    .expect("the proxy exits");
+    assert_eq!(status.0.code(), Some(0), "{}", status.1);
+    assert!(
+        status
+            .1
+            .contains("shut down: every request in flight and WebSocket tunnel finished"),
+        "{}",
+        status.1
     );
 }

@@ -59,6 +59,8 @@ pub struct Route {
     pub client: HttpClient,
     pub timeout: Duration,
     pub metrics: Arc<Metrics>,
+    /// Upgraded to a sender each tunnel holds while it runs (see `server::serve`'s drain).
+    pub tunnels: tokio::sync::mpsc::WeakSender<()>,
 }
 
 impl tower::Service<Request<Full<Bytes>>> for Forward {
@@ -147,7 +149,8 @@ impl Route {
                     .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
                 let upstream = hyper::upgrade::on(&mut response);
                 self.metrics.tunnel_opened();
-                tokio::spawn(tunnel(client, upstream));
+                // No sender once shutdown has begun: the tunnel still runs, untracked.
+                tokio::spawn(tunnel(client, upstream, self.tunnels.upgrade()));
             }
         }
         let mut response = response.map(Either::Left);
@@ -246,7 +249,11 @@ impl Route {
 
 /// Joins the client's and the upstream's upgraded connections and copies bytes both ways until one
 /// side closes.
-async fn tunnel(client: OnUpgrade, upstream: OnUpgrade) {
+async fn tunnel(
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    _running: Option<tokio::sync::mpsc::Sender<()>>,
+) {
     let (client, upstream) = tokio::join!(client, upstream);
     let (Ok(client), Ok(upstream)) = (client, upstream) else {
         super::log::note("WARN", "a WebSocket upgrade did not complete on one side");

@@ -45,8 +45,9 @@ What clients get: 400 (no X-Twilio-Signature, bad Host), 403 (signature or body 
 application/x-www-form-urlencoded), none of which reach the upstream; 502 when the upstream
 cannot be reached, 504 when it has not answered within --upstream-timeout; 404 when no --config route
 matches the path. One log line per request on standard error (text, or JSON with --log-format json).
-SIGTERM or Ctrl-C: stop accepting, let requests in flight finish (up to --upstream-timeout plus 5 s),
-exit 0.
+SIGTERM or Ctrl-C: stop accepting, let requests in flight and open WebSocket tunnels finish (up to
+--upstream-timeout plus 5 s, then they are closed), exit 0. A client must send its body within
+--body-timeout (default 30 s), else 400.
 
 --config FILE (TOML): top-level keys listen, admin_listen, base_url, trusted_proxies, body_limit,
 upstream_timeout, body_timeout, log_format (the options of the same names; options given on the command line win),

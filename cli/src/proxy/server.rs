@@ -53,7 +53,12 @@ pub struct App {
 }
 
 impl App {
-    fn new(settings: &Settings, metrics: &Arc<Metrics>) -> Result<Self, Failure> {
+    /// `tunnels`: each WebSocket tunnel holds a sender while it runs, so that shutdown can wait for it.
+    fn new(
+        settings: &Settings,
+        metrics: &Arc<Metrics>,
+        tunnels: &mpsc::WeakSender<()>,
+    ) -> Result<Self, Failure> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(settings.upstream_timeout));
@@ -89,6 +94,7 @@ impl App {
                     client: client.clone(),
                     timeout: settings.upstream_timeout,
                     metrics: Arc::clone(metrics),
+                    tunnels: tunnels.clone(),
                 }),
             };
             routes.push(Route {
@@ -211,21 +217,9 @@ pub fn serve(settings: &Settings) -> Result<(), Failure> {
     let metrics = Arc::new(Metrics::default());
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let (stop, stopping) = watch::channel(false);
-    let mut workers = Vec::with_capacity(threads - 1);
-    for _ in 1..threads {
-        let app = Arc::new(App::new(settings, &metrics)?);
-        let (handoff, connections) = mpsc::unbounded_channel();
-        let stopping = stopping.clone();
-        std::thread::Builder::new()
-            .name("twsig-proxy".into())
-            .spawn(move || match runtime() {
-                Ok(runtime) => runtime.block_on(worker(connections, app, stopping)),
-                Err(e) => log::note("ERROR", &format!("cannot start a worker runtime: {e}")),
-            })
-            .map_err(|e| Failure::usage(format!("cannot start a worker thread: {e}")))?;
-        workers.push(handoff);
-    }
-    let app = Arc::new(App::new(settings, &metrics)?);
+    let (tunnels, mut tunnels_closed) = mpsc::channel::<()>(1);
+    let workers = start_workers(settings, threads - 1, &metrics, &tunnels, &stopping)?;
+    let app = Arc::new(App::new(settings, &metrics, &tunnels.downgrade())?);
     let runtime =
         runtime().map_err(|e| Failure::usage(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async move {
@@ -288,19 +282,57 @@ pub fn serve(settings: &Settings) -> Result<(), Failure> {
             "shutting down: no new connections; waiting for requests in flight",
         );
         let _ = stop.send(true);
+        // Requests in flight, then WebSocket tunnels (a Media Streams call), within one bound.
         let drain = settings.upstream_timeout + DRAIN_GRACE;
-        if tokio::time::timeout(drain, stop.closed()).await.is_err() {
-            log::note(
-                "WARN",
-                &format!("requests still in flight after {drain:?}: closing them"),
-            );
-        } else {
+        let deadline = tokio::time::Instant::now() + drain;
+        drop(tunnels);
+        let drained = async {
+            stop.closed().await;
             // This runtime's own connections are among those just waited for.
             let _ = all_closed.recv().await;
-            log::note("INFO", "shut down: every request in flight finished");
+            let _ = tunnels_closed.recv().await;
+        };
+        if tokio::time::timeout_at(deadline, drained).await.is_err() {
+            log::note(
+                "WARN",
+                &format!(
+                    "requests or WebSocket tunnels still open after {drain:?}: closing them"
+                ),
+            );
+        } else {
+            log::note(
+                "INFO",
+                "shut down: every request in flight and WebSocket tunnel finished",
+            );
         }
         Ok(())
     })
+}
+
+/// `count` worker threads, each running [`worker`] on its own runtime; returns where to hand each one
+/// its connections.
+fn start_workers(
+    settings: &Settings,
+    count: usize,
+    metrics: &Arc<Metrics>,
+    tunnels: &mpsc::Sender<()>,
+    stopping: &watch::Receiver<bool>,
+) -> Result<Vec<mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>>, Failure> {
+    let mut workers = Vec::with_capacity(count);
+    for _ in 0..count {
+        let app = Arc::new(App::new(settings, metrics, &tunnels.downgrade())?);
+        let (handoff, connections) = mpsc::unbounded_channel();
+        let stopping = stopping.clone();
+        std::thread::Builder::new()
+            .name("twsig-proxy".into())
+            .spawn(move || match runtime() {
+                Ok(runtime) => runtime.block_on(worker(connections, app, stopping)),
+                Err(e) => log::note("ERROR", &format!("cannot start a worker runtime: {e}")),
+            })
+            .map_err(|e| Failure::usage(format!("cannot start a worker thread: {e}")))?;
+        workers.push(handoff);
+    }
+    Ok(workers)
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -331,7 +363,8 @@ fn describe_routes(settings: &Settings) -> String {
 }
 
 /// A worker thread's runtime: serves the connections handed to it until the acceptor stops, then
-/// until they end (each holds a `stopping` receiver; the main thread bounds the wait).
+/// until the process ends (each connection holds a `stopping` receiver and each tunnel a sender, which
+/// the main thread waits for, within a bound).
 async fn worker(
     mut connections: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
     app: Arc<App>,
@@ -352,8 +385,10 @@ async fn worker(
     }
     drop(stopping);
     drop(open);
-    // Keeps this runtime serving its connections until the last one ends.
     let _ = all_closed.recv().await;
+    // Keeps this runtime running its WebSocket tunnels: the main thread ends the process once they
+    // are done too, or at the end of the drain.
+    std::future::pending::<()>().await;
 }
 
 /// One client connection: requests in turn until it closes, or until shutdown lets the one in flight
