@@ -604,13 +604,16 @@ fn a_chunked_body_reaches_the_app_whole_with_its_length() {
             ("Content-Type", FORM_TYPE),
             ("X-Twilio-Signature", &signature),
             ("Transfer-Encoding", "chunked"),
+            // A conflicting length (request smuggling's raw material): the chunking wins, and the app
+            // never sees this value.
+            ("Content-Length", "3"),
         ],
         &body,
     );
     assert_eq!(response.status, 200, "{response:?}");
     let seen = received(app_port);
     assert_eq!(seen[0].body(), FORM);
-    // Transfer-Encoding is hop-by-hop: the app gets the body with its length instead.
+    // Transfer-Encoding is hop-by-hop: the app gets the body with its true length instead.
     assert!(header_values(&seen[0], "transfer-encoding").is_empty());
     assert_eq!(
         header_values(&seen[0], "content-length"),
