@@ -17,10 +17,11 @@ use core::fmt;
 use crate::canonical::{BodyHash, Payload, Request, Signed};
 use crate::form::Span;
 use crate::mac::{Algorithm, Tag};
+use crate::secret::Key;
 use crate::settings::SignatureSettings;
 use crate::signature::ReceivedSignature;
 use crate::url::{self, Candidate, Candidates, UrlPieces};
-use crate::validator::{find_match, Key, Verified};
+use crate::verdict::{find_match, Verified};
 use crate::Error;
 
 #[cfg(test)]
@@ -1065,7 +1066,8 @@ fn url_corrections<'k>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validator::{sign, Secret, Validator};
+    use crate::secret::Secret;
+    use crate::validator::{sign, Validator};
     use std::format;
     use std::string::{String, ToString};
     use std::vec::Vec;

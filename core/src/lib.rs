@@ -9,10 +9,12 @@ mod explain;
 mod form;
 mod mac;
 mod scan;
+mod secret;
 mod settings;
 mod signature;
 mod url;
 mod validator;
+mod verdict;
 
 /// A deterministic stream of pseudo-random numbers for the unit tests' generated inputs: each call
 /// steps a 64-bit LCG from `seed` and returns its top bits.
@@ -32,10 +34,11 @@ pub use explain::{
 };
 pub use form::Span;
 pub use mac::{hmac, macs_equal, Algorithm};
+pub use secret::{KeyIdTooLong, Secret, MAX_KEY_ID_LEN};
 pub use settings::SignatureSettings;
 pub use signature::Signature;
 pub use url::Candidate;
 pub use validator::{
-    explain, sign, verify, verify_with_scratch, KeyIdTooLong, Overflow, Secret, Validator,
-    Verified, DEFAULT_MAX_PARAMS, MAX_KEY_ID_LEN,
+    explain, sign, verify, verify_with_scratch, Overflow, Validator, DEFAULT_MAX_PARAMS,
 };
+pub use verdict::Verified;
