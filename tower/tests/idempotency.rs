@@ -211,7 +211,10 @@ fn redirect_app(runs: &Arc<AtomicUsize>) -> Router {
 async fn a_retry_gets_the_first_response_with_its_headers_and_the_handler_runs_once() {
     let runs = Arc::new(AtomicUsize::new(0));
     let store = Arc::new(MemoryStore::new());
-    let addr = serve_app(redirect_app(&runs).route_layer(layer(Arc::clone(&store)))).await;
+    // A store chosen at run time (as `twsig proxy` picks memory or Redis) is an `Arc<dyn _>`.
+    let dynamic: Arc<dyn IdempotencyStore> = Arc::clone(&store) as _;
+    let retries = Idempotency::new(dynamic);
+    let addr = serve_app(redirect_app(&runs).route_layer(layer(retries.clone()))).await;
 
     let first = deliver(addr, "/sms", Some("RC-1")).await;
     assert_eq!((first.status, first.body.as_str()), (302, "run 1"));
@@ -246,6 +249,11 @@ async fn a_retry_gets_the_first_response_with_its_headers_and_the_handler_runs_o
         store.len(),
         2,
         "two deliveries stored, none for the requests without a token"
+    );
+    assert_eq!(
+        retries.unguarded(),
+        2,
+        "the requests without a token, counted"
     );
 }
 
