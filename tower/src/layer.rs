@@ -209,8 +209,8 @@ impl<S: AsRef<[Secret]>> TwilioSignatureLayer<S> {
     /// Only verified requests reach the store (refusals come first). A request without the token, and
     /// a WebSocket handshake (a stream cannot be replayed), pass unguarded. When the store fails, the
     /// request is processed unguarded and an error logged, or answered 503 with
-    /// [`OnStoreError::Refuse`](crate::idempotency::OnStoreError::Refuse). Needs a tokio runtime (to
-    /// wait, and to release a dropped request's claim). The key and stored layout are the Python and Go
+    /// [`OnStoreError::Refuse`](crate::idempotency::OnStoreError::Refuse). Needs a tokio runtime with its
+    /// timer (to wait, and to release a dropped request's claim). The key and stored layout are the Python and Go
     /// faces', so a mixed fleet shares one Redis. See [the module](crate::idempotency).
     ///
     /// ```
