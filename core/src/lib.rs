@@ -9,6 +9,7 @@ mod explain;
 mod form;
 mod mac;
 mod scan;
+mod scratch;
 mod secret;
 mod settings;
 mod signature;
@@ -34,11 +35,10 @@ pub use explain::{
 };
 pub use form::Span;
 pub use mac::{hmac, macs_equal, Algorithm};
+pub use scratch::{with_scratch, Overflow, DEFAULT_MAX_PARAMS};
 pub use secret::{KeyIdTooLong, Secret, MAX_KEY_ID_LEN};
 pub use settings::SignatureSettings;
 pub use signature::Signature;
 pub use url::Candidate;
-pub use validator::{
-    explain, sign, verify, verify_with_scratch, Overflow, Validator, DEFAULT_MAX_PARAMS,
-};
+pub use validator::{explain, sign, verify, verify_with_scratch, Validator};
 pub use verdict::Verified;

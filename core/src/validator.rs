@@ -7,17 +7,13 @@ use core::fmt;
 use crate::canonical::{Request, Signed};
 use crate::explain::{explain_with_keys, Explanation};
 use crate::form::Span;
+use crate::scratch::with_stack_scratch;
 use crate::secret::{Key, Secret};
 use crate::settings::SignatureSettings;
 use crate::signature::Signature;
 use crate::url::UrlPieces;
 use crate::verdict::{verify_with_keys, Verified};
 use crate::Error;
-
-/// The most form parameters [`Validator::verify`] accepts: its stack scratch buffer holds 64 (2 KiB),
-/// and for a form with more, this many (16 KiB). Real Twilio webhooks have well under 100; pass a
-/// larger buffer to [`Validator::verify_with_scratch`] to accept more.
-pub const DEFAULT_MAX_PARAMS: usize = 512;
 
 fn sign_with_key(
     key: Key<'_>,
@@ -91,67 +87,6 @@ pub fn explain(secret: &[u8], request: &Request<'_>) -> Explanation {
             scratch,
         )
     })
-}
-
-/// The stack buffer tried first: enough for any real webhook, and cheap to zero (2 KiB).
-const SMALL_SCRATCH: usize = 64;
-
-/// What the `*_with_scratch` calls return, asked whether the scratch buffer ran out of room
-/// ([`Error::TooManyParams`]): then a larger buffer may succeed. Callers that keep a small buffer on the
-/// stack try it first and size a larger one (with [`Request::max_params`]) only when this says so.
-///
-/// ```
-/// use twilio_signature::{Overflow, Request, Secret, Span, Validator};
-/// let validator = Validator::new(Secret::new(b"12345"));
-/// let request = Request::post("https://example.com/sms", "a=1&b=2&c=3")
-///     .signature("RSOYDt4T1cUTdK1PDd93/VVr8B8=");
-/// assert!(validator.verify_with_scratch(&request, &mut [Span::EMPTY; 2]).overflowed());
-/// assert!(!validator.verify_with_scratch(&request, &mut [Span::EMPTY; 3]).overflowed());
-/// ```
-pub trait Overflow {
-    /// True when the scratch buffer was too small for the form's parameters.
-    fn overflowed(&self) -> bool;
-}
-
-impl<T> Overflow for Result<T, Error> {
-    /// True for [`Error::TooManyParams`].
-    fn overflowed(&self) -> bool {
-        matches!(self, Err(Error::TooManyParams))
-    }
-}
-
-impl Overflow for Explanation {
-    /// True when the verdict is [`Error::TooManyParams`].
-    fn overflowed(&self) -> bool {
-        self.verdict.overflowed()
-    }
-}
-
-/// Runs `f` with a zeroed stack scratch buffer of [`SMALL_SCRATCH`] spans (none for a request without
-/// parameters), and only if the form has more parameters than that, again with [`DEFAULT_MAX_PARAMS`].
-/// Trying the small buffer first costs a form with more parameters one aborted indexing pass of 64, and
-/// spares every other request a count of its parameters up front.
-fn with_stack_scratch<R: Overflow>(
-    request: &Request<'_>,
-    mut f: impl FnMut(&mut [Span]) -> R,
-) -> R {
-    if request.has_no_params() {
-        // A GET (or an empty form): nothing to sort, and 2 KiB not to zero.
-        return f(&mut []);
-    }
-    let small = f(&mut [Span::EMPTY; SMALL_SCRATCH]);
-    if !small.overflowed() {
-        return small;
-    }
-    with_large_stack_scratch(f)
-}
-
-/// The second try of [`with_stack_scratch`], in its own frame: 16 KiB of stack that the usual request
-/// does not reserve (nor probe) on every call.
-#[cold]
-#[inline(never)]
-fn with_large_stack_scratch<R>(mut f: impl FnMut(&mut [Span]) -> R) -> R {
-    f(&mut [Span::EMPTY; DEFAULT_MAX_PARAMS])
 }
 
 /// Verifies webhook requests against one or more pre-keyed secrets.
@@ -239,6 +174,8 @@ impl<S: AsRef<[Secret]>> Validator<S> {
     }
 
     /// Verifies a request, with room for [`DEFAULT_MAX_PARAMS`] form parameters on the stack.
+    ///
+    /// [`DEFAULT_MAX_PARAMS`]: crate::DEFAULT_MAX_PARAMS
     pub fn verify(&self, request: &Request<'_>) -> Result<Verified, Error> {
         with_stack_scratch(request, |scratch| {
             self.verify_with_scratch(request, scratch)

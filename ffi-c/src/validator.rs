@@ -1,13 +1,13 @@
 //! The validator handle: several secrets (with optional key ids) and a configurable parameter bound.
 //!
-//! Unlike the core's stack buffer of `DEFAULT_MAX_PARAMS` (512) spans, the handle sorts form parameters
-//! in a heap buffer sized to the body, bounded by `max_params` (default [`TWS_DEFAULT_MAX_PARAMS`]).
+//! Unlike the core's own calls, which stop at `DEFAULT_MAX_PARAMS` (512) spans on the stack, the handle
+//! sorts a form with more parameters in a heap buffer sized to the body (the core's scratch rule with
+//! this face's heap: [`with_scratch`]), bounded by `max_params` (default [`TWS_DEFAULT_MAX_PARAMS`]).
 
 use core::ffi::c_int;
 
 use tws_core::{
     Error, Explanation, Overflow, Request, Secret, Signature, Span, Validator, Verified,
-    DEFAULT_MAX_PARAMS,
 };
 
 use crate::boundary::{guard, input, optional_input, output, write, write_text};
@@ -73,27 +73,20 @@ impl tws_validator {
     }
 }
 
-/// Runs `f` with a scratch buffer for at most `max_params` parameters: a small one on the stack first
-/// (each is zeroed per call), and only when the form overflows it (`Overflow`), one sized to the form's
-/// parameters (`Request::max_params`: its non-empty `&`-separated segments, so a body of `&`s needs none)
-/// and capped at `max_params`, so a form with more still gets `TooManyParams`. Up to
-/// `DEFAULT_MAX_PARAMS` spans live on the stack, more on the heap.
+/// Runs `f` with a scratch buffer for at most `max_params` parameters, sized by the core's rule
+/// ([`tws_core::with_scratch`]: none for a request without parameters, a small one on the stack first,
+/// a larger one only when the form overflows it). This face supplies the heap buffer the core has no
+/// heap for: a form with more parameters than `DEFAULT_MAX_PARAMS` is sorted in one sized to its
+/// parameters (`Request::max_params`: its non-empty `&`-separated segments, so a body of `&`s needs
+/// none) and capped at `max_params`, so a form with more still gets `TooManyParams`.
 pub(crate) fn with_scratch<R: Overflow>(
     max_params: usize,
     request: &Request<'_>,
-    mut f: impl FnMut(&mut [Span]) -> R,
+    f: impl FnMut(&mut [Span]) -> R,
 ) -> R {
-    const SMALL: usize = 64;
-    let small = f(&mut [Span::EMPTY; SMALL][..max_params.min(SMALL)]);
-    if !small.overflowed() || max_params <= SMALL {
-        return small;
-    }
-    let len = request.max_params().min(max_params);
-    if len <= DEFAULT_MAX_PARAMS {
-        f(&mut [Span::EMPTY; DEFAULT_MAX_PARAMS][..len])
-    } else {
+    tws_core::with_scratch(max_params, request, f, |len, f| {
         f(&mut vec![Span::EMPTY; len])
-    }
+    })
 }
 
 /// Writes a new, empty validator (no secrets; every verification fails until one is added) to
