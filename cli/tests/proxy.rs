@@ -644,3 +644,42 @@ fn without_a_secret_the_proxy_does_not_start() {
     assert!(start(None).contains("no secret"));
     assert!(start(Some(" \t\x0b ")).contains("empty or only whitespace"));
 }
+
+#[test]
+fn a_twilio_retry_gets_the_first_response_and_the_app_runs_once() {
+    let (_app, app_port) = start_app(App::Node);
+    let proxy = behind(app_port, &[]);
+    let signature = sign_form("https://example.com/sms", FORM);
+    let delivery = |token: &str| {
+        http(
+            proxy.port,
+            "POST",
+            "/sms",
+            &[
+                ("Content-Type", FORM_TYPE),
+                ("X-Twilio-Signature", &signature),
+                ("I-Twilio-Idempotency-Token", token),
+            ],
+            FORM,
+        )
+    };
+    let first = delivery("delivery-1");
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let retry = delivery("delivery-1");
+    assert_eq!(retry.status, 200, "{retry:?}");
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert_eq!(retry.header("x-upstream"), Some("node"));
+    assert_eq!(retry.body, first.body);
+    assert_eq!(received(app_port).len(), 1, "the retry reached the app");
+    // Another delivery of the same content (a new token) runs again.
+    assert_eq!(delivery("delivery-2").header("idempotent-replayed"), None);
+    assert_eq!(received(app_port).len(), 2);
+    let log = proxy.log();
+    assert!(
+        log.contains("\"POST /sms\" 200 retry reason=replayed"),
+        "{log}"
+    );
+    // One line per request: no second line for the replay.
+    assert_eq!(log.lines().count(), 4, "{log}");
+}

@@ -1,5 +1,5 @@
 //! The admin listener: `/healthz` (the process serves), `/readyz` (every upstream accepts a TCP
-//! connection) and `/metrics` (Prometheus text format). Kept off the proxied port so that it is never
+//! connection, and Redis answers) and `/metrics` (Prometheus text format). Kept off the proxied port so that it is never
 //! exposed to Twilio's side.
 
 use std::convert::Infallible;
@@ -17,6 +17,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
+use twilio_signature_tower::idempotency::RedisStore;
+
 use super::metrics::Metrics;
 use super::{log, Failure};
 
@@ -25,6 +27,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(1);
 
 struct Admin {
     upstreams: Vec<String>,
+    redis: Option<RedisStore>,
     metrics: Arc<Metrics>,
 }
 
@@ -32,6 +35,7 @@ struct Admin {
 pub async fn start(
     address: SocketAddr,
     upstreams: Vec<String>,
+    redis: Option<RedisStore>,
     metrics: &Arc<Metrics>,
 ) -> Result<SocketAddr, Failure> {
     let listener = TcpListener::bind(address)
@@ -42,6 +46,7 @@ pub async fn start(
         .map_err(|e| Failure::usage(format!("cannot listen on --admin-listen {address}: {e}")))?;
     let admin = Arc::new(Admin {
         upstreams,
+        redis,
         metrics: Arc::clone(metrics),
     });
     tokio::spawn(async move {
@@ -90,7 +95,8 @@ impl Admin {
         })
     }
 
-    /// 200 when every upstream accepts a connection, else 503 naming those that do not.
+    /// 200 when every upstream accepts a connection and Redis (with --redis) answers, else 503 naming what
+    /// does not.
     async fn ready(&self) -> Response<Full<Bytes>> {
         let mut down = String::new();
         for upstream in &self.upstreams {
@@ -104,6 +110,17 @@ impl Admin {
                         down,
                         "upstream {upstream} did not accept a connection within {READY_TIMEOUT:?}"
                     );
+                }
+            }
+        }
+        if let Some(redis) = &self.redis {
+            match tokio::time::timeout(READY_TIMEOUT * 3, redis.ping()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    let _ = writeln!(down, "the retry store is unreachable: {e}");
+                }
+                Err(_) => {
+                    let _ = writeln!(down, "the retry store did not answer a PING in time");
                 }
             }
         }

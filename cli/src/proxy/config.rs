@@ -24,6 +24,8 @@ pub struct Settings {
     pub upstream_timeout: Duration,
     pub body_timeout: Duration,
     pub log_format: LogFormat,
+    /// The Redis URL for the retry store; `None`: a store in this process.
+    pub redis: Option<String>,
     pub trusted_proxies: Vec<String>,
     pub routes: Vec<RouteSettings>,
 }
@@ -100,6 +102,7 @@ struct File {
     upstream_timeout: Option<f64>,
     body_timeout: Option<f64>,
     log_format: Option<LogFormat>,
+    redis: Option<String>,
     #[serde(default, rename = "route")]
     routes: Vec<FileRoute>,
 }
@@ -214,10 +217,38 @@ impl Settings {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
+            redis: redis_url(args.redis.as_deref(), file.redis)?,
             trusted_proxies,
             routes,
         })
     }
+}
+
+/// The environment variable that may hold the Redis URL (with its password, if any).
+pub const REDIS_ENV: &str = "TWSIG_REDIS_URL";
+
+/// The Redis URL from `--redis`, else the file, else `$TWSIG_REDIS_URL`. One with a password is refused
+/// on the command line (visible in `ps`, kept in shell history); the message never repeats it.
+fn redis_url(option: Option<&str>, file: Option<String>) -> Result<Option<String>, Failure> {
+    if let Some(url) = option {
+        let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let authority = authority.split('/').next().unwrap_or(authority);
+        if authority
+            .rsplit_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+        {
+            return Err(Failure::usage(format!(
+                "--redis: a URL with a password is refused on the command line (visible in `ps`, kept \
+                 in shell history); put it in {REDIS_ENV} or in --config's redis key"
+            )));
+        }
+        return Ok(Some(url.to_owned()));
+    }
+    Ok(file.or_else(|| {
+        std::env::var(REDIS_ENV)
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+    }))
 }
 
 /// A timeout from its option, else from the file, else its default.

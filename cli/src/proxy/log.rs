@@ -46,7 +46,11 @@ impl Visit for Fields {
 
 impl Subscriber for Collector {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        *metadata.level() <= Level::INFO
+        // The layer's INFO events (a retry answered from the store) say what the request's own line
+        // says; its warnings and errors (a store failure, a base_url mistake) are kept.
+        let level = *metadata.level();
+        level < Level::INFO
+            || (level == Level::INFO && metadata.target() != "twilio_signature_tower")
     }
 
     fn new_span(&self, _: &Attributes<'_>) -> Id {

@@ -20,9 +20,15 @@ pub enum Reason {
     UpstreamUnavailable,
     UpstreamTimeout,
     NoRoute,
+    /// A retry answered with the first delivery's stored response.
+    Replayed,
+    /// 409: a retry of a delivery still being handled.
+    StillRunning,
+    /// 503: the retry store failed (only with a refusing store-failure policy).
+    StoreUnavailable,
 }
 
-const REASONS: [Reason; 11] = [
+const REASONS: [Reason; 14] = [
     Reason::Ok,
     Reason::MissingSignature,
     Reason::BadRequest,
@@ -34,6 +40,9 @@ const REASONS: [Reason; 11] = [
     Reason::UpstreamUnavailable,
     Reason::UpstreamTimeout,
     Reason::NoRoute,
+    Reason::Replayed,
+    Reason::StillRunning,
+    Reason::StoreUnavailable,
 ];
 
 impl Reason {
@@ -65,6 +74,9 @@ impl Reason {
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::NoRoute => "no_route",
+            Self::Replayed => "replayed",
+            Self::StillRunning => "still_running",
+            Self::StoreUnavailable => "store_unavailable",
         }
     }
 
@@ -73,6 +85,7 @@ impl Reason {
             Self::Ok => "forwarded",
             Self::UpstreamUnavailable | Self::UpstreamTimeout => "upstream_error",
             Self::NoRoute => "no_route",
+            Self::Replayed | Self::StillRunning | Self::StoreUnavailable => "retry",
             _ => "refused",
         }
     }
@@ -160,7 +173,7 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         out.push_str(
             "# HELP twsig_proxy_requests_total Requests by outcome (forwarded, refused, \
-             upstream_error, no_route) and reason.\n# TYPE twsig_proxy_requests_total counter\n",
+             upstream_error, retry, no_route) and reason.\n# TYPE twsig_proxy_requests_total counter\n",
         );
         for reason in REASONS {
             let _ = writeln!(

@@ -49,8 +49,14 @@ SIGTERM or Ctrl-C: stop accepting, let requests in flight and open WebSocket tun
 --upstream-timeout plus 5 s, then they are closed), exit 0. A client must send its body within
 --body-timeout (default 30 s), else 400.
 
+Retries: Twilio sends the same I-Twilio-Idempotency-Token on each retry of a delivery. The first
+delivery reaches the upstream; a retry gets the stored response (Idempotent-Replayed: true), or 409
+if the first is still running after 5 s. Stored in this process, or in Redis (--redis, or
+$TWSIG_REDIS_URL) to share them between instances, with the key and layout the Python, Go and Node
+helpers use. A 5xx is not stored. If Redis fails, the request is forwarded anyway and an error logged.
+
 --config FILE (TOML): top-level keys listen, admin_listen, base_url, trusted_proxies, body_limit,
-upstream_timeout, body_timeout, log_format (the options of the same names; options given on the command line win),
+upstream_timeout, body_timeout, log_format, redis (the options of the same names; options given on the command line win),
 and one [[route]] table per route: prefix, upstream, and optionally token_files (that route's secrets
 instead of TWILIO_AUTH_TOKEN / --token-file), key_id, base_url. The longest matching prefix wins;
 a prefix matches whole path segments (/sms matches /sms and /sms/x, not /smsx).";
@@ -103,6 +109,10 @@ pub struct ProxyArgs {
     /// it, or no key, use them
     #[arg(long, value_name = "ID")]
     key_id: Option<String>,
+    /// Share answered retries with other instances through this Redis (redis://HOST:PORT/DB). A URL
+    /// with a password goes in $TWSIG_REDIS_URL or --config instead. Default: a store in this process
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
     /// Routes and settings from a TOML file (see below)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,

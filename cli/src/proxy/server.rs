@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tower::{Layer, Service};
 use twilio_signature::{Secret, Validator};
+use twilio_signature_tower::idempotency::{Idempotency, MemoryStore, RedisStore, RetryAnswer};
 use twilio_signature_tower::{PeerAddr, TwilioSignature, TwilioSignatureLayer};
 
 use super::config::{self, Settings};
@@ -46,6 +47,15 @@ struct Route {
     service: TwilioSignature<Forward, Vec<Secret>>,
 }
 
+/// What the App of every thread shares: the counters, the tunnel tracker (each WebSocket tunnel holds
+/// a sender while it runs, so that shutdown can wait for it) and the retry store.
+#[derive(Clone)]
+struct Shared {
+    metrics: Arc<Metrics>,
+    tunnels: mpsc::WeakSender<()>,
+    retries: Idempotency,
+}
+
 pub struct App {
     routes: Vec<Route>,
     metrics: Arc<Metrics>,
@@ -53,12 +63,7 @@ pub struct App {
 }
 
 impl App {
-    /// `tunnels`: each WebSocket tunnel holds a sender while it runs, so that shutdown can wait for it.
-    fn new(
-        settings: &Settings,
-        metrics: &Arc<Metrics>,
-        tunnels: &mpsc::WeakSender<()>,
-    ) -> Result<Self, Failure> {
+    fn new(settings: &Settings, shared: &Shared) -> Result<Self, Failure> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(settings.upstream_timeout));
@@ -83,7 +88,8 @@ impl App {
                             .extensions_mut()
                             .insert(Refused(rejection.to_string()));
                         response
-                    });
+                    })
+                    .idempotency(shared.retries.clone());
             if let Some(base_url) = &route.base_url {
                 layer = layer.base_url(base_url).map_err(usage)?;
             }
@@ -93,8 +99,8 @@ impl App {
                     key_id: route.key_id.clone(),
                     client: client.clone(),
                     timeout: settings.upstream_timeout,
-                    metrics: Arc::clone(metrics),
-                    tunnels: tunnels.clone(),
+                    metrics: Arc::clone(&shared.metrics),
+                    tunnels: shared.tunnels.clone(),
                 }),
             };
             routes.push(Route {
@@ -105,7 +111,7 @@ impl App {
         }
         Ok(Self {
             routes,
-            metrics: Arc::clone(metrics),
+            metrics: Arc::clone(&shared.metrics),
             body_timeout: settings.body_timeout,
         })
     }
@@ -172,8 +178,19 @@ impl App {
         let refusal = response.extensions().get::<Refused>().map(|r| r.0.as_str());
         let status = response.status().as_u16();
         let passed = response.extensions().get::<Passed>();
+        let retry = response
+            .extensions()
+            .get::<RetryAnswer>()
+            .map(|answer| match answer {
+                RetryAnswer::Replayed => Reason::Replayed,
+                RetryAnswer::StillRunning => Reason::StillRunning,
+                // `RetryAnswer` may grow: what the layer adds later counts as the store's.
+                _ => Reason::StoreUnavailable,
+            });
         let (reason, detail) = if let Some(passed) = passed {
             (passed.reason, passed.detail.as_deref())
+        } else if let Some(retry) = retry {
+            (retry, None)
         } else {
             self.metrics.verify(arrived.elapsed());
             (Reason::of_refusal(status, refusal), refusal)
@@ -218,14 +235,23 @@ pub fn serve(settings: &Settings) -> Result<(), Failure> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let (stop, stopping) = watch::channel(false);
     let (tunnels, mut tunnels_closed) = mpsc::channel::<()>(1);
-    let workers = start_workers(settings, threads - 1, &metrics, &tunnels, &stopping)?;
-    let app = Arc::new(App::new(settings, &metrics, &tunnels.downgrade())?);
     let runtime =
         runtime().map_err(|e| Failure::usage(format!("cannot start the runtime: {e}")))?;
+    let (retries, redis) = retry_store(settings, &runtime)?;
+    let shared = Shared {
+        metrics: Arc::clone(&metrics),
+        tunnels: tunnels.downgrade(),
+        retries,
+    };
+    let workers = start_workers(settings, threads - 1, &shared, &stopping)?;
+    let app = Arc::new(App::new(settings, &shared)?);
+    drop(shared);
     runtime.block_on(async move {
         let listener = TcpListener::from_std(listener).map_err(cannot_listen)?;
         let admin = match settings.admin_listen {
-            Some(address) => Some(admin::start(address, App::upstreams(settings), &metrics).await?),
+            Some(address) => {
+                Some(admin::start(address, App::upstreams(settings), redis, &metrics).await?)
+            }
             None => None,
         };
         let mut terminate =
@@ -282,31 +308,32 @@ pub fn serve(settings: &Settings) -> Result<(), Failure> {
             "shutting down: no new connections; waiting for requests in flight",
         );
         let _ = stop.send(true);
-        // Requests in flight, then WebSocket tunnels (a Media Streams call), within one bound.
-        let drain = settings.upstream_timeout + DRAIN_GRACE;
-        let deadline = tokio::time::Instant::now() + drain;
         drop(tunnels);
+        let drain = settings.upstream_timeout + DRAIN_GRACE;
         let drained = async {
             stop.closed().await;
             // This runtime's own connections are among those just waited for.
             let _ = all_closed.recv().await;
             let _ = tunnels_closed.recv().await;
         };
-        if tokio::time::timeout_at(deadline, drained).await.is_err() {
-            log::note(
-                "WARN",
-                &format!(
-                    "requests or WebSocket tunnels still open after {drain:?}: closing them"
-                ),
-            );
-        } else {
-            log::note(
-                "INFO",
-                "shut down: every request in flight and WebSocket tunnel finished",
-            );
-        }
+        finish(drain, drained).await;
         Ok(())
     })
+}
+
+/// The retry store every route and thread shares: Redis with `--redis` (its connection's task runs on
+/// `runtime`, this thread's), else one in this process. The Redis store is also returned for /readyz.
+fn retry_store(
+    settings: &Settings,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(Idempotency, Option<RedisStore>), Failure> {
+    let Some(url) = &settings.redis else {
+        return Ok((Idempotency::new(MemoryStore::new()), None));
+    };
+    let _context = runtime.enter();
+    let store = RedisStore::open(url)
+        .map_err(|e| Failure::usage(format!("--redis: {e} (redis://HOST:PORT/DB expected)")))?;
+    Ok((Idempotency::new(store.clone()), Some(store)))
 }
 
 /// `count` worker threads, each running [`worker`] on its own runtime; returns where to hand each one
@@ -314,13 +341,12 @@ pub fn serve(settings: &Settings) -> Result<(), Failure> {
 fn start_workers(
     settings: &Settings,
     count: usize,
-    metrics: &Arc<Metrics>,
-    tunnels: &mpsc::Sender<()>,
+    shared: &Shared,
     stopping: &watch::Receiver<bool>,
 ) -> Result<Vec<mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>>, Failure> {
     let mut workers = Vec::with_capacity(count);
     for _ in 0..count {
-        let app = Arc::new(App::new(settings, metrics, &tunnels.downgrade())?);
+        let app = Arc::new(App::new(settings, shared)?);
         let (handoff, connections) = mpsc::unbounded_channel();
         let stopping = stopping.clone();
         std::thread::Builder::new()
@@ -333,6 +359,22 @@ fn start_workers(
         workers.push(handoff);
     }
     Ok(workers)
+}
+
+/// Waits for `drained` (requests in flight, then WebSocket tunnels such as a Media Streams call) for at
+/// most `drain`, and says how it ended.
+async fn finish(drain: Duration, drained: impl std::future::Future<Output = ()>) {
+    if tokio::time::timeout(drain, drained).await.is_err() {
+        log::note(
+            "WARN",
+            &format!("requests or WebSocket tunnels still open after {drain:?}: closing them"),
+        );
+    } else {
+        log::note(
+            "INFO",
+            "shut down: every request in flight and WebSocket tunnel finished",
+        );
+    }
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
