@@ -60,20 +60,25 @@ const skip = why && process.env.TWILIO_SIGNATURE_REQUIRE_FLEET !== "1" ? `mixed 
 test("a mixed fleet (Node + Python on one Redis) answers each retry once", { skip }, async (t) => {
   assert.equal(why, null, why);
   const redis = await startRedis();
-  t.after(() => redis.stop());
+  // One after-hook, in order: the Node client disconnects, the Python app exits, then the server stops.
+  let client = null;
+  let py = null;
+  t.after(async () => {
+    if (client) await Promise.resolve(client.disconnect()).catch(() => {});
+    if (py) py.stdin.end();
+    redis.stop();
+  });
   const runsFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "fleet-")), "runs");
   fs.writeFileSync(runsFile, "");
   const runs = () => fs.readFileSync(runsFile, "utf8").split("\n").filter(Boolean);
 
   const pyPort = await freePort();
-  const py = spawn(PYTHON, [path.join(__dirname, "fleet_python_app.py"), String(pyPort), String(redis.port), runsFile], { stdio: ["pipe", "pipe", "inherit"] });
-  t.after(() => py.stdin.end());
+  py = spawn(PYTHON, [path.join(__dirname, "fleet_python_app.py"), String(pyPort), String(redis.port), runsFile], { stdio: ["pipe", "pipe", "inherit"] });
   const first = await new Promise((resolve) => readline.createInterface({ input: py.stdout }).once("line", resolve));
   assert.equal(first, "ready");
 
-  const client = createClient({ socket: { host: "127.0.0.1", port: redis.port, connectTimeout: 1000 } });
+  client = createClient({ socket: { host: "127.0.0.1", port: redis.port, connectTimeout: 1000 } });
   await client.connect();
-  t.after(() => client.quit());
   const app = express();
   app.post("/voice", expressWebhook({ authToken: TOKEN, baseUrl: BASE_URL, idempotency: new RedisStore(client), logger: memoryLogger() }), (req, res) => {
     fs.appendFileSync(runsFile, "node\n");

@@ -181,10 +181,15 @@ test("Hono (verifyFetchRequest + Idempotency.fetch) with a MemoryStore: a retry 
 
 test("RedisStore on a real redis-server: the layout in Redis, own-owner claims, and an Express retry answered once", async (t) => {
   const redis = await startRedis();
-  t.after(() => redis.stop());
+  // One after-hook, in order: the clients disconnect (at once, nothing pending), then the server stops.
+  const clients = [];
+  t.after(async () => {
+    for (const c of clients) await Promise.resolve(c.disconnect()).catch(() => {});
+    redis.stop();
+  });
   const client = createClient({ socket: { host: "127.0.0.1", port: redis.port, connectTimeout: 1000 } });
   await client.connect();
-  t.after(() => client.quit());
+  clients.push(client);
   const store = new RedisStore(client);
   assert.equal(await store.claim("k1", "owner-1", 60), "ours");
   assert.equal(await store.claim("k1", "owner-2", 60), "busy");
@@ -213,7 +218,7 @@ test("RedisStore on a real redis-server: the layout in Redis, own-owner claims, 
   const IORedis = require("ioredis");
   const io = new IORedis({ host: "127.0.0.1", port: redis.port, connectTimeout: 1000, maxRetriesPerRequest: 1, lazyConnect: true });
   await io.connect();
-  t.after(() => io.quit());
+  clients.push(io);
   const ioStore = new RedisStore(io);
   assert.deepEqual((await ioStore.claim("k1", "owner-9", 60)).headers, v.stored_headers);
   assert.equal(await ioStore.claim("k4", "io-owner", 60), "ours");
@@ -226,7 +231,7 @@ test("RedisStore on a real redis-server: the layout in Redis, own-owner claims, 
   // node-redis 4 (commandOptions({returnBuffers: true})).
   const v4 = require("redis4").createClient({ socket: { host: "127.0.0.1", port: redis.port, connectTimeout: 1000 } });
   await v4.connect();
-  t.after(() => v4.quit());
+  clients.push(v4);
   const v4Store = new RedisStore(v4);
   assert.deepEqual((await v4Store.claim("k4", "v4-owner", 60)).body, response.body);
   assert.equal(await v4Store.claim("k5", "v4-owner", 60), "ours");
