@@ -41,7 +41,7 @@ test-node: redis-server python-install node-deps node-addon npm-pack
 	$(CARGO) clippy --release -p twilio-signature-node --all-targets -- -D warnings
 	cd bindings-node && npx --no-install tsc -p test/types --noEmit
 	cd bindings-node && TWILIO_SIGNATURE_PYTHON=$(ROOT)/.venv/bin/python TWILIO_SIGNATURE_REQUIRE_FLEET=1 \
-	  node --test --test-concurrency=2 --test-timeout=180000 test/
+	  node --test --test-concurrency=2 --test-timeout=180000 test/*.test.js
 	$(MAKE) --no-print-directory test-node-tarball
 
 # The tarball, installed as a user would (npm install ./twilio-signature-x.y.z.tgz) in a fresh project,
@@ -56,4 +56,4 @@ test-node-tarball:
 	env PATH="$(NODE_NO_RUST_PATH)" node -e 'const t=require("twilio-signature"); new t.Validator("x"); import("twilio-signature").then((m)=>{ if (m.Validator!==t.Validator) process.exit(1) })' && \
 	env PATH="$(NODE_NO_RUST_PATH)" TWILIO_SIGNATURE_PACKAGE="$$tmp/node_modules/twilio-signature" \
 	  TWILIO_SIGNATURE_VECTORS=$(ROOT)/tests/vectors NODE_PATH=$(NODE_PKG)/node_modules \
-	  node --test --test-concurrency=2 --test-timeout=180000 $(NODE_PKG)/test/
+	  node --test --test-concurrency=2 --test-timeout=180000 $(NODE_PKG)/test/*.test.js
