@@ -168,7 +168,7 @@ func TestMiddlewareContentTypeRule(t *testing.T) {
 		types  []string
 		reason string
 	}{
-		{nil, "415 missing content type for a form body"},
+		{nil, "415 no content type for a form body"},
 		{[]string{""}, `415 unsupported content type "" for a form body`},
 		{[]string{"text/plain"}, `415 unsupported content type "text/plain" for a form body`},
 		{[]string{"application/json"}, `415 unsupported content type "application/json" for a form body`},

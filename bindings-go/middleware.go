@@ -108,7 +108,7 @@ type contentTypeError struct {
 
 func (e *contentTypeError) Error() string {
 	if e.missing {
-		return "missing content type for a form body"
+		return "no content type for a form body"
 	}
 	return fmt.Sprintf("unsupported content type %q for a form body", e.mediaType)
 }

@@ -523,18 +523,19 @@ fn check_content_type(headers: &HeaderMap, url: &[u8], body: &[u8]) -> Result<()
     let Some(wrong) = wrong else {
         return Ok(());
     };
-    let received = match wrong {
-        None => "(none)".to_owned(),
+    // The same words as every other face: "no content type" or "unsupported content type \"x\"".
+    let what = match wrong {
+        None => "no content type".to_owned(),
         Some(value) => {
             let shown = String::from_utf8_lossy(media_type(value.as_bytes()));
             // A hostile type is echoed in the response and the log: a short prefix is enough.
             let shown: String = shown.chars().take(100).collect();
-            format!("{shown:?}")
+            format!("unsupported content type {shown:?}")
         }
     };
     Err(Rejection::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        format!("unsupported content type {received} for a form body"),
+        format!("{what} for a form body"),
         "Twilio sends form webhooks as application/x-www-form-urlencoded; a body verified as a form \
          must carry that type",
     ))

@@ -799,13 +799,7 @@ async fn a_signed_form_re_encoded_as_multipart_is_415_and_never_reaches_the_hand
     );
     // Without a type, or with another one, the same: 415.
     let none = send(None).await;
-    assert_eq!(
-        none,
-        (
-            415,
-            "unsupported content type (none) for a form body\n".to_owned()
-        )
-    );
+    assert_eq!(none, (415, "no content type for a form body\n".to_owned()));
     assert_eq!(send(Some("text/plain")).await.0, 415);
     assert_eq!(runs_of("case=multipart"), 0, "the handler never ran");
     // The signature itself is good: as the form it is, the same request passes.
