@@ -292,7 +292,7 @@ func TestAnUnverifiedHandshakeIsRefusedWithoutUpgrade(t *testing.T) {
 			// Explain (the core's, through the C ABI) names the mistake.
 			status, _ = c.stream(t, a, handshake{"/media", signed(t, a.URL+"/media")})
 			wantRefused(t, a, status, http.StatusForbidden, "twilio webhook refused: 403 the signature does not match the request; url="+wsURL(a, "/media")+
-				"; likely cause: verified as ws:// but Twilio signed the http:// URL")
+				"; likely cause: verified as ws:// but signed over the http:// URL")
 		})
 	}
 }
@@ -315,7 +315,7 @@ func TestBehindATrustedProxyTheWssURLIsVerified(t *testing.T) {
 
 			refused := newApp(t, c.lib, trusted)
 			status, _ = c.stream(t, refused, handshake{"/media?call=2", proxy(signed(t, "https://hooks.example.com/media?call=2"))})
-			wantRefused(t, refused, status, http.StatusForbidden, "url=wss://hooks.example.com/media?call=2; likely cause: verified as wss:// but Twilio signed the https:// URL")
+			wantRefused(t, refused, status, http.StatusForbidden, "url=wss://hooks.example.com/media?call=2; likely cause: verified as wss:// but signed over the https:// URL")
 
 			based := newApp(t, c.lib, twiliosig.Options{BaseURL: "https://hooks.example.com"})
 			status, answer = c.stream(t, based, handshake{"/media", signed(t, "wss://hooks.example.com/media")})

@@ -247,7 +247,7 @@ def test_a_handshake_signed_for_the_http_url_is_refused(
     (line,) = [r.getMessage() for r in caplog.records if r.name == LOGGERS[framework]]
     assert f"url=ws://127.0.0.1:{port}/media;" in line
     # The core's explain names the scheme mix-up (and the URL that would have matched).
-    assert "verified as ws:// but Twilio signed the http:// URL" in line, line
+    assert "verified as ws:// but signed over the http:// URL" in line, line
     assert f"url signed: http://127.0.0.1:{port}/media" in line
 
 

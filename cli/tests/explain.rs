@@ -277,7 +277,7 @@ fn a_handshake_verified_as_https_names_the_wss_url() {
         (
             "https://example.com/voice",
             "wss://example.com/voice",
-            "verified as wss:// but Twilio signed the https:// URL",
+            "verified as wss:// but signed over the https:// URL",
             "url signed: https://example.com/voice\n",
         ),
         // ws:// for a handshake Twilio signed as wss:// (the app behind a proxy saw http).

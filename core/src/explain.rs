@@ -114,10 +114,10 @@ impl Mistake {
             Self::HttpsInsteadOfWss => "verified as https:// but Twilio signed the wss:// handshake",
             Self::HttpInsteadOfWs => "verified as http:// but Twilio signed the ws:// handshake",
             Self::WssInsteadOfHttps => {
-                "verified as wss:// but Twilio signed the https:// URL: this request is not a WebSocket handshake"
+                "verified as wss:// but signed over the https:// URL: signed as a plain request, not as Twilio signs a handshake"
             }
             Self::WsInsteadOfHttp => {
-                "verified as ws:// but Twilio signed the http:// URL: this request is not a WebSocket handshake"
+                "verified as ws:// but signed over the http:// URL: signed as a plain request, not as Twilio signs a handshake"
             }
             Self::WebSocketSchemeSwapped => "Twilio signed the handshake with the other scheme (ws vs wss)",
             Self::DoubledPath => {

@@ -334,13 +334,13 @@ fn a_handshake_verified_as_the_https_request_is_named() {
             "https://example.com/voice",
             "wss://example.com/voice",
             Mistake::WssInsteadOfHttps,
-            "verified as wss:// but Twilio signed the https:// URL: this request is not a WebSocket handshake",
+            "verified as wss:// but signed over the https:// URL: signed as a plain request, not as Twilio signs a handshake",
         ),
         (
             "http://example.com/voice",
             "ws://example.com/voice",
             Mistake::WsInsteadOfHttp,
-            "verified as ws:// but Twilio signed the http:// URL: this request is not a WebSocket handshake",
+            "verified as ws:// but signed over the http:// URL: signed as a plain request, not as Twilio signs a handshake",
         ),
         // Behind a TLS-terminating proxy the handshake was seen as ws://.
         (

@@ -148,8 +148,8 @@ static void url_mistakes_show_both_urls(void) {
     check_named_with_urls("ws://example.com/media", "http://example.com/media", "",
                           "verified as http:// but Twilio signed the ws:// handshake");
     check_named_with_urls("https://example.com/voice", "wss://example.com/voice", "",
-                          "verified as wss:// but Twilio signed the https:// URL: this request is not a "
-                          "WebSocket handshake");
+                          "verified as wss:// but signed over the https:// URL: signed as a plain request, not as "
+                          "Twilio signs a handshake");
     check_named_with_urls("https://example.com/twilio/sms", "https://example.com/twilio/sms/twilio/sms", FORM,
                           "the URL verified repeats part of its path: Twilio signed it without the repeat");
     check_named_with_urls("https://example.com:8443/sms", "https://example.com/sms", FORM,
