@@ -22,9 +22,6 @@ use napi::{Error as NapiError, JsValue, Status};
 use napi_derive::napi;
 use twilio_signature::{Candidate, Error, Overflow, Payload, Request, Secret, Span, Verified};
 
-/// Parameters handled with a stack scratch buffer; more go to a heap buffer bounded by `max_params`.
-const STACK_PARAMS: usize = 64;
-
 /// A URL, body, signature or settings value (`Either<String, Buffer>` for the calls that are not hot).
 type Bytes = Either<String, Buffer>;
 
@@ -326,22 +323,18 @@ impl Shared {
         self.run(&request)
     }
 
-    /// Runs `f` with a scratch buffer for at most `max_params` parameters: a small one on the stack
-    /// first, and only when the form overflows it, one on the heap sized to the form's parameters
-    /// (`Request::max_params`) and capped at `max_params` (a body of `&`s cannot make it allocate).
+    /// Runs `f` with a scratch buffer for at most `max_params` parameters, sized by the core's rule
+    /// (`twilio_signature::with_scratch`: none for a GET, the stack up to 512, then a heap buffer sized
+    /// to the form and capped at `max_params`, so a body of `&`s cannot make it allocate).
     fn with_scratch<R: Overflow>(
         &self,
         request: &Request<'_>,
-        mut f: impl FnMut(&mut [Span]) -> R,
+        f: impl FnMut(&mut [Span]) -> R,
     ) -> R {
-        let small = f(&mut [Span::EMPTY; STACK_PARAMS][..self.max_params.min(STACK_PARAMS)]);
-        if !small.overflowed() || self.max_params <= STACK_PARAMS {
-            return small;
-        }
-        f(&mut vec![
-            Span::EMPTY;
-            request.max_params().min(self.max_params)
-        ])
+        // The core's one sizing rule; this face supplies only the heap.
+        twilio_signature::with_scratch(self.max_params, request, f, |len, f| {
+            f(&mut vec![Span::EMPTY; len])
+        })
     }
 }
 
