@@ -11,7 +11,9 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http::{
+    header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version,
+};
 use http_body::Body;
 use http_body_util::{Either, Full};
 use tower::Service;
@@ -234,7 +236,10 @@ impl Target {
 /// `Connection` header holding the token `upgrade` (both case-insensitive), or (feature `http2`) an
 /// HTTP/2 extended CONNECT with `:protocol websocket`.
 fn is_websocket_handshake(parts: &Parts) -> bool {
+    // HTTP/1.1 only: hyper sets up no upgrade for HTTP/1.0, so such a "handshake" would reach the
+    // app as a plain GET verified over ws(s):// — a handshake's signature accepted for a GET.
     let http1 = parts.method == Method::GET
+        && parts.version == Version::HTTP_11
         && has_token(&parts.headers, &header::UPGRADE, b"websocket")
         && has_token(&parts.headers, &header::CONNECTION, b"upgrade");
     http1 || is_extended_connect_websocket(parts)

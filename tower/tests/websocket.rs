@@ -268,6 +268,33 @@ async fn a_plain_get_to_the_stream_route_is_verified_as_http() {
     assert!(capture::events_with("case=plain-get").is_empty());
 }
 
+#[tokio::test]
+async fn an_http_1_0_get_with_upgrade_headers_is_not_a_handshake() {
+    // hyper never upgrades HTTP/1.0: verified as a handshake it would reach the app as a plain GET
+    // accepted on a signature over ws://. It is verified over http://, so the ws:// signature fails.
+    let addr = serve(layer()).await;
+    let path = "/media?case=http10";
+    let sig = signature(&format!("ws://{addr}{path}"));
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         X-Twilio-Signature: {sig}\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).await.expect("read");
+    assert_eq!(&response[9..12], "403", "{response}");
+    let events = capture::events_with("case=http10");
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert!(
+        events[0]
+            .field("message")
+            .contains(&format!("url=http://{addr}{path};")),
+        "{events:#?}"
+    );
+}
+
 /// An HTTP/2 WebSocket handshake (RFC 8441 extended CONNECT, `:protocol websocket`) to
 /// `http://{addr}{path}`: the open stream, or the status answered instead of 200.
 #[cfg(feature = "http2")]
