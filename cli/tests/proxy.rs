@@ -51,6 +51,7 @@ fn signed_form_reaches(app: App) {
             ("Content-Type", FORM_TYPE),
             ("X-Twilio-Signature", &signature),
             ("X-Twilio-Verified", "secret=9; candidate=as-given"),
+            ("X_Twilio_Verified", "key=KS9; secret=9; candidate=as-given"),
             ("X-Custom", "kept as is"),
             ("Keep-Alive", "timeout=5"),
             ("Connection", "close, X-Hop"),
@@ -71,6 +72,10 @@ fn signed_form_reaches(app: App) {
         header_values(seen, "x-twilio-verified"),
         ["secret=0; candidate=as-given"],
         "the client's copy is removed, the proxy's is added"
+    );
+    assert!(
+        header_values(seen, "x_twilio_verified").is_empty(),
+        "the underscore spelling CGI servers read as the same variable is removed too"
     );
     assert_eq!(header_values(seen, "x-twilio-signature"), [signature]);
     assert_eq!(header_values(seen, "content-type"), [FORM_TYPE]);
@@ -499,6 +504,32 @@ key_id = "KS1"
     }
     assert_eq!(received(python_port).len(), 1);
     assert!(proxy.log().contains("404 no_route reason=no_route"));
+
+    // Letter case does not move a path to another route: /VOICE/answer is the voice route's (app
+    // servers that route without case would run its handler), so the sms token does not pass there.
+    let upper_url = "https://example.com/VOICE/answer";
+    let sms_signed = proxy_support::sign_form_with(b"sms route token", upper_url, FORM);
+    assert_eq!(
+        post_form(proxy.port, "/VOICE/answer", &sms_signed, FORM).status,
+        403
+    );
+    // A path an app could resolve elsewhere is refused before any route is chosen: 400, never sent.
+    for path in [
+        "/sms/../voice/answer",
+        "/sms/%2e%2e/voice/answer",
+        "/sms%2Fstatus",
+    ] {
+        let signed = proxy_support::sign_form_with(
+            b"sms route token",
+            &format!("https://example.com{path}"),
+            FORM,
+        );
+        let response = post_form(proxy.port, path, &signed, FORM);
+        assert_eq!(response.status, 400, "{path}: {}", proxy.log());
+    }
+    assert_eq!(received(python_port).len(), 1);
+    assert_eq!(received(node_port).len(), 1);
+    assert!(proxy.log().contains("ambiguous path"), "{}", proxy.log());
 
     // A misspelt key is an error at start-up, not a setting silently dropped.
     let bad = dir.join("bad.toml");

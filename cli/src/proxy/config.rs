@@ -280,10 +280,35 @@ fn read_file(path: &Path) -> Result<File, Failure> {
 }
 
 /// Whether `path` falls under `prefix` (without a trailing slash): the prefix is `path` itself or is
-/// followed by `/` or `?`. The empty prefix takes every path.
+/// followed by `/` or `?`. The empty prefix takes every path. Letter case is ignored (ASCII), because
+/// many app servers route that way: `/BILLING/x` must not fall to a catch-all route's secret and
+/// then reach the `/billing` handler.
 pub fn matches(prefix: &str, path: &str) -> bool {
-    path.strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || prefix.is_empty() || rest.starts_with(['/', '?']))
+    path.len() >= prefix.len()
+        && path.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        && {
+            let rest = &path.as_bytes()[prefix.len()..];
+            rest.is_empty() || prefix.is_empty() || rest[0] == b'/' || rest[0] == b'?'
+        }
+}
+
+/// Why a request path is refused as ambiguous, if it is: a `.` or `..` segment (also written `%2e`),
+/// an encoded `/` (`%2f`) or `\` (`%5c`), or a raw `\`. App servers resolve these differently
+/// (Tomcat, Kestrel and Jetty remove dot segments), so the handler could be another route's than the
+/// one whose secret verified the request. Twilio requests the URL configured, which has none of them.
+pub fn ambiguous(path: &str) -> Option<&'static str> {
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || lower.contains('\\') {
+        return Some("ambiguous path: an encoded slash or a backslash");
+    }
+    let dot = |segment: &str| {
+        let segment = segment.replace("%2e", ".");
+        segment == "." || segment == ".."
+    };
+    if lower.split('/').any(dot) {
+        return Some("ambiguous path: a dot segment");
+    }
+    None
 }
 
 #[cfg(test)]
@@ -298,6 +323,27 @@ mod tests {
         assert!(matches("/sms", "/sms?x=1"));
         assert!(!matches("/sms", "/smsx"));
         assert!(!matches("/sms", "/voice"));
+        assert!(matches("/billing", "/BILLING/status"), "ASCII case ignored");
+        assert!(!matches("/billing", "/BILLINGX"));
+    }
+
+    #[test]
+    fn dot_segments_and_encoded_slashes_are_ambiguous() {
+        for path in [
+            "/x/../billing",
+            "/a/./b",
+            "/a/%2e%2e/b",
+            "/a/%2E./b",
+            "/..",
+            "/a%2fb",
+            "/a%5Cb",
+            "/a\\b",
+        ] {
+            assert!(ambiguous(path).is_some(), "{path}");
+        }
+        for path in ["/sms", "/sms/status", "/a.b/c", "/..a/b", "/", "/media"] {
+            assert_eq!(ambiguous(path), None, "{path}");
+        }
     }
 
     #[test]

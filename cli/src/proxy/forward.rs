@@ -141,6 +141,12 @@ impl Route {
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         let upgrade_value = response.headers().get(header::UPGRADE).cloned();
         strip_hop_by_hop(response.headers_mut());
+        // A tunnel only to a WebSocket: a 101 to another protocol is not what was verified.
+        let upgrade_value = upgrade_value.filter(|value| {
+            value
+                .to_str()
+                .is_ok_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
+        });
         if switching && websocket {
             if let (Some(client), Some(value)) = (client_upgrade, upgrade_value) {
                 response.headers_mut().insert(header::UPGRADE, value);
@@ -179,11 +185,32 @@ impl Route {
         // which is now whole.
         parts.headers.remove(header::EXPECT);
         // Whatever a client calls X-Twilio-Verified never reaches the app: only the proxy's own does.
-        parts.headers.remove(&VERIFIED);
+        // That includes X_Twilio_Verified, which CGI-style servers (PHP, older gunicorn and Puma)
+        // read as the same HTTP_X_TWILIO_VERIFIED variable.
+        let spoofs: Vec<HeaderName> = parts
+            .headers
+            .keys()
+            .filter(|name| {
+                name.as_str().len() == VERIFIED.as_str().len()
+                    && name
+                        .as_str()
+                        .bytes()
+                        .zip(VERIFIED.as_str().bytes())
+                        .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
+            })
+            .cloned()
+            .collect();
+        for name in spoofs {
+            parts.headers.remove(name);
+        }
         parts.headers.insert(VERIFIED, verified.clone());
         if websocket {
-            if let Some(value) = upgrade_value {
-                parts.headers.insert(header::UPGRADE, value);
+            // The layer verified a WebSocket handshake: the upstream is asked for exactly that, whatever
+            // other protocols the client's Upgrade lines named.
+            if upgrade_value.is_some() {
+                parts
+                    .headers
+                    .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
                 parts
                     .headers
                     .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));

@@ -142,35 +142,47 @@ impl App {
         request.extensions_mut().insert(PeerAddr(peer));
         request.extensions_mut().insert(Arrived(arrived));
         let path = request.uri().path();
+        let answer = |status: StatusCode, reason: Reason, detail: &'static str| {
+            self.metrics.request(reason);
+            Access {
+                peer,
+                method: method.as_str(),
+                target: &target,
+                status: status.as_u16(),
+                outcome: reason.outcome(),
+                reason: reason.label(),
+                upstream: None,
+                verified: None,
+                upstream_ms: None,
+                total_ms: millis(arrived.elapsed()),
+                detail: Some(detail),
+            }
+            .log();
+            let mut response =
+                Response::new(Either::Right(Full::new(Bytes::from(format!("{detail}\n")))));
+            *response.status_mut() = status;
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            response
+        };
+        // A path the app could resolve to another route than the one chosen here (a dot segment, an
+        // encoded slash or backslash) is refused before any route or secret is picked: with several
+        // routes, a token of one would otherwise reach another's handler.
+        if let Some(detail) = config::ambiguous(path) {
+            return Ok(answer(StatusCode::BAD_REQUEST, Reason::BadRequest, detail));
+        }
         let Some(route) = self
             .routes
             .iter()
             .find(|r| config::matches(&r.prefix, path))
         else {
-            self.metrics.request(Reason::NoRoute);
-            Access {
-                peer,
-                method: method.as_str(),
-                target: &target,
-                status: 404,
-                outcome: Reason::NoRoute.outcome(),
-                reason: Reason::NoRoute.label(),
-                upstream: None,
-                verified: None,
-                upstream_ms: None,
-                total_ms: millis(arrived.elapsed()),
-                detail: Some("no route in --config takes this path"),
-            }
-            .log();
-            let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
-                b"no route for this path\n",
-            ))));
-            *response.status_mut() = StatusCode::NOT_FOUND;
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            return Ok(response);
+            return Ok(answer(
+                StatusCode::NOT_FOUND,
+                Reason::NoRoute,
+                "no route in --config takes this path",
+            ));
         };
         // The forwarder is always ready, and so is the layer in front of it.
         let mut service = route.service.clone();
