@@ -422,6 +422,7 @@ fn the_admin_listener_answers_health_readiness_and_metrics() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one proxy and two apps, every routing rule against them
 fn a_config_file_routes_prefixes_to_upstreams_each_with_its_secrets() {
     let (_python, python_port) = start_app(App::Python);
     let (_node, node_port) = start_app(App::Node);
