@@ -166,7 +166,7 @@ class Validator {
    * replayKey}; throws a SignatureError subclass.
    */
   verify(request) {
-    if (slot === POOL_SLOTS) {
+    if (slot >= POOL_SLOTS) {
       pool = new Uint8Array(32 * POOL_SLOTS);
       slot = 0;
     }

@@ -450,6 +450,8 @@ unsafe extern "C" fn check_pairs(
         let shared = validator(env, id)?;
         let count = get_u32(env, count)? as usize;
         let lengths = match typed_array(env, lengths) {
+            // No pieces: nothing to read (a detached or empty array may hand back a null pointer).
+            Some((sys::TypedarrayType::uint32_array, _, _)) if count == 0 => &[][..],
             Some((sys::TypedarrayType::uint32_array, length, data))
                 if count <= length && (data as usize).is_multiple_of(align_of::<u32>()) =>
             {
