@@ -143,11 +143,11 @@ fn allowed_in_verify(report: &Report) -> Option<&'static str> {
     let called_by_find_match = report
         .frames
         .get(1)
-        .is_some_and(|caller| caller.contains(": find_match<") && in_file(caller, "validator.rs"));
+        .is_some_and(|caller| caller.contains(": find_match<") && in_file(caller, "verdict.rs"));
     let in_find_match = top.contains(": find_match<")
         || top.contains("::find_match::{{closure}}")
         || (top.contains(": {closure#0}<") && called_by_find_match);
-    (in_find_match && in_file(top, "validator.rs"))
+    (in_find_match && in_file(top, "verdict.rs"))
         .then_some("the verdict: find_match branches on the compare's result")
 }
 
