@@ -396,8 +396,11 @@ function nodeHeader(headers) {
 function isUpgrade(req) {
   const upgrade = req.headers.upgrade;
   const connection = req.headers.connection;
+  // HTTP/1.1 only (RFC 6455): an HTTP/1.0 GET is never a handshake, so a ws:// signature cannot pass
+  // as a plain GET's.
   return (
     req.method === "GET" &&
+    req.httpVersion === "1.1" &&
     typeof upgrade === "string" &&
     upgrade.replace(ASCII_WS, "").toLowerCase() === "websocket" &&
     typeof connection === "string" &&

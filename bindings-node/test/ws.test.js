@@ -82,3 +82,26 @@ test("ws: behind a trusted proxy (X-Forwarded-Proto: https) the wss:// URL is ve
   const wrong = await connect(based.port, path, { "X-Twilio-Signature": signer.sign({ url: `https://stream.example.com${path}`, body: "" }) });
   assert.equal(wrong.status, 403);
 });
+
+test("ws: an HTTP/1.0 GET with upgrade headers is not a handshake (400, never upgraded)", async (t) => {
+  const logger = memoryLogger();
+  const server = await mediaServer({ authToken: TOKEN, logger });
+  t.after(() => server.close());
+  const path = "/media?callSid=CA10";
+  const signature = signer.sign({ url: `ws://127.0.0.1:${server.port}${path}`, body: "" });
+  const net = require("net");
+  const response = await new Promise((resolve, reject) => {
+    const socket = net.connect(server.port, "127.0.0.1", () => {
+      socket.write(`GET ${path} HTTP/1.0\r\nHost: 127.0.0.1:${server.port}\r\nUpgrade: websocket\r\n` +
+        `Connection: upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n` +
+        `X-Twilio-Signature: ${signature}\r\n\r\n`);
+    });
+    let text = "";
+    socket.on("data", (chunk) => { text += chunk; });
+    socket.on("end", () => resolve(text));
+    socket.on("close", () => resolve(text));
+    socket.on("error", reject);
+  });
+  assert.match(response, /^HTTP\/1\.[01] 400 /, response);
+});
+
