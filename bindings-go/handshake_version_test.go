@@ -11,9 +11,10 @@ import (
 	"testing"
 )
 
-// An HTTP/1.0 GET carrying Upgrade: websocket is never upgraded (RFC 6455 needs HTTP/1.1), so it must
-// not be verified over ws://: the handler would run as for a plain GET on a handshake's signature.
-func TestAnHTTP10GetWithUpgradeHeadersIsNotAHandshake(t *testing.T) {
+// An HTTP/1.0 GET carrying the upgrade headers is still verified as a handshake, over ws://: net/http
+// lets the handler hijack it, and gorilla/websocket upgrades it without checking the version, so a
+// plain GET's signature (over http://) must not open a stream.
+func TestAnHTTP10HandshakeIsStillVerifiedOverWS(t *testing.T) {
 	v, err := NewValidator(Secret{Value: []byte(token)})
 	if err != nil {
 		t.Fatal(err)
@@ -29,8 +30,8 @@ func TestAnHTTP10GetWithUpgradeHeadersIsNotAHandshake(t *testing.T) {
 		proto, signedFor string
 		want             int
 	}{
-		{"HTTP/1.0", "ws", http.StatusForbidden}, // a handshake's signature on a plain GET: refused
-		{"HTTP/1.0", "http", http.StatusOK},      // verified as the plain GET it is
+		{"HTTP/1.0", "http", http.StatusForbidden}, // a plain GET's signature on a handshake: refused
+		{"HTTP/1.0", "ws", http.StatusOK},          // the handshake's own signature
 	} {
 		path := "/media?call=1"
 		sig, err := Sign([]byte(token), tc.signedFor+"://"+host+path, nil, "")

@@ -378,10 +378,9 @@ func isWebSocketUpgrade(r *http.Request) bool {
 		protocol := r.Header[":protocol"]
 		return len(protocol) == 1 && strings.EqualFold(protocol[0], "websocket")
 	}
-	// HTTP/1.1 only (RFC 6455): an HTTP/1.0 GET is never upgraded, so it would reach the handler as a
-	// plain GET verified over ws(s):// — a handshake's signature accepted for a GET.
-	if r.Method != http.MethodGet || r.ProtoMajor != 1 || r.ProtoMinor != 1 ||
-		!headerHasToken(r.Header, "Upgrade", "websocket") {
+	// Any HTTP/1.x version: net/http hijacks an HTTP/1.0 connection too, and a library that upgrades
+	// it (gorilla does not check the version) must find it verified over ws(s)://.
+	if r.Method != http.MethodGet || !headerHasToken(r.Header, "Upgrade", "websocket") {
 		return false
 	}
 	return headerHasToken(r.Header, "Connection", "upgrade")
