@@ -39,6 +39,6 @@ pub use scratch::{with_scratch, Overflow, DEFAULT_MAX_PARAMS};
 pub use secret::{KeyIdTooLong, Secret, MAX_KEY_ID_LEN};
 pub use settings::SignatureSettings;
 pub use signature::Signature;
-pub use url::Candidate;
+pub use url::{body_sha256_param, Candidate};
 pub use validator::{explain, sign, verify, verify_with_scratch, Validator};
 pub use verdict::Verified;

@@ -238,8 +238,17 @@ fn query_or_fragment(url: &[u8]) -> Option<usize> {
         .map(|i| at + i)
 }
 
-/// The raw value of the first `bodySHA256` in the URL's query, if any.
-pub(crate) fn body_sha256_param(url: &[u8]) -> Option<&[u8]> {
+/// The raw value of the first `bodySHA256` in the URL's query, if any: when there is one, the body is
+/// opaque and checked by its hash, never read as a form. Web faces use it for the Content-Type rule
+/// (a body covered by its hash may carry any type), so they share the core's reading of the query.
+///
+/// ```
+/// use twilio_signature::body_sha256_param;
+/// assert_eq!(body_sha256_param(b"https://h/p?bodySHA256=ab&x=1"), Some(&b"ab"[..]));
+/// assert_eq!(body_sha256_param(b"https://h/p?xbodySHA256=ab"), None);
+/// assert_eq!(body_sha256_param(b"https://h/p#?bodySHA256=ab"), None);
+/// ```
+pub fn body_sha256_param(url: &[u8]) -> Option<&[u8]> {
     let query_start = query_or_fragment(url)?;
     if url[query_start] == b'#' {
         return None;

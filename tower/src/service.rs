@@ -555,22 +555,10 @@ fn media_type(value: &[u8]) -> &[u8] {
         .trim_ascii()
 }
 
-/// Whether the core verifies this URL's body by its hash: the same rule as the core's (the query up to
-/// any `#` holds a parameter named exactly `bodySHA256`, with or without `=`), so that no body the core
-/// checks as a form escapes the Content-Type rule.
+/// Whether the core verifies this URL's body by its hash (the core's own reading of the query), so
+/// that no body the core checks as a form escapes the Content-Type rule.
 fn has_body_sha256(url: &[u8]) -> bool {
-    let Some(start) = url.iter().position(|&b| b == b'?' || b == b'#') else {
-        return false;
-    };
-    if url[start] == b'#' {
-        return false;
-    }
-    let query = &url[start + 1..];
-    let query = query.split(|&b| b == b'#').next().unwrap_or(query);
-    query.split(|&b| b == b'&').any(|pair| {
-        pair.strip_prefix(b"bodySHA256")
-            .is_some_and(|rest| rest.is_empty() || rest[0] == b'=')
-    })
+    twilio_signature::body_sha256_param(url).is_some()
 }
 
 #[cfg(test)]
