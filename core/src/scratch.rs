@@ -80,6 +80,8 @@ impl Overflow for Explanation {
 /// // Indexed whole (1000 parameters), then refused: the signature is not for this body.
 /// assert_eq!(verdict.unwrap_err(), twilio_signature::Error::SignatureMismatch);
 /// ```
+// `#[inline]`: every caller is in another codegen unit, and the rule is a few branches around `f`.
+#[inline]
 pub fn with_scratch<R: Overflow>(
     max_params: usize,
     request: &Request<'_>,
@@ -121,6 +123,7 @@ fn with_large_scratch<R>(
 
 /// [`with_scratch`] for the core's own calls, which have no heap: at most [`DEFAULT_MAX_PARAMS`]
 /// parameters, all on the stack (so the heap is never asked for).
+#[inline]
 pub(crate) fn with_stack_scratch<R: Overflow>(
     request: &Request<'_>,
     f: impl FnMut(&mut [Span]) -> R,

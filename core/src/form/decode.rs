@@ -19,6 +19,7 @@ pub(crate) struct Decoded<'a> {
 }
 
 impl<'a> Decoded<'a> {
+    #[inline]
     pub(crate) fn new(raw: &'a [u8]) -> Self {
         Self { raw }
     }
@@ -44,6 +45,7 @@ fn escape_at(rest: &[u8]) -> Option<u8> {
 impl Iterator for Decoded<'_> {
     type Item = u8;
 
+    #[inline]
     fn next(&mut self) -> Option<u8> {
         let (&first, rest) = self.raw.split_first()?;
         self.raw = rest;

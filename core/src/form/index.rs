@@ -21,6 +21,7 @@ pub(super) struct Scanned {
 
 /// The indexing pass: puts the body's parameters in `scratch` (unsorted). With `BODY_IS_UTF8`, trusts
 /// that the raw body is UTF-8 and checks only what escapes decode to.
+#[inline]
 pub(super) fn scan_form<const BODY_IS_UTF8: bool>(
     body: &[u8],
     scratch: &mut [Span],
@@ -224,6 +225,7 @@ impl Found {
 /// differ compare as their prefixes do: at the first differing byte either both have a real byte, or the
 /// shorter name is a prefix of the longer one and its zero padding is below the longer one's non-zero
 /// byte.
+#[inline]
 pub(super) fn prefix_of_raw(raw: &[u8]) -> u128 {
     let (high, low) = raw.split_at(raw.len().min(8));
     let big_endian = |bytes: &[u8]| u128::from(word_of(&bytes[..bytes.len().min(8)]).swap_bytes());

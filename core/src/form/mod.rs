@@ -14,6 +14,10 @@
 //! serves all three. Pre-split pairs skip the index: [`index_pairs`] gives them spans and sorts them.
 //! Here live what every stage shares: [`Span`], [`Field`], the pipeline ([`index_form`],
 //! [`index_pairs`]) and the sorted [`Params`] the signed string is made of.
+//!
+//! Each file is a codegen unit of its own in a release build (`form.rs` was one), so a function one
+//! stage calls in another is `#[inline]`: the release build then inlines it where it did before the
+//! split (the indexing pass and the sort into [`index_form`]), rather than calling across units.
 
 mod assemble;
 mod decode;
@@ -92,6 +96,7 @@ struct Field {
 }
 
 impl Field {
+    #[inline]
     fn raw(self, body: &[u8]) -> &[u8] {
         &body[self.start..self.end]
     }
@@ -224,6 +229,7 @@ impl Params<'_> {
 }
 
 /// The bytes of `chunk` (at most 8) as a little-endian word, zero-padded.
+#[inline]
 fn word_of(chunk: &[u8]) -> u64 {
     match <[u8; 8]>::try_from(chunk) {
         Ok(word) => u64::from_le_bytes(word),

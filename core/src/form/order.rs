@@ -13,6 +13,7 @@ use super::{word_of, Field, Span};
 
 /// Puts a form's spans (`scratch[..count]`) in canonical order and drops equal neighbours; returns the
 /// kept spans, at the start of `scratch` or, for a small form, just after its spans when there is room.
+#[inline]
 pub(super) fn sort_form<'s>(body: &[u8], scratch: &'s mut [Span], count: usize) -> &'s [Span] {
     rebase_prefixes(body, &mut scratch[..count]);
     sort_and_dedup(scratch, count, |a, b| cmp_spans(body, a, b))
@@ -21,6 +22,7 @@ pub(super) fn sort_form<'s>(body: &[u8], scratch: &'s mut [Span], count: usize) 
 /// Puts `scratch[..count]` in order by their prefixes, then `cmp` where those are equal, and drops
 /// equal neighbours; returns the kept spans: at the start of `scratch` or, for a small set, just after
 /// the spans when there is room. Shared by forms and pre-split pairs.
+#[inline]
 pub(super) fn sort_and_dedup(
     scratch: &mut [Span],
     count: usize,
@@ -143,6 +145,7 @@ fn insertion_sort_by<T: Copy>(items: &mut [T], less: impl Fn(&T, &T) -> bool) {
 /// cutting an escape) decode alike in all of them, so each prefix is taken again after them: the names
 /// still compare as their new prefixes do. Costs one look at each name's shared part; other bodies pay
 /// one comparison of prefixes, or a few.
+#[inline]
 fn rebase_prefixes(body: &[u8], spans: &mut [Span]) {
     let Some((first, rest)) = spans.split_first() else {
         return;
@@ -172,6 +175,7 @@ fn rebase_prefixes(body: &[u8], spans: &mut [Span]) {
 }
 
 /// Keeps the first of each run of equal neighbours; returns the kept prefix.
+#[inline]
 fn dedup(spans: &mut [Span], same: impl Fn(&Span, &Span) -> bool) -> &[Span] {
     let mut kept = 0;
     for i in 0..spans.len() {
