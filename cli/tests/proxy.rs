@@ -2,10 +2,16 @@
 //! Python `http.server` app and a Node `node:http` app (cli/tests/proxy/), on loopback. Each app records
 //! what it received, so a test can prove that a refused request never reached it.
 
-#![allow(clippy::panic)] // test helpers outside #[test] functions
+#![allow(clippy::panic, clippy::unwrap_used)] // test helpers outside #[test] functions
 
 #[path = "proxy/support.rs"]
 mod proxy_support;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use proxy_support::{
     fresh_port, header_values, http, received, sign_form, sign_json, start_app, App, Proxy, TOKEN,
@@ -86,6 +92,25 @@ fn signed_form_reaches(app: App) {
     assert_eq!(
         header_values(seen, "content-length"),
         [FORM.len().to_string()]
+    );
+    // The names the client wrote, in its case and order; the proxy's own header last (hyper writes it
+    // in the case of the client's copy it replaced).
+    let names: Vec<&str> = seen["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| pair[0].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Host",
+            "Content-Length",
+            "Content-Type",
+            "X-Twilio-Signature",
+            "X-Custom",
+            "X-Twilio-Verified"
+        ]
     );
     let log = proxy.log();
     assert!(
@@ -215,6 +240,81 @@ fn a_body_over_the_limit_is_413_and_never_forwarded() {
     assert_eq!(response.status, 413);
     assert!(received(app_port).is_empty());
     assert!(proxy.log().contains("413 refused reason=body_too_large"));
+}
+
+/// A keep-alive upstream written by hand: answers every request `200 ok` and, when `close_after` is
+/// set, closes the connection right after each answer (an upstream whose keep-alive timeout is shorter
+/// than the proxy's wait between requests). Returns its port and how many connections it accepted.
+fn keep_alive_upstream(close_after: bool) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            counter.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut pending = Vec::new();
+                let mut buffer = [0u8; 4096];
+                loop {
+                    // One request: the head, then the body its Content-Length declares.
+                    let complete = |data: &[u8]| {
+                        let end = data.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+                        let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        (data.len() >= end + length).then_some(end + length)
+                    };
+                    let used = loop {
+                        if let Some(used) = complete(&pending) {
+                            break used;
+                        }
+                        match stream.read(&mut buffer) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => pending.extend_from_slice(&buffer[..n]),
+                        }
+                    };
+                    pending.drain(..used);
+                    let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                    if stream.write_all(answer).is_err() || close_after {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+#[test]
+fn upstream_connections_are_kept_alive_and_one_the_upstream_closed_costs_no_request() {
+    let signature = sign_form("https://example.com/sms", FORM);
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    // Reused: each of the proxy's threads opens one connection for twenty requests in turn.
+    let (port, accepted) = keep_alive_upstream(false);
+    let proxy = behind(port, &[]);
+    for _ in 0..20 {
+        let response = post_form(proxy.port, "/sms", &signature, FORM);
+        assert_eq!(response.status, 200, "{response:?}\n{}", proxy.log());
+    }
+    let opened = accepted.load(Ordering::SeqCst);
+    assert!(
+        (1..=threads).contains(&opened),
+        "{opened} upstream connections for 20 requests on {threads} threads"
+    );
+    // Closed by the upstream after each answer: the next request goes on a new connection, never a
+    // 502 for the closed one.
+    let (port, accepted) = keep_alive_upstream(true);
+    let proxy = behind(port, &[]);
+    for _ in 0..20 {
+        let response = post_form(proxy.port, "/sms", &signature, FORM);
+        assert_eq!(response.status, 200, "{response:?}\n{}", proxy.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 20);
 }
 
 #[test]

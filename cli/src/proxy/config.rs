@@ -297,6 +297,10 @@ pub fn matches(prefix: &str, path: &str) -> bool {
 /// (Tomcat, Kestrel and Jetty remove dot segments), so the handler could be another route's than the
 /// one whose secret verified the request. Twilio requests the URL configured, which has none of them.
 pub fn ambiguous(path: &str) -> Option<&'static str> {
+    // Without `%`, `\\` or `.` there is nothing to look for (nearly every webhook path).
+    if !path.bytes().any(|b| matches!(b, b'%' | b'\\' | b'.')) {
+        return None;
+    }
     let lower = path.to_ascii_lowercase();
     if lower.contains("%2f") || lower.contains("%5c") || lower.contains('\\') {
         return Some("ambiguous path: an encoded slash or a backslash");

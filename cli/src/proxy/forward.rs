@@ -15,18 +15,15 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioIo;
 use twilio_signature::{Candidate, Verified};
 
 use super::config::Upstream;
 use super::metrics::{Metrics, Reason};
+use super::pool::Pool;
 
 /// The response body the forwarder returns: the upstream's, streamed, or the proxy's own text.
 pub type Body = Either<Incoming, Full<Bytes>>;
-
-pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// The header the upstream reads to know what was verified.
 pub const VERIFIED: HeaderName = HeaderName::from_static("x-twilio-verified");
@@ -56,7 +53,8 @@ pub struct Route {
     pub upstream: Upstream,
     /// The key id of the route's secrets, named in X-Twilio-Verified.
     pub key_id: Option<String>,
-    pub client: HttpClient,
+    /// This thread's keep-alive connections to the upstream.
+    pub pool: Pool,
     pub timeout: Duration,
     pub metrics: Arc<Metrics>,
     /// Upgraded to a sender each tunnel holds while it runs (see `server::serve`'s drain).
@@ -101,13 +99,13 @@ impl Route {
                 Reason::UpstreamUnavailable,
                 verified,
                 None,
-                format!("cannot build the upstream URL: {e}"),
+                format!("cannot build the upstream request: {e}"),
             );
         }
         let outgoing = Request::from_parts(parts, body);
 
         let sent = Instant::now();
-        let answer = tokio::time::timeout(self.timeout, self.client.request(outgoing)).await;
+        let answer = tokio::time::timeout(self.timeout, self.pool.send(outgoing)).await;
         let upstream_time = sent.elapsed();
         self.metrics.upstream(upstream_time);
         let mut response = match answer {
@@ -216,12 +214,19 @@ impl Route {
                     .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             }
         }
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        parts.uri = Uri::builder()
-            .scheme("http")
-            .authority(self.upstream.authority.clone())
-            .path_and_query(format!("{}{path}", self.upstream.prefix))
-            .build()?;
+        // Origin-form, as an HTTP/1.1 request to a server (not a proxy) is sent: the route's path
+        // prefix and the target as the client sent it. The client's Host goes with it, or the
+        // upstream's when it sent none (HTTP/1.0).
+        if parts.uri.scheme().is_some() || !self.upstream.prefix.is_empty() {
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            parts.uri = Uri::builder()
+                .path_and_query(format!("{}{path}", self.upstream.prefix))
+                .build()?;
+        }
+        if !parts.headers.contains_key(header::HOST) {
+            let host = HeaderValue::from_str(self.upstream.authority.as_str())?;
+            parts.headers.insert(header::HOST, host);
+        }
         // HTTP/1.1 to the upstream whatever the client spoke (keep-alive, chunked responses).
         parts.version = Version::HTTP_11;
         Ok(())
@@ -314,32 +319,48 @@ fn tokens(value: &HeaderValue) -> impl Iterator<Item = &[u8]> {
 }
 
 /// The hop-by-hop headers of RFC 9110 section 7.6.1, and the obsolete ones proxies still drop.
-const HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
 
 /// Removes the hop-by-hop headers and every header the Connection header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most requests carry none, and most responses only `Connection: keep-alive`: one pass over the
+    // names finds them, instead of a lookup for each name that could be there.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .flat_map(tokens)
         .filter_map(|t| HeaderName::from_bytes(t).ok())
         .collect();
-    for name in named {
-        headers.remove(name);
+    // Rebuilt rather than removed from: `HeaderMap::remove` moves the last header into the removed
+    // one's place, and the headers that stay keep the order they came in.
+    let mut kept = HeaderMap::with_capacity(headers.len());
+    let mut name = None;
+    for (first, value) in std::mem::take(headers) {
+        // The name comes with a header's first value only; `None` repeats the one before.
+        if let Some(first) = first {
+            name = (!is_hop_by_hop(&first) && !named.contains(&first)).then_some(first);
+        }
+        if let Some(name) = &name {
+            kept.append(name.clone(), value);
+        }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
+    *headers = kept;
 }
 
 /// An error and its causes on one line (hyper's own message alone says little, e.g. "client error").
@@ -371,6 +392,9 @@ mod tests {
             ("proxy-connection", "keep-alive"),
             ("x-twilio-signature", "abc="),
             ("content-type", "application/x-www-form-urlencoded"),
+            ("upgrade", "h2c"),
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-for", "10.0.0.5"),
         ] {
             headers.append(
                 HeaderName::from_static(name),
@@ -378,8 +402,20 @@ mod tests {
             );
         }
         strip_hop_by_hop(&mut headers);
-        let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
-        assert_eq!(left, ["x-twilio-signature", "content-type"]);
+        let left: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                ("x-twilio-signature", "abc="),
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("x-forwarded-for", "203.0.113.7"),
+                ("x-forwarded-for", "10.0.0.5"),
+            ],
+            "the rest stay, in the order they came"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Every check is the tower layer's (`twilio-signature-tower`): this module only serves HTTP/1.1 with
 //! hyper, hands each request to the layer of the route its path selects, forwards what the layer
-//! passes to the upstream with hyper's pooled client, and logs and counts what happened.
+//! passes to the upstream over keep-alive connections (one pool per thread), and logs and counts what happened.
 
 mod admin;
 mod config;
@@ -10,6 +10,7 @@ mod deadline;
 mod forward;
 mod log;
 mod metrics;
+mod pool;
 mod server;
 
 use std::net::SocketAddr;
@@ -33,8 +34,9 @@ Examples:
   # Several routes, each with its upstream and secrets, plus /healthz, /readyz and /metrics
   twsig proxy --config /etc/twsig/proxy.toml --admin-listen 127.0.0.1:9901
 
-What the upstream gets: the request as sent (method, path, query, body, end-to-end headers; hop-by-hop
-headers such as Connection and Transfer-Encoding are not forwarded, as RFC 9110 says) plus
+What the upstream gets: the request as sent (method, path, query, body, end-to-end headers with their
+names in the client's case and order; hop-by-hop headers such as Connection and Transfer-Encoding are
+not forwarded, as RFC 9110 says) plus
 X-Twilio-Verified, e.g. `secret=0; candidate=as-given` (the index of the secret that matched, in the
 order given, `key=ID` when it has a SharedKey id, and the URL form that was signed). A client's own
 X-Twilio-Verified is always removed. WebSocket handshakes (Media Streams, ConversationRelay) are
@@ -44,7 +46,9 @@ What clients get: 400 (no X-Twilio-Signature, bad Host), 403 (signature or body 
 413 (body over --body-limit), 415 (a non-empty body verified as a form whose Content-Type is not
 application/x-www-form-urlencoded), none of which reach the upstream; 502 when the upstream
 cannot be reached, 504 when it has not answered within --upstream-timeout; 404 when no --config route
-matches the path. One log line per request on standard error (text, or JSON with --log-format json).
+matches the path. Response header names reach the client in lower case, as over HTTP/2. One log line
+per request on standard error (text, or JSON with --log-format json), written when the thread that
+served it runs out of work or within 50 ms (a busy proxy writes many lines in one system call).
 SIGTERM or Ctrl-C: stop accepting, let requests in flight and open WebSocket tunnels finish (up to
 --upstream-timeout plus 5 s, then they are closed), exit 0. A client must send its body within
 --body-timeout (default 30 s), else 400.

@@ -12,9 +12,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tower::{Layer, Service};
@@ -27,6 +25,7 @@ use super::deadline::Deadline;
 use super::forward::{self, Arrived, Forward, Passed};
 use super::log::{self, Access};
 use super::metrics::{Metrics, Reason};
+use super::pool::Pool;
 use super::{admin, Failure};
 
 /// What the client gets back: the layer's response (the forwarder's body, or a refusal's text), or the
@@ -64,15 +63,6 @@ pub struct App {
 
 impl App {
     fn new(settings: &Settings, shared: &Shared) -> Result<Self, Failure> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(settings.upstream_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .http1_preserve_header_case(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .build(connector);
         let mut routes = Vec::with_capacity(settings.routes.len());
         for route in &settings.routes {
             let usage = |e: twilio_signature_tower::ConfigError| Failure::usage(e.to_string());
@@ -97,7 +87,7 @@ impl App {
                 route: Arc::new(forward::Route {
                     upstream: route.upstream.clone(),
                     key_id: route.key_id.clone(),
-                    client: client.clone(),
+                    pool: Pool::new(route.upstream.address()),
                     timeout: settings.upstream_timeout,
                     metrics: Arc::clone(&shared.metrics),
                     tunnels: shared.tunnels.clone(),
@@ -153,8 +143,8 @@ impl App {
                 reason: reason.label(),
                 upstream: None,
                 verified: None,
-                upstream_ms: None,
-                total_ms: millis(arrived.elapsed()),
+                upstream_time: None,
+                total_time: arrived.elapsed(),
                 detail: Some(detail),
             }
             .log();
@@ -217,17 +207,13 @@ impl App {
             reason: reason.label(),
             upstream: Some(&route.upstream),
             verified: passed.and_then(|p| p.verified.to_str().ok()),
-            upstream_ms: passed.and_then(|p| p.upstream_time).map(millis),
-            total_ms: millis(arrived.elapsed()),
+            upstream_time: passed.and_then(|p| p.upstream_time),
+            total_time: arrived.elapsed(),
             detail,
         }
         .log();
         Ok(response.map(Either::Left))
     }
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
 }
 
 /// Serves until SIGTERM or Ctrl-C, then drains.
@@ -258,7 +244,9 @@ pub fn serve(settings: &Settings) -> Result<(), Failure> {
     let workers = start_workers(settings, threads - 1, &shared, &stopping)?;
     let app = Arc::new(App::new(settings, &shared)?);
     drop(shared);
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
+        log::buffered();
+        tokio::spawn(log::flush_regularly());
         let listener = TcpListener::from_std(listener).map_err(cannot_listen)?;
         let admin = match settings.admin_listen {
             Some(address) => {
@@ -330,7 +318,9 @@ pub fn serve(settings: &Settings) -> Result<(), Failure> {
         };
         finish(drain, drained).await;
         Ok(())
-    })
+    });
+    log::flush();
+    served
 }
 
 /// The retry store every route and thread shares: Redis with `--redis` (its connection's task runs on
@@ -389,9 +379,12 @@ async fn finish(drain: Duration, drained: impl std::future::Future<Output = ()>)
     }
 }
 
+/// A runtime for one thread. Its log lines are written each time the thread runs out of work (see
+/// [`log::buffered`]).
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(log::flush)
         .build()
 }
 
@@ -424,6 +417,8 @@ async fn worker(
     app: Arc<App>,
     stopping: watch::Receiver<bool>,
 ) {
+    log::buffered();
+    tokio::spawn(log::flush_regularly());
     let (open, mut all_closed) = mpsc::channel::<()>(1);
     while let Some((stream, peer)) = connections.recv().await {
         if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
@@ -454,8 +449,12 @@ async fn connection(
     mut stopping: watch::Receiver<bool>,
     _open: mpsc::Sender<()>,
 ) {
+    // The connection's lines are written before `_open` says it has closed (shutdown waits for that
+    // and then ends the process).
+    let _flush = FlushOnDrop;
     let service = service_fn(move |request| Arc::clone(&app).handle(peer, request));
     let connection = http1::Builder::new()
+        // The request's header names reach the upstream as the client wrote them.
         .preserve_header_case(true)
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
@@ -468,4 +467,13 @@ async fn connection(
     }
     connection.as_mut().graceful_shutdown();
     let _ = connection.await;
+}
+
+/// Writes the thread's pending log lines when dropped.
+struct FlushOnDrop;
+
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
+        log::flush();
+    }
 }
