@@ -217,6 +217,43 @@ fn refused_requests_never_reach_the_app() {
 }
 
 #[test]
+fn a_second_host_header_and_connect_are_refused_before_any_route() {
+    let (_app, app_port) = start_app(App::Python);
+    let proxy = behind(app_port, &[]);
+    let signature = sign_form("https://example.com/sms", FORM);
+    // Validly signed: only the second Host line is wrong (the helper sends the first).
+    let response = http(
+        proxy.port,
+        "POST",
+        "/sms",
+        &[
+            ("Host", "admin.internal"),
+            ("Content-Type", FORM_TYPE),
+            ("X-Twilio-Signature", &signature),
+        ],
+        FORM,
+    );
+    assert_eq!(response.status, 400, "{response:?}");
+    assert!(response.text().contains("more than one Host header"));
+    let response = http(
+        proxy.port,
+        "CONNECT",
+        "example.com:443",
+        &[("X-Twilio-Signature", &signature)],
+        b"",
+    );
+    assert_eq!(response.status, 405, "{response:?}");
+    assert!(received(app_port).is_empty(), "{:?}", received(app_port));
+    let log = proxy.log();
+    assert!(
+        log.contains("400 refused reason=bad_request") && log.contains("405 refused"),
+        "{log}"
+    );
+    // The same webhook with one Host is forwarded.
+    assert_eq!(post_form(proxy.port, "/sms", &signature, FORM).status, 200);
+}
+
+#[test]
 fn a_body_over_the_limit_is_413_and_never_forwarded() {
     let (_app, app_port) = start_app(App::Python);
     let proxy = behind(app_port, &[]);

@@ -42,16 +42,16 @@ order given, `key=ID` when it has a SharedKey id, and the URL form that was sign
 X-Twilio-Verified is always removed. WebSocket handshakes (Media Streams, ConversationRelay) are
 verified and then tunnelled both ways.
 
-What clients get: 400 (no X-Twilio-Signature, bad Host), 403 (signature or body hash mismatch),
-413 (body over --body-limit), 415 (a non-empty body verified as a form whose Content-Type is not
-application/x-www-form-urlencoded), none of which reach the upstream; 502 when the upstream
-cannot be reached, 504 when it has not answered within --upstream-timeout; 404 when no --config route
-matches the path. Response header names reach the client in lower case, as over HTTP/2. One log line
-per request on standard error (text, or JSON with --log-format json), written when the thread that
-served it runs out of work or within 50 ms (a busy proxy writes many lines in one system call).
-SIGTERM or Ctrl-C: stop accepting, let requests in flight and open WebSocket tunnels finish (up to
---upstream-timeout plus 5 s, then they are closed), exit 0. A client must send its body within
---body-timeout (default 30 s), else 400.
+What clients get: 400 (no X-Twilio-Signature, a bad or repeated Host, an ambiguous path), 403
+(signature or body hash mismatch), 405 (CONNECT), 413 (body over --body-limit), 415 (a non-empty body
+verified as a form whose Content-Type is not application/x-www-form-urlencoded), none of which reach
+the upstream; 502 when the upstream cannot be reached, 504 when it has not answered within
+--upstream-timeout; 404 when no --config route matches the path. Response header names reach the
+client in lower case, as over HTTP/2. One log line per request on standard error (text, or JSON with
+--log-format json), written when the thread that served it runs out of work or within 50 ms (a busy
+proxy writes many lines in one system call). SIGTERM or Ctrl-C: stop accepting, let requests in flight
+and open WebSocket tunnels finish (up to --upstream-timeout plus 5 s, then they are closed), exit 0. A
+client must send its body within --body-timeout (default 30 s), else 400.
 
 Retries: Twilio sends the same I-Twilio-Idempotency-Token on each retry of a delivery. The first
 delivery reaches the upstream; a retry gets the stored response (Idempotent-Replayed: true), or 409

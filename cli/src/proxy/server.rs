@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -157,11 +157,8 @@ impl App {
             );
             response
         };
-        // A path the app could resolve to another route than the one chosen here (a dot segment, an
-        // encoded slash or backslash) is refused before any route or secret is picked: with several
-        // routes, a token of one would otherwise reach another's handler.
-        if let Some(detail) = config::ambiguous(path) {
-            return Ok(answer(StatusCode::BAD_REQUEST, Reason::BadRequest, detail));
+        if let Some((status, reason, detail)) = refused_before_routing(&request) {
+            return Ok(answer(status, reason, detail));
         }
         let Some(route) = self
             .routes
@@ -214,6 +211,41 @@ impl App {
         .log();
         Ok(response.map(Either::Left))
     }
+}
+
+/// What is refused before a route is chosen, whatever the route.
+fn refused_before_routing<B>(request: &Request<B>) -> Option<(StatusCode, Reason, &'static str)> {
+    // A path the app could resolve to another route than the one chosen here (a dot segment, an
+    // encoded slash or backslash) is refused before any route or secret is picked: with several
+    // routes, a token of one would otherwise reach another's handler.
+    if let Some(detail) = config::ambiguous(request.uri().path()) {
+        return Some((StatusCode::BAD_REQUEST, Reason::BadRequest, detail));
+    }
+    // Two Host lines: the layer verifies the URL of one, and the app could read the other. RFC 9112
+    // section 3.2 makes this a 400 for every server; hyper leaves it to the application.
+    if request
+        .headers()
+        .get_all(header::HOST)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            Reason::BadRequest,
+            "more than one Host header",
+        ));
+    }
+    // A tunnel to wherever the client names is not a webhook: Twilio sends GET and POST (and
+    // WebSocket handshakes, which are GETs).
+    if request.method() == Method::CONNECT {
+        return Some((
+            StatusCode::METHOD_NOT_ALLOWED,
+            Reason::RefusedOther,
+            "CONNECT is not forwarded",
+        ));
+    }
+    None
 }
 
 /// Serves until SIGTERM or Ctrl-C, then drains.
