@@ -57,6 +57,23 @@ TARGET_BATCH_SECONDS = 0.03
 # The shared webhook
 
 
+def proxy_section() -> str:
+    """The `twsig proxy` table from bench/proxy/results.md (written by `make bench-proxy`, which `make bench`
+    runs first), or nothing if that file is missing."""
+    results = ROOT / "bench" / "proxy" / "results.md"
+    if not results.exists():
+        return ""
+    lines = results.read_text().splitlines()
+    title = lines[0].removeprefix("# ") if lines else ""
+    table = [line for line in lines if line.startswith("|")]
+    return (
+        f"\n## `twsig proxy` against nginx `proxy_pass` ({title.split('(')[-1].rstrip(')')})\n\n"
+        "The signed SMS webhook through `twsig proxy` and through nginx `proxy_pass`, both in front of the\n"
+        "same nginx `return 200`, load from wrk, on this machine's two cores (details and every round:\n"
+        "[bench/proxy/results.md](bench/proxy/results.md)).\n\n" + "\n".join(table) + "\n"
+    )
+
+
 def write_fixture() -> dict[str, object]:
     """Signs the webhook with twilio-python (not with our code) and writes it for every contender."""
     from twilio.request_validator import RequestValidator
@@ -652,6 +669,7 @@ def main() -> None:
     alloc_lines = {**native_allocations(), **python_peaks, **go_allocations()}
     alloc_md = "\n".join(f"- {k}: {v}" for k, v in alloc_lines.items())
 
+    proxy_md = proxy_section()
     analysis_file = ROOT / "bench" / "analysis.md"
     analysis = "\n" + analysis_file.read_text() if analysis_file.exists() else ""
     png = ROOT / "bench" / "benchmarks.png"
@@ -686,7 +704,7 @@ the peak Python-heap bytes of one call and the blocks still held after 1000 call
 `testing.AllocsPerRun`.
 
 {alloc_md}
-
+{proxy_md}
 ## Core (Rust, criterion): verify vs the hashing limit
 
 The *hashing limit* is a pre-keyed HMAC-SHA1 (same `hmac`/`sha1` crates and versions as the core) cloned
