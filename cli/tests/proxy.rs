@@ -217,7 +217,7 @@ fn refused_requests_never_reach_the_app() {
 }
 
 #[test]
-fn a_second_host_header_and_connect_are_refused_before_any_route() {
+fn a_second_host_header_is_400_and_connect_405_and_neither_reaches_the_app() {
     let (_app, app_port) = start_app(App::Python);
     let proxy = behind(app_port, &[]);
     let signature = sign_form("https://example.com/sms", FORM);

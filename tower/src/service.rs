@@ -324,8 +324,8 @@ struct Checked<'p> {
     signature: &'p [u8],
 }
 
-/// Every check that needs no body, in the shared order: the signature header (400), the host and
-/// forwarded scheme (400), the configuration (500), the declared length (413).
+/// Every check that needs no body, in the shared order: the signature header (400), the host (one
+/// Host header that could not move the URL) and forwarded scheme (400), the configuration (500), the declared length (413).
 fn check_head<'p, S: AsRef<[Secret]>>(
     config: &Config<S>,
     parts: &'p Parts,
@@ -351,6 +351,15 @@ fn check_head<'p, S: AsRef<[Secret]>>(
         ));
     }
     let headers = &parts.headers;
+    // Two Host lines: the URL would take one and the app behind could read the other (RFC 9112
+    // section 3.2 makes this a 400 for every server; hyper leaves it to the application).
+    if headers.get_all(http::header::HOST).iter().nth(1).is_some() {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "the request has more than one Host header",
+            "a request has one Host; Twilio sends one",
+        ));
+    }
     let host_header = headers.get(http::header::HOST).map(HeaderValue::as_bytes);
     let hosts = [
         ("the Host header", host_header),

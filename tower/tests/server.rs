@@ -386,6 +386,14 @@ async fn a_host_that_could_move_the_url_is_400() {
             "{host:?}"
         );
     }
+    // A second Host line, even a harmless-looking one: 400 (RFC 9112 section 3.2).
+    let second = header("Host", "admin.internal");
+    let head = post_head("/sms", &good_host, &[sig.clone(), second], SMS.len());
+    let (status, body) = exchange(addr, &head, SMS.as_bytes()).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "the request has more than one Host header\n")
+    );
     let forwarded = header("X-Forwarded-Host", "example.com/evil");
     let head = post_head("/sms", &good_host, &[sig, forwarded], SMS.len());
     let (status, body) = exchange(addr, &head, SMS.as_bytes()).await;

@@ -221,21 +221,6 @@ fn refused_before_routing<B>(request: &Request<B>) -> Option<(StatusCode, Reason
     if let Some(detail) = config::ambiguous(request.uri().path()) {
         return Some((StatusCode::BAD_REQUEST, Reason::BadRequest, detail));
     }
-    // Two Host lines: the layer verifies the URL of one, and the app could read the other. RFC 9112
-    // section 3.2 makes this a 400 for every server; hyper leaves it to the application.
-    if request
-        .headers()
-        .get_all(header::HOST)
-        .iter()
-        .nth(1)
-        .is_some()
-    {
-        return Some((
-            StatusCode::BAD_REQUEST,
-            Reason::BadRequest,
-            "more than one Host header",
-        ));
-    }
     // A tunnel to wherever the client names is not a webhook: Twilio sends GET and POST (and
     // WebSocket handshakes, which are GETs).
     if request.method() == Method::CONNECT {
