@@ -11,6 +11,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -23,13 +24,21 @@ use tokio::net::TcpStream;
 /// Idle connections kept per route and thread beyond those in use; more are closed when returned.
 const MAX_IDLE: usize = 256;
 
+/// A connection unused for this long is closed at the next checkout (hyper-util's pool closed them
+/// after the same time, and nginx's upstream `keepalive_timeout` defaults to it): the pool shrinks
+/// back after a burst.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Keep-alive connections to one upstream, for one thread.
 #[derive(Debug)]
 pub struct Pool {
     /// `HOST:PORT` to connect to.
     address: String,
-    /// Handles of open connections, busy or idle (hyper's `is_ready` tells which).
-    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    /// [`IDLE_TIMEOUT`] (shorter in tests).
+    idle_timeout: Duration,
+    /// Handles of open connections, busy or idle (hyper's `is_ready` tells which), each with when it
+    /// was last handed back.
+    idle: Mutex<Vec<(SendRequest<Full<Bytes>>, Instant)>>,
 }
 
 /// Why the upstream gave no response.
@@ -61,6 +70,7 @@ impl Pool {
     pub fn new(address: String) -> Self {
         Self {
             address,
+            idle_timeout: IDLE_TIMEOUT,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -90,15 +100,20 @@ impl Pool {
         }
     }
 
-    /// A connection ready for a request; closed ones are dropped on the way.
+    /// A connection ready for a request; closed ones, and ready ones idle for [`IDLE_TIMEOUT`], are
+    /// dropped on the way (dropping the handle closes the connection).
     fn checkout(&self) -> Option<SendRequest<Full<Bytes>>> {
         let mut idle = self
             .idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        idle.retain(|sender| !sender.is_closed());
-        let ready = idle.iter().rposition(SendRequest::is_ready)?;
-        Some(idle.swap_remove(ready))
+        let now = Instant::now();
+        idle.retain(|(sender, used)| {
+            let expired = sender.is_ready() && now.duration_since(*used) > self.idle_timeout;
+            !sender.is_closed() && !expired
+        });
+        let ready = idle.iter().rposition(|(sender, _)| sender.is_ready())?;
+        Some(idle.swap_remove(ready).0)
     }
 
     fn checkin(&self, sender: SendRequest<Full<Bytes>>) {
@@ -107,7 +122,7 @@ impl Pool {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if idle.len() < MAX_IDLE {
-            idle.push(sender);
+            idle.push((sender, Instant::now()));
         }
     }
 
@@ -128,5 +143,88 @@ impl Pool {
             let _ = connection.with_upgrades().await;
         });
         Ok(sender)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A keep-alive upstream answering `200 ok` to each request (no bodies); counts its connections.
+    fn upstream() -> (String, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                counter.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 4096];
+                    let mut pending = Vec::new();
+                    while let Ok(n) = stream.read(&mut buffer) {
+                        if n == 0 {
+                            return;
+                        }
+                        pending.extend_from_slice(&buffer[..n]);
+                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            pending.drain(..end + 4);
+                            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                            if stream.write_all(answer).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (address, accepted)
+    }
+
+    async fn get(pool: &Pool) -> u16 {
+        let request = Request::get("/")
+            .header("host", "upstream")
+            .body(Full::default())
+            .unwrap();
+        let response = pool.send(request).await.unwrap();
+        let status = response.status().as_u16();
+        // Read to the end, so that hyper makes the connection ready again.
+        http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap();
+        status
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_reused_until_it_has_been_idle_too_long() {
+        let (address, accepted) = upstream();
+        let mut pool = Pool::new(address);
+        pool.idle_timeout = Duration::from_millis(200);
+        for _ in 0..5 {
+            assert_eq!(get(&pool).await, 200);
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "five requests, one connection"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(get(&pool).await, 200);
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "idle too long: a new connection"
+        );
+        assert_eq!(
+            pool.idle.lock().unwrap().len(),
+            1,
+            "the old one was dropped"
+        );
     }
 }
