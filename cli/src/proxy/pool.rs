@@ -148,39 +148,28 @@ impl Pool {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Read, Write};
+    use std::convert::Infallible;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
     use super::*;
 
-    /// A keep-alive upstream answering `200 ok` to each request (no bodies); counts its connections.
-    fn upstream() -> (String, Arc<AtomicUsize>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// A keep-alive upstream (hyper's server) answering `200 ok`; counts the connections it accepts.
+    async fn upstream() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let accepted = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&accepted);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
                 counter.fetch_add(1, Ordering::SeqCst);
-                std::thread::spawn(move || {
-                    let mut buffer = [0u8; 4096];
-                    let mut pending = Vec::new();
-                    while let Ok(n) = stream.read(&mut buffer) {
-                        if n == 0 {
-                            return;
-                        }
-                        pending.extend_from_slice(&buffer[..n]);
-                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-                            pending.drain(..end + 4);
-                            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-                            if stream.write_all(answer).is_err() {
-                                return;
-                            }
-                        }
-                    }
+                let ok = hyper::service::service_fn(|_| async {
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
                 });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), ok),
+                );
             }
         });
         (address, accepted)
@@ -202,7 +191,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_is_reused_until_it_has_been_idle_too_long() {
-        let (address, accepted) = upstream();
+        let (address, accepted) = upstream().await;
         let mut pool = Pool::new(address);
         pool.idle_timeout = Duration::from_millis(200);
         for _ in 0..5 {
