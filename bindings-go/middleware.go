@@ -85,7 +85,8 @@ func (r Rejection) String() string {
 // The middleware's own refusals (the library's are the Err* values of its status codes).
 var (
 	// ErrMalformedHost: the Host header, or a believed X-Forwarded-Host, is empty or contains
-	// / ? # @ \, whitespace or a control character, any of which could move the verified URL.
+	// / ? # @ \, whitespace or a control character, any of which could move the verified URL, or a
+	// comma (several hosts in one value).
 	ErrMalformedHost = errors.New("twiliosig: malformed host")
 	// ErrMalformedProto: the X-Forwarded-Proto a trusted proxy sent (its last value) is neither http
 	// nor https (in any case), so it cannot be the scheme of the verified URL.
@@ -245,7 +246,7 @@ func (g *guard) check(w http.ResponseWriter, r *http.Request) (Verified, *Reject
 	}
 	if err := checkHosts(r, g.opts); err != nil {
 		return Verified{}, refusal(http.StatusBadRequest, err, url,
-			"a host with / ? # @ \\, whitespace or control characters could move the URL")
+			"a host with / ? # @ \\, whitespace or control characters could move the URL, and a comma is what servers make of several Host lines")
 	}
 	if err := checkProto(r, g.opts); err != nil {
 		return Verified{}, refusal(http.StatusBadRequest, err, url, "check what the trusted proxy sends")
@@ -504,10 +505,11 @@ func checkProto(r *http.Request, opts Options) error {
 	return nil
 }
 
-// badHost: empty, or any of / ? # @ \, ASCII whitespace or a control character.
+// badHost: empty, or any of / ? # @ \, ASCII whitespace or a control character, or a comma (several
+// hosts: what servers and proxies make of repeated Host lines; net/http refuses those itself).
 func badHost(host string) bool {
 	return host == "" || strings.ContainsFunc(host, func(c rune) bool {
-		return c <= ' ' || c == 0x7f || strings.ContainsRune(`/?#@\`, c)
+		return c <= ' ' || c == 0x7f || strings.ContainsRune(`/?#@\,`, c)
 	})
 }
 

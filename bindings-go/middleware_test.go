@@ -221,7 +221,7 @@ func TestMiddlewareOnRejectReplacesTheLogLine(t *testing.T) {
 // read; an untrusted peer's X-Forwarded-Host is ignored, not refused.
 func TestMiddlewareRefusesMalformedHosts(t *testing.T) {
 	v := newValidator(t)
-	for _, host := range []string{"evil.com/x", "a?b", "a#b", "user@evil.com", `a\b`, "a b", "a\tb", "a\x00b", "a\x7fb", ""} {
+	for _, host := range []string{"evil.com/x", "hooks.example.com,evil.com", "a?b", "a#b", "user@evil.com", `a\b`, "a b", "a\tb", "a\x00b", "a\x7fb", ""} {
 		req := signedRequest(t, "http://hooks.example.com/sms", "/sms")
 		req.Host = host
 		req.Body = failingBody{t}

@@ -7,7 +7,7 @@
 // WHATWG-normalised (a ' in the query becomes %27...), so on Node pass options.incoming (the
 // IncomingMessage: Hono's c.env.incoming on @hono/node-server) and the raw target and the peer address
 // (for trustedProxies) are taken from it. options.remoteAddress gives the peer otherwise.
-const { Guard, Refusal, nodeHeader, isUpgrade, lastLine } = require("./web");
+const { Guard, Refusal, nodeHeader, hostLines, isUpgrade, lastLine } = require("./web");
 
 async function readLimited(request, guard, head) {
   if (!request.body) return new Uint8Array(0);
@@ -52,6 +52,8 @@ function fetchView(request, options) {
     scheme: upgrade ? (encrypted ? "wss" : "ws") : encrypted ? "https" : "http",
     upgrade,
     host: incoming ? incoming.headers.host : request.headers.get("host") || parsed.host,
+    // Without the IncomingMessage, repeated Host lines reach here joined by ", ": refused as not a host.
+    hostLines: incoming ? hostLines(incoming) : undefined,
     remoteAddress: options.remoteAddress || (incoming && incoming.socket ? incoming.socket.remoteAddress : undefined),
     header: incoming ? nodeHeader(incoming.headers) : header,
   };

@@ -4,8 +4,8 @@
 // the HTTP status. Every helper runs the same steps, each in its framework's idiom:
 //
 // 1. no X-Twilio-Signature -> 400, before the body is read;
-// 2. a Host (or believed X-Forwarded-Host) with / ? # @ \, whitespace or a control character -> 400; a
-//    believed X-Forwarded-Proto other than http/https -> 400;
+// 2. more than one Host line, or a Host (or believed X-Forwarded-Host) with / ? # @ \, a comma, whitespace
+//    or a control character -> 400; a believed X-Forwarded-Proto other than http/https -> 400;
 // 3. no usable token -> 500, logged (never a pass);
 // 4. a declared Content-Length over maxBodyBytes -> 413 unread; a streamed body is read to at most
 //    maxBodyBytes + 1 bytes -> 413 past the limit;
@@ -37,9 +37,21 @@ class Refusal extends Error {
   }
 }
 
-/** Whether `host` could move the verified URL: empty, or any of / ? # @ \, whitespace or a control. */
+/**
+ * Whether `host` could move the verified URL: empty, or any of / ? # @ \, whitespace or a control; or is
+ * several hosts: a comma, which no host has, is what Fetch's Headers make of repeated Host lines.
+ */
 function badHost(host) {
-  return !host || /[\x00-\x20\x7f/?#@\\]/.test(host);
+  return !host || /[\x00-\x20\x7f/?#@\\,]/.test(host);
+}
+
+/** How many Host lines a Node IncomingMessage came with (req.headers.host keeps only the first). */
+function hostLines(req) {
+  const raw = req.rawHeaders;
+  if (!Array.isArray(raw)) return undefined;
+  let lines = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].length === 4 && raw[i].toLowerCase() === "host") lines += 1;
+  return lines;
 }
 
 /** Control characters and line separators escaped, so a hostile header cannot forge log lines. */
@@ -243,6 +255,10 @@ class Guard {
     if (!signature || signature.length === 0) {
       throw refuse(400, "the X-Twilio-Signature header is missing", "the request was not sent by Twilio (or a proxy dropped the header)");
     }
+    // A second Host line: the URL would take one and the app could read another (RFC 9112 section 3.2).
+    if (req.hostLines > 1) {
+      throw refuse(400, "the request has more than one Host header", "a request has one Host; Twilio sends one");
+    }
     if (this.baseUrl === null && !forwardedHost && !req.host) {
       throw refuse(400, "the Host header is missing", "without baseUrl the URL verified is built from the Host header");
     }
@@ -251,7 +267,7 @@ class Guard {
       ["X-Forwarded-Host", forwardedHost],
     ]) {
       if (value !== undefined && value !== null && badHost(value)) {
-        throw refuse(400, `the ${name} header ${JSON.stringify(printable(value))} is not a host`, "a host with / ? # @ \\, whitespace or control characters could move the URL");
+        throw refuse(400, `the ${name} header ${JSON.stringify(printable(value))} is not a host`, "a host with / ? # @ \\, whitespace or control characters could move the URL, and a comma is what servers make of several Host lines");
       }
     }
     if (this.baseUrl === null && forwardedProto !== null && !/^https?$/i.test(forwardedProto)) {
@@ -417,6 +433,7 @@ function nodeRequest(req, target) {
     scheme: upgrade ? (encrypted ? "wss" : "ws") : encrypted ? "https" : "http",
     upgrade,
     host: req.headers.host,
+    hostLines: hostLines(req),
     remoteAddress: req.socket && req.socket.remoteAddress,
     header: nodeHeader(req.headers),
   };
@@ -466,6 +483,7 @@ module.exports = {
   checkNodeRequest,
   nodeRequest,
   nodeHeader,
+  hostLines,
   isUpgrade,
   hasBodySha256,
   formObject,

@@ -4,6 +4,7 @@
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const http = require("http");
+const net = require("net");
 const { pkg, requirePackage } = require("./helpers");
 const { listen, request, memoryLogger, multipart } = require("./servers");
 
@@ -71,6 +72,22 @@ const frameworks = {
     return { port: server.address().port, close: () => server.close(), holdsBody: true };
   },
 };
+
+/** The status line's code of a hand-written request (node's client would not send two Host lines). */
+function rawStatus(port, text) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1", () => socket.end(text));
+    let reply = "";
+    socket.setEncoding("latin1");
+    socket.on("data", (chunk) => (reply += chunk));
+    socket.on("error", reject);
+    socket.on("close", () => {
+      const match = /^HTTP\/1\.1 (\d{3}) /.exec(reply);
+      if (match) resolve(Number(match[1]));
+      else reject(new Error(`no HTTP status in ${JSON.stringify(reply.slice(0, 80))}`));
+    });
+  });
+}
 
 const url = (port, path = "/sms") => `http://127.0.0.1:${port}${path}`;
 const formHeaders = (signature) => ({ "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature });
@@ -151,6 +168,22 @@ for (const [name, start] of Object.entries(frameworks)) {
     await t.test("a Host that is no host -> 400", async () => {
       const res = await request(port, { headers: { ...formHeaders(signature), Host: "evil.example/x?" }, body: FORM });
       assert.equal(res.status, 400);
+    });
+
+    await t.test("a second Host line -> 400 (the app never runs); one Host holding two hosts -> 400", async () => {
+      // Node keeps only the first Host in req.headers, and the form is validly signed for it: without
+      // the line count this request would pass while a proxy or the app could read the second Host.
+      const host = `127.0.0.1:${port}`;
+      const head = (hosts) =>
+        `POST /sms HTTP/1.1\r\n${hosts.map((h) => `Host: ${h}\r\n`).join("")}Content-Type: application/x-www-form-urlencoded\r\n` +
+        `X-Twilio-Signature: ${signature}\r\nContent-Length: ${Buffer.byteLength(FORM)}\r\nConnection: close\r\n\r\n${FORM}`;
+      logger.lines.length = 0;
+      assert.equal(await rawStatus(port, head([host, "evil.example"])), 400);
+      const line = logger.lines.find(([level]) => level === "warn");
+      assert.ok(line, "a refusal line");
+      assert.match(line[1], /^twilio webhook refused: 400 the request has more than one Host header; /);
+      assert.equal(await rawStatus(port, head([`${host},evil.example`])), 400);
+      assert.equal(await rawStatus(port, head([host])), 200, "the same request with one Host");
     });
 
     await t.test("forwarded headers from an untrusted peer are ignored, and the line says so", async () => {

@@ -503,6 +503,20 @@ def test_host_that_could_move_the_url_is_refused_400(
     assert status == 400
 
 
+@pytest.mark.parametrize("framework", [*FRAMEWORKS, "django_wsgiref"])
+def test_more_than_one_host_is_refused_400(servers: dict[str, int], framework: str) -> None:
+    """A second Host line (RFC 9112 section 3.2: a 400 for every server). The form is validly signed for
+    the first Host; the servers join both lines with a comma (WSGI) or hand the app a list (ASGI, joined
+    the same way by the helper), and the comma is refused: the app could read either host."""
+    port = servers[framework]
+    host = f"127.0.0.1:{port}"
+    headers = list(signed(TOKEN[framework.removesuffix("_wsgiref")], f"http://{host}/sms").items())
+    assert raw_post(port, "/sms", form_body(), headers, host=host)[0] == 200, "one Host"
+    second = [*headers, ("Host", "evil.example")]
+    assert raw_post(port, "/sms", form_body(), second, host=host)[0] == 400, "a second Host line"
+    assert raw_post(port, "/sms", form_body(), headers, host=f"{host},evil.example")[0] == 400, "a comma"
+
+
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_forwarded_host_that_could_move_the_url_is_refused_400(
     servers: dict[str, int], framework: str

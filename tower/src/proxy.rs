@@ -134,12 +134,13 @@ pub(crate) fn last_value<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Optio
 }
 
 /// Whether `host` could move the URL verified: empty, or holding any of `/ ? # @ \`, ASCII whitespace
-/// or a control character.
+/// or a control character; or is several hosts: a comma, which no host has, is what servers and `Headers`
+/// objects make of repeated `Host` lines.
 pub(crate) fn is_bad_host(host: &[u8]) -> bool {
     host.is_empty()
         || host
             .iter()
-            .any(|&b| b <= b' ' || b == 0x7f || b"/?#@\\".contains(&b))
+            .any(|&b| b <= b' ' || b == 0x7f || b"/?#@\\,".contains(&b))
 }
 
 #[cfg(test)]
@@ -208,6 +209,7 @@ mod tests {
             b"a\tb",
             b"a\x00",
             b"a\x7f",
+            b"example.com,evil.example",
         ] {
             assert!(is_bad_host(bad), "{bad:?}");
         }

@@ -385,7 +385,7 @@ fn check_head<'p, S: AsRef<[Secret]>>(
             return Err(Rejection::new(
                 StatusCode::BAD_REQUEST,
                 format!("{name} is not a host"),
-                "a host with / ? # @ \\, whitespace or control characters could move the URL",
+                "a host with / ? # @ \\, whitespace or control characters could move the URL, and a comma is what servers make of several Host lines",
             ));
         }
     }

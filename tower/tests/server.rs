@@ -377,7 +377,13 @@ async fn a_host_that_could_move_the_url_is_400() {
         "X-Twilio-Signature",
         &signature(PRIMARY, "http://x/sms", SMS),
     );
-    for host in ["evil.example@example.com", "example.com\\evil", "a\tb"] {
+    // A comma: several hosts in one line (what other servers make of repeated Host lines).
+    for host in [
+        "evil.example@example.com",
+        "example.com\\evil",
+        "a\tb",
+        "x,admin.internal",
+    ] {
         let head = post_head("/sms", host, std::slice::from_ref(&sig), SMS.len());
         let (status, body) = exchange(addr, &head, SMS.as_bytes()).await;
         assert_eq!(

@@ -4,8 +4,9 @@ order of the checks, the refusal log line and the HTTP status.
 Every helper runs the same steps (docs/contract.md, web helpers), each in its own framework's idiom:
 
 1. no ``X-Twilio-Signature`` -> 400, before the body is read;
-2. a ``Host`` (or believed ``X-Forwarded-Host``) with ``/ ? # @ \\``, whitespace or a control
-   character -> 400; a believed ``X-Forwarded-Proto`` other than ``http``/``https`` -> 400;
+2. more than one ``Host`` line (which servers join with a comma), or a ``Host`` (or believed
+   ``X-Forwarded-Host``) with ``/ ? # @ \\``, whitespace or a control character -> 400; a believed
+   ``X-Forwarded-Proto`` other than ``http``/``https`` -> 400;
 3. no usable token -> :class:`MissingTokenError` (500), logged at ERROR;
 4. a declared ``Content-Length`` over ``max_body_bytes`` -> 413 unread; a streamed body is read to at
    most ``max_body_bytes + 1`` bytes -> 413 past the limit;
@@ -36,7 +37,7 @@ TOKEN_SETTING = "TWILIO_AUTH_TOKEN"
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 """The body limit of every helper unless ``max_body_bytes`` says otherwise: 1 MiB."""
 
-_HOST_FORBIDDEN = frozenset("/?#@\\\x7f")
+_HOST_FORBIDDEN = frozenset("/?#@\\,\x7f")
 _ASCII_WHITESPACE = " \t\n\r\x0c"
 _MAX_LENGTH_DIGITS = 19
 """The digits of the largest Content-Length taken as a number (2**63 - 1 has 19)."""
@@ -70,7 +71,7 @@ class Refusal(Exception):
 
 def bad_host(host: str) -> bool:
     """Whether ``host`` could move the verified URL: empty, or any of ``/ ? # @ \\``, whitespace or a
-    control character (0x00-0x20, 0x7f)."""
+    control character (0x00-0x20, 0x7f); or is several hosts (a comma, which no host has)."""
     return not host or any(c <= " " or c in _HOST_FORBIDDEN for c in host)
 
 
@@ -246,6 +247,15 @@ class Guard:
         url.ignored = ignored
         if not header("X-Twilio-Signature"):
             raise self.missing_signature(url)
+        if "," in host:
+            # WSGI servers join repeated Host lines with a comma (ASGI helpers join them so too): the
+            # URL would take one and the app could read another (RFC 9112 section 3.2).
+            raise self.refuse(
+                400,
+                f"the Host header {printable(repr(host))} is more than one host",
+                url,
+                "servers join repeated Host lines with a comma; a request has one Host, and Twilio sends one",
+            )
         for name, value in (("Host", host), ("X-Forwarded-Host", forwarded_host)):
             if value is not None and bad_host(value):
                 raise self.refuse(

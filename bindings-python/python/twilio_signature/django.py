@@ -479,7 +479,8 @@ class TwilioSignatureWebSocketMiddleware:
         hosts = header("Host")
         url = self.guard.public_url(
             scheme=websocket_scheme_as_http(str(scope.get("scheme", "ws"))),
-            host=", ".join(hosts) if hosts else (f"{server[0]}:{server[1]}" if server else ""),
+            # Several Host lines are joined with a comma, as WSGI servers do, and refused.
+            host=",".join(hosts) if hosts else (f"{server[0]}:{server[1]}" if server else ""),
             target=target,
             prefix=str(scope.get("root_path", "")),
             remote_addr=str(client[0]) if client else None,

@@ -273,8 +273,8 @@ def _public_url(guard: Guard, connection: HTTPConnection, *, websocket: bool) ->
     hosts = connection.headers.getlist("host")
     return guard.public_url(
         scheme=websocket_scheme_as_http(connection.url.scheme),
-        # Several Host lines are refused too (joined with a space, which no host has).
-        host=", ".join(hosts) if hosts else connection.url.netloc,
+        # Several Host lines are joined with a comma, as WSGI servers do, and refused.
+        host=",".join(hosts) if hosts else connection.url.netloc,
         target=_raw_target(connection),
         prefix=connection.scope.get("root_path", ""),
         remote_addr=client.host if client else None,
