@@ -480,6 +480,11 @@ func ignoredForwarding(r *http.Request, opts Options) string {
 // checkHosts refuses a Host header, or an X-Forwarded-Host from a trusted proxy, that is not a plain
 // host[:port]: such a value could move the URL verified (a path, a query, userinfo...).
 func checkHosts(r *http.Request, opts Options) error {
+	// net/http refuses a second Host line over HTTP/1.1 and moves the one Host out of r.Header; a
+	// server that leaves several there (HTTP/2 may) gets them refused here (RFC 9112 section 3.2).
+	if len(r.Header.Values("Host")) > 1 {
+		return fmt.Errorf("%w: more than one Host header", ErrMalformedHost)
+	}
 	if badHost(r.Host) {
 		return fmt.Errorf("%w: the Host header %q", ErrMalformedHost, r.Host)
 	}

@@ -233,8 +233,15 @@ func TestMiddlewareRefusesMalformedHosts(t *testing.T) {
 			t.Fatalf("control characters reached the log: %q", logs)
 		}
 	}
-	trusted := Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	// Host fields left in the header map (as HTTP/2 can leave them): more than one is refused.
 	req := signedRequest(t, "http://hooks.example.com/sms", "/sms")
+	req.Header["Host"] = []string{"hooks.example.com", "evil.com"}
+	req.Body = failingBody{t}
+	if rec, logs := logged(t, v, Options{}, req); rec.Code != http.StatusBadRequest || !strings.Contains(logs, "more than one Host header") {
+		t.Fatalf("two Host fields: %d %s", rec.Code, logs)
+	}
+	trusted := Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	req = signedRequest(t, "http://hooks.example.com/sms", "/sms")
 	req.Host = "internal:8080"
 	req.RemoteAddr = "10.1.2.3:5000"
 	req.Header.Add("X-Forwarded-Host", "hooks.example.com")

@@ -76,7 +76,7 @@ const frameworks = {
 /** The status line's code of a hand-written request (node's client would not send two Host lines). */
 function rawStatus(port, text) {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, "127.0.0.1", () => socket.end(text));
+    const socket = net.connect(port, "127.0.0.1", () => socket.write(text)); // Connection: close ends it
     let reply = "";
     socket.setEncoding("latin1");
     socket.on("data", (chunk) => (reply += chunk));

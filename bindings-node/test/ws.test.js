@@ -83,6 +83,38 @@ test("ws: behind a trusted proxy (X-Forwarded-Proto: https) the wss:// URL is ve
   assert.equal(wrong.status, 403);
 });
 
+test("ws: a handshake with a second Host line, or a Host holding a comma, is 400 and never upgraded", async (t) => {
+  const logger = memoryLogger();
+  const server = await mediaServer({ authToken: TOKEN, logger });
+  t.after(() => server.close());
+  const host = `127.0.0.1:${server.port}`;
+  const path = "/media?callSid=CA11";
+  const signature = signer.sign({ url: `ws://${host}${path}`, body: "" });
+  const net = require("net");
+  const reply = (hosts) =>
+    new Promise((resolve, reject) => {
+      const socket = net.connect(server.port, "127.0.0.1", () => {
+        socket.write(`GET ${path} HTTP/1.1\r\n${hosts.map((h) => `Host: ${h}\r\n`).join("")}Upgrade: websocket\r\n` +
+          `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n` +
+          `X-Twilio-Signature: ${signature}\r\n\r\n`);
+      });
+      let text = "";
+      socket.setEncoding("latin1");
+      socket.on("data", (chunk) => {
+        text += chunk;
+        if (text.includes("\r\n\r\n")) socket.destroy();
+      });
+      socket.on("close", () => resolve(text));
+      socket.on("error", reject);
+    });
+  assert.match(await reply([host]), /^HTTP\/1\.1 101 /, "one Host: upgraded");
+  assert.match(await reply([host, "evil.example"]), /^HTTP\/1\.1 400 /);
+  assert.match(await reply([`${host},evil.example`]), /^HTTP\/1\.1 400 /);
+  const refusals = logger.lines.filter(([level]) => level === "warn").map(([, line]) => line);
+  assert.match(refusals[0], /^twilio webhook refused: 400 the request has more than one Host header; /);
+  assert.match(refusals[1], /^twilio webhook refused: 400 the Host header ".*,evil\.example" is not a host; /);
+});
+
 test("ws: an HTTP/1.0 GET with upgrade headers is not a handshake (400, never upgraded)", async (t) => {
   const logger = memoryLogger();
   const server = await mediaServer({ authToken: TOKEN, logger });

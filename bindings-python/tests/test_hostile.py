@@ -503,18 +503,49 @@ def test_host_that_could_move_the_url_is_refused_400(
     assert status == 400
 
 
-@pytest.mark.parametrize("framework", [*FRAMEWORKS, "django_wsgiref"])
-def test_more_than_one_host_is_refused_400(servers: dict[str, int], framework: str) -> None:
+@pytest.mark.parametrize("framework", [*FRAMEWORKS, "django_wsgiref", "fastapi_mw"])
+def test_more_than_one_host_is_refused_400(
+    servers: dict[str, int], framework: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """A second Host line (RFC 9112 section 3.2: a 400 for every server). The form is validly signed for
-    the first Host; the servers join both lines with a comma (WSGI) or hand the app a list (ASGI, joined
-    the same way by the helper), and the comma is refused: the app could read either host."""
+    the first Host; WSGI servers join both lines with a comma, the ASGI helpers join uvicorn's list the
+    same way, and the helper refuses the comma, as it does one Host line holding a comma: the app could
+    read either host. The log line shows the helper refused it (Django's own DisallowedHost is a 400
+    too, without it)."""
     port = servers[framework]
     host = f"127.0.0.1:{port}"
     headers = list(signed(TOKEN[framework.removesuffix("_wsgiref")], f"http://{host}/sms").items())
     assert raw_post(port, "/sms", form_body(), headers, host=host)[0] == 200, "one Host"
     second = [*headers, ("Host", "evil.example")]
-    assert raw_post(port, "/sms", form_body(), second, host=host)[0] == 400, "a second Host line"
-    assert raw_post(port, "/sms", form_body(), headers, host=f"{host},evil.example")[0] == 400, "a comma"
+    with caplog.at_level(logging.WARNING, logger="twilio_signature"):
+        status, response = raw_post(port, "/sms", form_body(), second, host=host)
+        assert status == 400, "a second Host line"
+        assert raw_post(port, "/sms", form_body(), headers, host=f"{host},evil.example")[0] == 400
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("twilio_signature.")]
+    refused = f"twilio webhook refused: 400 the Host header '{host},evil.example' is more than one host"
+    if framework.startswith("fastapi"):
+        # uvicorn's h11 refuses a second Host line before the app runs (the ASGI join is tested below).
+        assert response.endswith(b"Invalid HTTP request received.")
+        assert [line.split("; url=")[0] for line in lines] == [refused]
+    else:
+        assert [line.split("; url=")[0] for line in lines] == [refused] * 2
+
+
+def test_an_asgi_scope_with_two_host_headers_is_refused_400(caplog: pytest.LogCaptureFixture) -> None:
+    """Servers that pass repeated Host lines on to the app (an ASGI scope's headers are a list): the
+    FastAPI helper joins them with a comma and refuses them, the app never runs."""
+    from starlette.testclient import TestClient
+
+    with TestClient(fastapi_app(with_limit_middleware=False), base_url="http://hooks.example") as client:
+        headers = signed(TOKEN["fastapi"], "http://hooks.example/sms")
+        assert client.post("/sms", content=form_body(), headers=headers).status_code == 200
+        two = [*headers.items(), ("Host", "hooks.example"), ("Host", "evil.example")]
+        with caplog.at_level(logging.WARNING, logger="twilio_signature"):
+            assert client.post("/sms", content=form_body(), headers=two).status_code == 400
+    lines = [r.getMessage() for r in caplog.records if r.name == "twilio_signature.fastapi"]
+    assert [line.split("; url=")[0] for line in lines] == [
+        "twilio webhook refused: 400 the Host header 'hooks.example,evil.example' is more than one host"
+    ]
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

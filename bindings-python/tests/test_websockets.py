@@ -13,6 +13,7 @@ a handshake signed for the http:// URL (the common mistake: Twilio signs ws:// /
 import asyncio
 import json
 import logging
+import socket
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -233,6 +234,33 @@ def test_forged_and_unsigned_handshakes_get_403_and_400_without_upgrade(
     assert lines[1].startswith(
         f"twilio webhook refused: 400 the X-Twilio-Signature header is missing; url={url};"
     )
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_handshake_with_two_host_lines_is_refused_400_without_upgrade(
+    servers: dict[str, int], framework: str
+) -> None:
+    """Signed for the first Host, with a second Host line: never upgraded (Werkzeug joins the lines with
+    a comma, which the helper refuses; uvicorn's h11 refuses them itself)."""
+    port = servers[framework]
+    host = f"127.0.0.1:{port}"
+    headers = signed(framework, f"ws://{host}/media")
+    before = OPENED[framework]
+    for hosts in ([host, "evil.example"], [f"{host},evil.example"]):
+        lines = [
+            "GET /media HTTP/1.1",
+            *(f"Host: {h}" for h in hosts),
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version: 13",
+            *(f"{name}: {value}" for name, value in headers.items()),
+        ]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            reply = sock.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 400 "), (hosts, reply[:200])
+    assert OPENED[framework] == before, "a stream handler ran for a refused handshake"
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

@@ -4,9 +4,10 @@ order of the checks, the refusal log line and the HTTP status.
 Every helper runs the same steps (docs/contract.md, web helpers), each in its own framework's idiom:
 
 1. no ``X-Twilio-Signature`` -> 400, before the body is read;
-2. more than one ``Host`` line (which servers join with a comma), or a ``Host`` (or believed
-   ``X-Forwarded-Host``) with ``/ ? # @ \\``, whitespace or a control character -> 400; a believed
-   ``X-Forwarded-Proto`` other than ``http``/``https`` -> 400;
+2. a ``Host`` holding a comma -> 400: several hosts (WSGI servers and Django join repeated Host
+   lines with a comma, and the ASGI helpers join an ASGI scope's list the same way); a ``Host`` (or
+   believed ``X-Forwarded-Host``) with ``/ ? # @ \\``, whitespace or a control character -> 400; a
+   believed ``X-Forwarded-Proto`` other than ``http``/``https`` -> 400;
 3. no usable token -> :class:`MissingTokenError` (500), logged at ERROR;
 4. a declared ``Content-Length`` over ``max_body_bytes`` -> 413 unread; a streamed body is read to at
    most ``max_body_bytes + 1`` bytes -> 413 past the limit;
@@ -248,8 +249,9 @@ class Guard:
         if not header("X-Twilio-Signature"):
             raise self.missing_signature(url)
         if "," in host:
-            # WSGI servers join repeated Host lines with a comma (ASGI helpers join them so too): the
-            # URL would take one and the app could read another (RFC 9112 section 3.2).
+            # Several hosts, or one Host line holding a comma (no host has one): WSGI servers join
+            # repeated Host lines with a comma, and the ASGI helpers join a scope's list so too. The URL
+            # would take one and the app could read another (RFC 9112 section 3.2).
             raise self.refuse(
                 400,
                 f"the Host header {printable(repr(host))} is more than one host",

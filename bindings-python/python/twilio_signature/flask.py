@@ -11,7 +11,8 @@
 
 The token comes from ``app.config["TWILIO_AUTH_TOKEN"]`` or the environment variable of that name;
 none (or one that is only whitespace) raises :class:`~twilio_signature.MissingTokenError` (500).
-The checks, in order: no ``X-Twilio-Signature`` -> 400 before the body is read; a ``Host`` (or believed
+The checks, in order: no ``X-Twilio-Signature`` -> 400 before the body is read; a ``Host`` holding a
+comma (several Host lines, which Werkzeug joins with one), or a ``Host`` (or believed
 ``X-Forwarded-Host``) with ``/ ? # @ \\``, whitespace or control characters -> 400; a body over
 ``max_body_bytes`` (default 1 MiB; Content-Length or chunked) -> 413, reading at most one byte past
 the limit; a non-empty form body whose ``Content-Type`` is not ``application/x-www-form-urlencoded``

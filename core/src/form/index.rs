@@ -244,9 +244,9 @@ fn prefix_in(body: &[u8], start: usize, end: usize) -> u128 {
     }
 }
 
-/// [`prefix_of_raw`] for a name starting in the body's last 15 bytes (the last field or two of a body),
-/// kept out of the indexing loop: inlined there, its byte loop took registers the loop needs, and a
-/// megabyte body cost 4 more instructions per 64-byte block.
+/// [`prefix_of_raw`] for a name starting in the body's last 15 bytes (the last fields of a body; every
+/// field of a body under 16 bytes), kept out of the indexing loop: inlined there, its byte loop took
+/// registers the loop needs, and a megabyte body cost 4 more instructions per 64-byte block.
 #[cold]
 #[inline(never)]
 fn prefix_near_end(raw: &[u8]) -> u128 {
