@@ -325,7 +325,8 @@ struct Checked<'p> {
 }
 
 /// Every check that needs no body, in the shared order: the signature header (400), the host (one
-/// Host header that could not move the URL) and forwarded scheme (400), the configuration (500), the declared length (413).
+/// Host header that could not move the URL) and forwarded scheme (400), the configuration (500), the
+/// declared length (413).
 fn check_head<'p, S: AsRef<[Secret]>>(
     config: &Config<S>,
     parts: &'p Parts,

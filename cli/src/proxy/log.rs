@@ -203,23 +203,25 @@ thread_local! {
 }
 
 /// From now on this thread's lines wait in a buffer until [`flush`] (which the proxy's runtimes call
-/// each time their thread runs out of work, and every few milliseconds), or until 16 KiB are pending.
-/// A loaded proxy then writes many lines per system call instead of one, and an idle one writes each
-/// line as soon as the request it describes is answered.
+/// each time their thread runs out of work, and which a task spawned here calls every 50 ms), or until
+/// 16 KiB are pending. A loaded proxy then writes many lines per system call instead of one, and an
+/// idle one writes each line as soon as the request it describes is answered. Called on a runtime's
+/// own thread, inside the runtime.
 pub fn buffered() {
     PENDING.with(|pending| {
         if let Ok(mut pending) = pending.try_borrow_mut() {
             pending.get_or_insert_with(|| Vec::with_capacity(PENDING_LIMIT));
         }
     });
+    tokio::spawn(flush_regularly());
 }
 
 /// How often a runtime thread writes its pending lines even if it never runs out of work.
-const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
-/// Flushes this thread's lines every 50 ms (spawned on each of the proxy's runtimes), for a thread
-/// too busy to run out of work: a line waits at most that long.
-pub async fn flush_regularly() {
+/// Flushes this thread's lines every 50 ms, for a thread too busy to run out of work: a line waits at
+/// most that long.
+async fn flush_regularly() {
     let mut every = tokio::time::interval(FLUSH_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -2,7 +2,8 @@
 //!
 //! Every check is the tower layer's (`twilio-signature-tower`): this module only serves HTTP/1.1 with
 //! hyper, hands each request to the layer of the route its path selects, forwards what the layer
-//! passes to the upstream over keep-alive connections (one pool per thread), and logs and counts what happened.
+//! passes to the upstream over keep-alive connections (one pool per thread), and logs and counts what
+//! happened.
 
 mod admin;
 mod config;

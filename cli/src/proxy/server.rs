@@ -263,7 +263,6 @@ pub fn serve(settings: &Settings) -> Result<(), Failure> {
     drop(shared);
     let served = runtime.block_on(async move {
         log::buffered();
-        tokio::spawn(log::flush_regularly());
         let listener = TcpListener::from_std(listener).map_err(cannot_listen)?;
         let admin = match settings.admin_listen {
             Some(address) => {
@@ -435,7 +434,6 @@ async fn worker(
     stopping: watch::Receiver<bool>,
 ) {
     log::buffered();
-    tokio::spawn(log::flush_regularly());
     let (open, mut all_closed) = mpsc::channel::<()>(1);
     while let Some((stream, peer)) = connections.recv().await {
         if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
