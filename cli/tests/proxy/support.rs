@@ -156,9 +156,19 @@ impl Proxy {
 
     /// Everything the proxy wrote to standard error so far.
     pub fn log(&self) -> String {
-        // Lines are read by another thread: give the last one a moment to arrive.
-        std::thread::sleep(Duration::from_millis(50));
-        self.log.lock().unwrap().clone()
+        // Lines are read by another thread, and the proxy writes a request's line just after answering
+        // it (when its thread runs out of work), so the client can have the answer first: wait until
+        // nothing new has arrived for 100 ms (at most 2 s) rather than a fixed moment.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut seen = self.log.lock().unwrap().len();
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let log = self.log.lock().unwrap().clone();
+            if log.len() == seen || Instant::now() > deadline {
+                return log;
+            }
+            seen = log.len();
+        }
     }
 
     pub fn signal(&self, name: &str) {
